@@ -1,0 +1,76 @@
+"""One frozen settings object for `serve`, built from CLI flags and LAKEFLUX_* / INFLUXDB3_* env vars.
+
+The CLI owns flag parsing; this module owns the names, defaults and validation, so tests and the
+in-process server build a Config directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import Invalid
+
+DEFAULT_BIND = "127.0.0.1:8181"
+DEFAULT_MAX_REQUEST = 10 * 1024 * 1024
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """LAKEFLUX_<name> wins over INFLUXDB3_<name>; either may be unset."""
+    for prefix in ("LAKEFLUX_", "INFLUXDB3_"):
+        value = os.environ.get(prefix + name)
+        if value is not None and value != "":
+            return value
+    return default
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    allow_http: bool = False
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `serve` needs; durations are in seconds."""
+
+    node_id: str = "node0"
+    object_store: str = "file"  # memory | file | s3
+    data_dir: Path = Path("data")
+    s3: S3Settings = field(default_factory=S3Settings)
+    http_bind: str = DEFAULT_BIND
+    without_auth: bool = True
+    disable_authz: tuple[str, ...] = ()
+    plugin_dir: Path | None = None
+    plugin_repo: str = "https://raw.githubusercontent.com/influxdata/influxdb3_plugins/main/"
+    virtual_env: Path | None = None
+    package_manager: str = "discover"
+    restrict_plugin_triggers_to: tuple[str, ...] = ()
+    plugin_timeout: float | None = None
+    wal_flush_interval: float = 1.0
+    # Flush early once the open batch holds this many rows: a few concurrent writers of 5,000-line
+    # batches then commit as fast as the store allows instead of waiting for the timer.
+    wal_flush_size: int = 10_000
+    wal_max_write_buffer_size: int = 100_000
+    gen1_duration: float = 600.0
+    max_http_request_size: int = DEFAULT_MAX_REQUEST
+    wal_replay_fail_on_error: bool = False
+    query_log_size: int = 1000
+    hard_delete_default_duration: float = 72 * 3600.0
+
+    def with_changes(self, **changes: object) -> "Config":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.http_bind.rpartition(":")
+        if not host or not port.isdigit():
+            raise Invalid(f"invalid --http-bind {self.http_bind!r}: expected HOST:PORT")
+        return host.strip("[]"), int(port)
