@@ -61,3 +61,7 @@ class Corrupt(LakefluxError):
 
 class Fenced(Unavailable):
     """Another writer took our next WAL slot: this node stops accepting writes (HTTP 503)."""
+
+
+class UnsupportedMediaType(Invalid):
+    """A JSON endpoint got another Content-Type (HTTP 415)."""

@@ -1,1 +1,7 @@
-"""lakeflux.buffer"""
+"""The write path: validate against the catalog, buffer, group-commit to the WAL, make queryable."""
+
+from .tables import BufferedTables
+from .validate import CheckedWrite, check_write
+from .writebuffer import WriteBuffer, WriteStats
+
+__all__ = ["BufferedTables", "CheckedWrite", "WriteBuffer", "WriteStats", "check_write"]

@@ -1,1 +1,1 @@
-"""lakeflux.query"""
+"""SQL over committed data: DataFusion sessions, system tables, output formats."""

@@ -1,1 +1,1 @@
-"""lakeflux.server"""
+"""HTTP server: routes, error mapping, and the app factory that wires everything together."""

@@ -1,0 +1,248 @@
+"""The write path: validate against the catalog, group-commit to the WAL, make rows queryable.
+
+Writers append to the open batch and wait; a flush commits the whole batch as one WAL segment
+when the flush interval has passed or the batch reached the flush size. Only after the commit are
+the rows queryable, waiting writers answered, and WAL listeners (the engine) told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from ..catalog import INTERNAL_DB, Catalog
+from ..errors import Fenced, Invalid, Unavailable
+from ..lineprotocol import LineError, ParseResult
+from ..wal import Segment, Wal, WalListener, WalTable
+from .tables import BufferedTables
+from .validate import CheckedWrite, check_write
+
+log = logging.getLogger("lakeflux.buffer")
+
+
+@dataclass
+class _Pending:
+    db: str
+    tables: list[tuple[str, pa.Table, tuple[str, ...]]]
+    rows: int
+    done: asyncio.Future[None] | None  # None for no_sync writes
+
+
+@dataclass
+class _Batch:
+    entries: list[_Pending] = field(default_factory=list)
+    rows: int = 0
+
+
+@dataclass
+class WriteStats:
+    segments: int = 0
+    rows: int = 0
+    bytes: int = 0
+    failures: int = 0
+    last_flush_seconds: float = 0.0
+
+
+class WriteBuffer:
+    """Owns the open WAL batch, the flush loop and the queryable in-memory rows."""
+
+    def __init__(self, catalog: Catalog, wal: Wal, *, flush_interval: float = 1.0, flush_size: int = 10_000,
+                 max_pending_writes: int = 100_000, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.catalog = catalog
+        self.wal = wal
+        self.tables = BufferedTables()
+        self.stats = WriteStats()
+        self._flush_interval = flush_interval
+        self._flush_size = flush_size
+        self._max_pending_writes = max_pending_writes
+        self._monotonic = monotonic
+        self._batch = _Batch()
+        self._next_seq = 0
+        self._listeners: list[WalListener] = []
+        self._catalog_lock: asyncio.Lock | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.fenced: Fenced | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def add_listener(self, listener: WalListener) -> None:
+        self._listeners.append(listener)
+
+    def recover(self, after: int = -1, *, fail_on_error: bool = False) -> int:
+        """Replay committed segments after `after` into the queryable buffer; returns how many.
+
+        Blocking; call before `start`. Rows of databases or tables no longer in the catalog are skipped.
+        """
+        n = 0
+        self._next_seq = after + 1
+        for seq in self.wal.list_seqs(after):
+            self._next_seq = max(self._next_seq, seq + 1)
+        for segment in self.wal.replay(after, fail_on_error=fail_on_error):
+            self._apply(segment)
+            n += 1
+        return n
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    async def start(self) -> None:
+        """Start the flush loop on the running event loop."""
+        self._catalog_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._flush_loop(), name="wal-flush")
+
+    async def stop(self) -> None:
+        """Flush what is open, then stop the loop. Returns after the last commit finished."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    # --- writing -----------------------------------------------------------------------------------
+    async def write(self, db: str, parsed: ParseResult, *, accept_partial: bool, no_sync: bool,
+                    body: bytes | None = None) -> list[LineError]:
+        """Validate and write; returns the line errors of a partial write.
+
+        Returns after the WAL segment holding the accepted rows is committed and queryable, or, with
+        `no_sync`, once they are buffered. Raises Invalid (nothing written) when `accept_partial` is
+        false and any line is bad, Unavailable when the buffer is full or the commit failed, Fenced
+        when another server owns this node's WAL.
+        """
+        if db == INTERNAL_DB:
+            raise Invalid("cannot modify internal db")
+        if self.fenced is not None:
+            raise self.fenced
+        if self._stopping:
+            raise Unavailable("server is shutting down")
+        if len(self._batch.entries) >= self._max_pending_writes:
+            raise Unavailable("write buffer is full; retry shortly", retry_after=self._flush_interval)
+        checked = await self._check_and_commit_schema(db, parsed, body, accept_partial)
+        if not checked.tables:
+            return checked.errors
+        loop = asyncio.get_running_loop()
+        done = None if no_sync else loop.create_future()
+        entry = _Pending(db, [(t.name, t.data, t.tags) for t in checked.tables], checked.rows, done)
+        self._batch.entries.append(entry)
+        self._batch.rows += entry.rows
+        if self._batch.rows >= self._flush_size and self._wake is not None:
+            self._wake.set()
+        if done is not None:
+            await done
+        return checked.errors
+
+    async def _check_and_commit_schema(self, db: str, parsed: ParseResult, body: bytes | None,
+                                       accept_partial: bool) -> CheckedWrite:
+        checked = check_write(self.catalog.state, db, parsed, body)
+        if checked.errors and not accept_partial:
+            first = checked.errors[0]
+            raise Invalid("line protocol parsing error", data=first.to_json())
+        if not checked.ops:
+            return checked
+        assert self._catalog_lock is not None
+        async with self._catalog_lock:
+            # Re-check under the lock: another writer may have added these columns meanwhile.
+            checked = check_write(self.catalog.state, db, parsed, body)
+            if checked.errors and not accept_partial:
+                raise Invalid("line protocol parsing error", data=checked.errors[0].to_json())
+            if checked.ops:
+                await asyncio.to_thread(self.catalog.commit, checked.ops)
+        return checked
+
+    # --- flushing ----------------------------------------------------------------------------------
+    async def flush_now(self) -> None:
+        """Ask the flush loop to commit the open batch now (tests, shutdown)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        assert self._wake is not None
+        last = self._monotonic()
+        while True:
+            remaining = self._flush_interval - (self._monotonic() - last)
+            if remaining > 0 and not self._stopping:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+            self._wake.clear()
+            last = self._monotonic()
+            if self._batch.entries:
+                await self._flush()
+            if self._stopping and not self._batch.entries:
+                return
+
+    async def _flush(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        segment = Segment(seq=self._next_seq, writer_id=self.wal.writer_id, tables=_merge(batch.entries))
+        # A failed commit may still have landed: never reuse its sequence number.
+        self._next_seq += 1
+        started = self._monotonic()
+        try:
+            size = await asyncio.to_thread(self.wal.commit, segment)
+        except Fenced as e:
+            self.fenced = e
+            log.error("%s", e)
+            self._fail(batch, e)
+            return
+        except Exception as e:  # any failure: nobody in this batch is acknowledged
+            self.stats.failures += 1
+            log.error("WAL flush of segment %d failed: %s", segment.seq, e)
+            err = e if isinstance(e, Unavailable) else Unavailable(f"WAL commit failed: {e}")
+            self._fail(batch, err)
+            return
+        self.stats.segments += 1
+        self.stats.rows += segment.rows
+        self.stats.bytes += size
+        self.stats.last_flush_seconds = self._monotonic() - started
+        await asyncio.to_thread(self._apply, segment)
+        for entry in batch.entries:
+            if entry.done is not None and not entry.done.done():
+                entry.done.set_result(None)
+
+    def _fail(self, batch: _Batch, err: Exception) -> None:
+        requeue = [e for e in batch.entries if e.done is None and not isinstance(err, Fenced)]
+        for entry in batch.entries:
+            if entry.done is not None and not entry.done.done():
+                entry.done.set_exception(err)
+        if requeue:
+            # no_sync writes were acknowledged already: carry them into the next flush.
+            self._batch.entries[:0] = requeue
+            self._batch.rows += sum(e.rows for e in requeue)
+
+    def _apply(self, segment: Segment) -> None:
+        state = self.catalog.state
+        for t in segment.tables:
+            db = state.live_db(t.db)
+            if db is None or t.table not in db.tables:
+                continue
+            self.tables.add(t.db, t.table, segment.seq, t.data, t.tags)
+        for listener in self._listeners:
+            try:
+                listener.segment_committed(segment)
+            except Exception:
+                log.exception("WAL listener failed for segment %d", segment.seq)
+
+
+def _merge(entries: list[_Pending]) -> list[WalTable]:
+    """One WalTable per (db, table), in first-write order, rows in write order."""
+    grouped: dict[tuple[str, str], list[tuple[pa.Table, tuple[str, ...]]]] = {}
+    for e in entries:
+        for name, data, tags in e.tables:
+            grouped.setdefault((e.db, name), []).append((data, tags))
+    out = []
+    for (db, name), parts in grouped.items():
+        tags: list[str] = []
+        for _, t in parts:
+            tags.extend(x for x in t if x not in tags)
+        data = parts[0][0] if len(parts) == 1 else pa.concat_tables(
+            [p for p, _ in parts], promote_options="default")
+        out.append(WalTable(db=db, table=name, data=data, tags=tuple(tags)))
+    return out

@@ -1,0 +1,79 @@
+"""The aiohttp application: routes, middleware and start/stop of background work."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from .. import INFLUXDB_COMPAT_VERSION, __version__
+from . import configure, query, write
+from .errors import error_middleware
+from .services import Services
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="OK", content_type="text/plain")
+
+
+async def ping(request: web.Request) -> web.StreamResponse:
+    # 204 with version headers: the v1 client's ping() needs 204; influxdb3-python reads the header.
+    request_id = str(uuid.uuid4())
+    return web.Response(status=204, headers={
+        "X-Influxdb-Version": INFLUXDB_COMPAT_VERSION, "X-Influxdb-Build": f"lakeflux-{__version__}",
+        "Request-Id": request_id, "X-Request-Id": request_id})
+
+
+async def options(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204, headers={
+        "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+        "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "*"),
+        "Access-Control-Max-Age": "86400"})
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()
+
+
+def make_app(services: Services) -> web.Application:
+    """The HTTP app over already-built services; starts and stops the WAL flush loop with the app."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=services.config.max_http_request_size)
+    app["services"] = services
+    r = app.router
+    r.add_post("/api/v3/write_lp", write.write_lp)
+    r.add_post("/api/v2/write", write.write_v2)
+    r.add_post("/write", write.write_v1)
+    r.add_route("GET", "/api/v3/query_sql", query.query_sql)
+    r.add_post("/api/v3/query_sql", query.query_sql)
+    r.add_route("*", "/api/v3/query_influxql", _method_not_allowed)
+    r.add_get("/query", configure.v1_query)
+    r.add_post("/query", configure.v1_query)
+    r.add_get("/api/v3/configure/database", configure.list_databases)
+    r.add_post("/api/v3/configure/database", configure.create_database)
+    r.add_put("/api/v3/configure/database", configure.update_database)
+    r.add_delete("/api/v3/configure/database", configure.delete_database)
+    r.add_post("/api/v3/configure/table", configure.create_table)
+    r.add_delete("/api/v3/configure/table", configure.delete_table)
+    r.add_get("/health", health)
+    r.add_get("/api/v1/health", health)
+    for method in ("GET", "HEAD", "POST"):
+        r.add_route(method, "/ping", ping)
+    r.add_route("OPTIONS", "/{tail:.*}", options)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMethodNotAllowed(request.method, [])
+
+
+async def _start(app: web.Application) -> None:
+    await app["services"].buffer.start()
+
+
+async def _stop(app: web.Application) -> None:
+    services: Services = app["services"]
+    await services.buffer.stop()
+    services.pool.shutdown(wait=False)

@@ -1,0 +1,76 @@
+"""Reading request bodies: size limits, Content-Encoding, and JSON bodies."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import Invalid, TooLarge, UnsupportedMediaType
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The decoded body; 413 past `limit` bytes (before or after gzip), 400 for bad encodings."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"request body of {request.content_length} bytes exceeds the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "gzip":
+        raise Invalid(f"unsupported Content-Encoding {encoding!r}: expected gzip or identity")
+    return _gunzip(raw, limit)
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw, limit + 1)
+        if len(out) > limit:
+            raise TooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
+        if not d.eof:
+            raise Invalid("invalid gzip body: the stream is truncated")
+    except zlib.error as e:
+        raise Invalid(f"invalid gzip body: {e}") from e
+    return out
+
+
+def require_json_type(request: web.Request) -> None:
+    ctype = request.headers.get("Content-Type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType("unacceptable content-type, expected: application/json")
+
+
+async def read_json(request: web.Request, limit: int, *, check_type: bool = True) -> dict[str, Any]:
+    """A JSON object body (415 for another Content-Type unless `check_type` is false)."""
+    if check_type:
+        require_json_type(request)
+    raw = await read_body(request, limit)
+    try:
+        value = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as e:
+        raise Invalid(f"invalid JSON body: {e}") from e
+    if not isinstance(value, dict):
+        raise Invalid("invalid JSON body: expected an object")
+    return value
+
+
+def parse_bool(value: str | None, name: str, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    v = value.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise Invalid(f"invalid value {value!r} for query parameter '{name}': expected true or false")

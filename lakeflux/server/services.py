@@ -1,0 +1,49 @@
+"""The one place that builds and wires every part of a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..buffer import WriteBuffer
+from ..catalog import Catalog
+from ..config import Config
+from ..query.session import QueryEngine
+from ..store import open_store
+from ..store.base import ObjectStore
+from ..wal import Wal
+
+log = logging.getLogger("lakeflux.server")
+
+
+@dataclass
+class Services:
+    config: Config
+    store: ObjectStore
+    catalog: Catalog
+    wal: Wal
+    buffer: WriteBuffer
+    query: QueryEngine
+    # Parsing and queries run here: numpy, Arrow and DataFusion release the GIL.
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lakeflux-work"))
+
+    async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+
+def build_services(config: Config, store: ObjectStore | None = None) -> Services:
+    """Open the store, load the catalog and replay the WAL; blocking, call before serving."""
+    store = store if store is not None else open_store(config)
+    catalog = Catalog(store, config.node_id)
+    catalog.load()
+    wal = Wal(store, config.node_id, writer_id=f"{config.node_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    buffer = WriteBuffer(catalog, wal, flush_interval=config.wal_flush_interval, flush_size=config.wal_flush_size,
+                         max_pending_writes=config.wal_max_write_buffer_size)
+    replayed = buffer.recover(fail_on_error=config.wal_replay_fail_on_error)
+    log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
+    query = QueryEngine(catalog, buffer.tables)
+    return Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query)

@@ -1,0 +1,67 @@
+"""Write routes: /api/v3/write_lp, /api/v2/write and v1 /write."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ..catalog import check_db_name
+from ..errors import Invalid
+from ..lineprotocol import parse
+from ..model import Precision
+from .body import parse_bool, read_body
+from .errors import json_response
+from .services import Services
+
+
+async def write_lp(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    db = q.get("db")
+    if not db:
+        raise Invalid("missing query parameter 'db'")
+    return await _write(request, db, Precision.parse(q.get("precision"), Precision.AUTO),
+                        accept_partial=parse_bool(q.get("accept_partial"), "accept_partial", True),
+                        no_sync=parse_bool(q.get("no_sync"), "no_sync", False))
+
+
+async def write_v2(request: web.Request) -> web.StreamResponse:
+    bucket = request.query.get("bucket")
+    if not bucket:
+        raise Invalid("missing query parameter 'bucket'")
+    return await _write(request, bucket, Precision.parse(request.query.get("precision"), Precision.NANOSECOND),
+                        accept_partial=False, no_sync=False)
+
+
+async def write_v1(request: web.Request) -> web.StreamResponse:
+    db = request.query.get("db")
+    if not db:
+        raise Invalid("missing query parameter 'db'")
+    rp = request.query.get("rp", "")
+    if rp not in ("", "autogen", "default"):
+        db = f"{db}/{rp}"
+    return await _write(request, db, Precision.parse(request.query.get("precision"), Precision.NANOSECOND),
+                        accept_partial=False, no_sync=False)
+
+
+async def _write(request: web.Request, db: str, precision: Precision, *, accept_partial: bool,
+                 no_sync: bool) -> web.StreamResponse:
+    svc: Services = request.app["services"]
+    check_db_name(db)
+    body = await read_body(request, svc.config.max_http_request_size)
+    if not body.strip():
+        raise Invalid("the request body is empty: expected line protocol")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Invalid(f"the request body is not valid UTF-8 (byte {e.start})") from e
+    parsed = await svc.run_blocking(_parse, body, precision)
+    errors = await svc.buffer.write(db, parsed, accept_partial=accept_partial, no_sync=no_sync, body=body)
+    if errors:
+        return json_response({"error": "partial write of line protocol occurred",
+                              "data": [e.to_json() for e in errors]}, status=400)
+    return web.Response(status=204)
+
+
+def _parse(body: bytes, precision: Precision):  # type: ignore[no-untyped-def]
+    return parse(body, precision=precision, default_time_ns=time.time_ns())

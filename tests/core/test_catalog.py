@@ -1,0 +1,99 @@
+import pytest
+
+from lakeflux.catalog import INTERNAL_DB, Catalog, check_db_name
+from lakeflux.catalog.catalog import CHECKPOINT_EVERY
+from lakeflux.errors import Conflict, Fenced, Invalid, NotFound
+from lakeflux.model import ColumnKind
+from lakeflux.store import paths
+from lakeflux.store.memory import MemoryStore
+
+
+def make_catalog(store=None, node="n"):
+    store = store or MemoryStore()
+    cat = Catalog(store, node)
+    cat.load()
+    return cat, store
+
+
+def test_internal_db_always_exists():
+    cat, _ = make_catalog()
+    assert cat.state.live_db(INTERNAL_DB) is not None
+
+
+def test_changes_survive_reload():
+    cat, store = make_catalog()
+    cat.commit([{"op": "create_database", "db": "db1", "retention_ns": 10}])
+    cat.commit([{"op": "create_table", "db": "db1", "table": "cpu", "columns": [["host", "tag"], ["v", "float64"]]}])
+    cat.commit([{"op": "add_columns", "db": "db1", "table": "cpu", "columns": [["n", "int64"]]}])
+    again, _ = make_catalog(store)
+    table = again.state.require_table("db1", "cpu")
+    assert table.columns == {"host": ColumnKind.TAG, "v": ColumnKind.FLOAT64, "time": ColumnKind.TIME,
+                             "n": ColumnKind.INT64}
+    assert again.state.require_db("db1").retention_ns == 10
+
+
+def test_checkpoint_then_log_reload():
+    cat, store = make_catalog()
+    for i in range(CHECKPOINT_EVERY + 5):
+        cat.commit([{"op": "create_table", "db": INTERNAL_DB if False else "d", "table": f"t{i}", "columns": []}]
+                   if i else [{"op": "create_database", "db": "d"}])
+    assert store.exists(paths.catalog_checkpoint("n"))
+    again, _ = make_catalog(store)
+    assert len(again.state.require_db("d").tables) == CHECKPOINT_EVERY + 4
+
+
+def test_invalid_op_commits_nothing():
+    cat, store = make_catalog()
+    before = cat.state.seq
+    with pytest.raises(NotFound):
+        cat.commit([{"op": "create_database", "db": "ok"}, {"op": "create_table", "db": "nope", "table": "t",
+                                                            "columns": []}])
+    assert cat.state.seq == before
+    assert cat.state.live_db("ok") is None
+    again, _ = make_catalog(store)
+    assert again.state.live_db("ok") is None
+
+
+def test_duplicate_database_conflicts():
+    cat, _ = make_catalog()
+    cat.commit([{"op": "create_database", "db": "a"}])
+    with pytest.raises(Conflict):
+        cat.commit([{"op": "create_database", "db": "a"}])
+
+
+def test_deleted_database_name_can_be_reused():
+    cat, store = make_catalog()
+    cat.commit([{"op": "create_database", "db": "a"}])
+    cat.commit([{"op": "delete_database", "db": "a"}])
+    cat.commit([{"op": "create_database", "db": "a"}])
+    again, _ = make_catalog(store)
+    assert again.state.live_db("a") is not None
+    assert sum(1 for d in again.state.databases.values() if d.name == "a") == 2
+
+
+def test_column_type_change_conflicts():
+    cat, _ = make_catalog()
+    cat.commit([{"op": "create_database", "db": "a"},
+                {"op": "create_table", "db": "a", "table": "t", "columns": [["v", "float64"]]}])
+    with pytest.raises(Conflict):
+        cat.commit([{"op": "add_columns", "db": "a", "table": "t", "columns": [["v", "int64"]]}])
+
+
+def test_second_writer_is_fenced():
+    store = MemoryStore()
+    a, _ = make_catalog(store)
+    b, _ = make_catalog(store)
+    a.commit([{"op": "create_database", "db": "from_a"}])
+    with pytest.raises(Fenced):
+        b.commit([{"op": "create_database", "db": "from_b"}])
+
+
+@pytest.mark.parametrize("name", ["db", "a1", "my-db_2", "org/bucket", "A"])
+def test_valid_db_names(name):
+    assert check_db_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "_x", "-a", "a b", "a/b/c", "a.b", "é", "x" * 65])
+def test_invalid_db_names(name):
+    with pytest.raises(Invalid):
+        check_db_name(name)

@@ -1,0 +1,76 @@
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lakeflux.errors import Corrupt, Fenced, Unavailable
+from lakeflux.store import paths
+from lakeflux.store.memory import MemoryStore
+from lakeflux.testing.faulty import FaultyStore
+from lakeflux.wal import Segment, Wal, WalTable
+from lakeflux.wal.segment import META_KEY
+
+
+def seg(seq, writer="w"):
+    cpu = pa.table({"host": ["a", None], "v": [1.0, 2.0], "time": pa.array([10, 20], pa.int64())})
+    mem = pa.table({"free": pa.array([5], pa.int64()), "time": pa.array([15], pa.int64())})
+    return Segment(seq=seq, writer_id=writer, tables=[WalTable("db", "cpu", cpu, ("host",)),
+                                                      WalTable("db2", "mem", mem, ())])
+
+
+def test_roundtrip_and_self_describing_metadata():
+    store = MemoryStore()
+    wal = Wal(store, "n", "w")
+    wal.commit(seg(0))
+    got = wal.read(0)
+    assert [(t.db, t.table, t.tags) for t in got.tables] == [("db", "cpu", ("host",)), ("db2", "mem", ())]
+    assert got.tables[0].data.to_pydict() == {"host": ["a", None], "v": [1.0, 2.0], "time": [10, 20]}
+    assert got.tables[1].data.to_pydict() == {"free": [5], "time": [15]}
+    # A plain Parquet reader sees a valid file with the metadata.
+    import io
+    pf = pq.ParquetFile(io.BytesIO(store.get(paths.wal_segment("n", 0))))
+    assert pf.num_row_groups == 2
+    assert b'"seq":0' in pf.schema_arrow.metadata[META_KEY]
+
+
+def test_read_one_table_by_range():
+    store = MemoryStore()
+    wal = Wal(store, "n", "w")
+    wal.commit(seg(3))
+    got = wal.read(3, only={("db2", "mem")})
+    assert [t.table for t in got.tables] == ["mem"]
+    assert got.tables[0].data.column("free").to_pylist() == [5]
+
+
+def test_slot_taken_by_other_writer_fences():
+    store = MemoryStore()
+    Wal(store, "n", "a").commit(seg(0, "a"))
+    with pytest.raises(Fenced):
+        Wal(store, "n", "b", sleep=lambda s: None).commit(seg(0, "b"))
+
+
+def test_lost_response_is_resolved_by_reading_back():
+    inner = MemoryStore()
+    faulty = FaultyStore(inner, seed=1)
+    faulty.lose_response("put_if_absent", times=1)
+    wal = Wal(faulty, "n", "w", sleep=lambda s: None)
+    wal.commit(seg(0))
+    assert wal.read(0).rows == 3
+
+
+def test_persistent_failure_is_unavailable():
+    faulty = FaultyStore(MemoryStore(), seed=1)
+    faulty.fail_before("put_if_absent", times=100)
+    with pytest.raises(Unavailable):
+        Wal(faulty, "n", "w", sleep=lambda s: None).commit(seg(0))
+
+
+def test_replay_skips_corrupt_segment_unless_strict():
+    store = MemoryStore()
+    wal = Wal(store, "n", "w")
+    wal.commit(seg(0))
+    store.put_if_absent(paths.wal_segment("n", 1), b"not parquet")
+    wal.commit(seg(2))
+    assert [s.seq for s in wal.replay(-1)] == [0, 2]
+    with pytest.raises(Corrupt):
+        list(wal.replay(-1, fail_on_error=True))
+    assert wal.list_seqs(after=0) == [1, 2]
