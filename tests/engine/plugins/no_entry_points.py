@@ -1,0 +1,3 @@
+"""Test plugin without any entry point."""
+
+process_writes = "not a function"
