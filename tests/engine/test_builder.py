@@ -114,3 +114,36 @@ def test_error_hierarchy() -> None:
 def test_build_has_no_newline_and_can_be_called_twice() -> None:
     builder = LineBuilder("m").string_field("s", "a\tb")
     assert builder.build() == builder.build() == 'm s="a\tb"'
+
+
+def test_lines_round_trip_through_lakeflux_parser() -> None:
+    exact = pytest.importorskip("lakeflux.lineprotocol.exact")
+    from lakeflux.model import ColumnKind, Precision
+
+    tricky = 'a b,c=d\\e "q" \\'
+    tag_value = tricky.rstrip("\\")  # line protocol has no way to end a tag value with a backslash
+    line = (
+        LineBuilder("my,meas\\x")
+        .tag("host", tag_value)
+        .tag("n", 5)
+        .int64_field("i", -(2**63))
+        .uint64_field("u", 2**64 - 1)
+        .float64_field("f", 1e16)
+        .float64_field("g", -2.5e-9)
+        .string_field("s\\k", tricky)
+        .bool_field("b", False)
+        .time_ns(-5)
+        .build()
+    )
+    parsed = exact.parse_record(line, Precision.NANOSECOND, 0)
+    assert parsed.table == "my,meas\\x"
+    assert parsed.tags == [("host", tag_value), ("n", "5")]
+    assert parsed.fields == [
+        ("i", ColumnKind.INT64, -(2**63)),
+        ("u", ColumnKind.UINT64, 2**64 - 1),
+        ("f", ColumnKind.FLOAT64, 1e16),
+        ("g", ColumnKind.FLOAT64, -2.5e-9),
+        ("s\\k", ColumnKind.STRING, tricky),
+        ("b", ColumnKind.BOOL, False),
+    ]
+    assert parsed.time_ns == -5
