@@ -8,8 +8,8 @@ from aiohttp import web
 
 from .. import INFLUXDB_COMPAT_VERSION, __version__
 from . import configure, query, write
-from .errors import error_middleware
-from .services import Services
+from .errors import Handler, error_middleware
+from .services import SERVICES, Services
 
 
 async def health(request: web.Request) -> web.StreamResponse:
@@ -24,7 +24,11 @@ async def ping(request: web.Request) -> web.StreamResponse:
         "Request-Id": request_id, "X-Request-Id": request_id})
 
 
-async def options(request: web.Request) -> web.StreamResponse:
+@web.middleware
+async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """OPTIONS on any path is a CORS preflight: 204 with permissive headers."""
+    if request.method != "OPTIONS":
+        return await handler(request)
     return web.Response(status=204, headers={
         "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
         "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
@@ -36,10 +40,14 @@ async def not_found(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
+# Bodies are decoded by us (server/body.py) so limits and encoding errors follow CONTRACT §4.1.
+HANDLER_ARGS = {"auto_decompress": False}
+
+
 def make_app(services: Services) -> web.Application:
     """The HTTP app over already-built services; starts and stops the WAL flush loop with the app."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=services.config.max_http_request_size)
-    app["services"] = services
+    app = web.Application(middlewares=[cors_preflight, error_middleware], client_max_size=services.config.max_http_request_size)
+    app[SERVICES] = services
     r = app.router
     r.add_post("/api/v3/write_lp", write.write_lp)
     r.add_post("/api/v2/write", write.write_v2)
@@ -59,7 +67,6 @@ def make_app(services: Services) -> web.Application:
     r.add_get("/api/v1/health", health)
     for method in ("GET", "HEAD", "POST"):
         r.add_route(method, "/ping", ping)
-    r.add_route("OPTIONS", "/{tail:.*}", options)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app
@@ -70,10 +77,10 @@ async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
 
 
 async def _start(app: web.Application) -> None:
-    await app["services"].buffer.start()
+    await app[SERVICES].buffer.start()
 
 
 async def _stop(app: web.Application) -> None:
-    services: Services = app["services"]
+    services = app[SERVICES]
     await services.buffer.stop()
     services.pool.shutdown(wait=False)

@@ -14,14 +14,14 @@ from ..errors import Invalid
 from ..query.formats import negotiate, render
 from .body import read_json
 from .errors import json_response
-from .services import Services
+from .services import SERVICES, Services
 
 _FIELD_TYPES = {"utf8": "utf8", "string": "utf8", "int64": "int64", "uint64": "uint64", "float64": "float64",
                 "bool": "bool", "boolean": "bool"}
 
 
 def _svc(request: web.Request) -> Services:
-    return request.app["services"]  # type: ignore[no-any-return]
+    return request.app[SERVICES]  # type: ignore[no-any-return]
 
 
 async def list_databases(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,7 @@ import sys
 from aiohttp import web
 
 from ..config import Config
-from .app import make_app
+from .app import HANDLER_ARGS, make_app
 from .services import build_services
 
 log = logging.getLogger("lakeflux")
@@ -32,4 +32,4 @@ def run(config: Config) -> None:
     log.info("lakeflux serving on http://%s:%d (node %s, %s store)", host, port, config.node_id,
              config.object_store)
     web.run_app(make_app(services), host=host, port=port, print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=10)
+                handle_signals=True, shutdown_timeout=10, handler_args=HANDLER_ARGS)

@@ -11,11 +11,11 @@ from ..errors import Invalid
 from ..query.formats import negotiate, render
 from .body import read_json
 from .errors import stamp_headers
-from .services import Services
+from .services import SERVICES, Services
 
 
 async def query_sql(request: web.Request) -> web.StreamResponse:
-    svc: Services = request.app["services"]
+    svc: Services = request.app[SERVICES]
     if request.method == "POST":
         body = await read_json(request, svc.config.max_http_request_size, check_type=False)
         db, sql, fmt_param, params = body.get("db"), body.get("q"), body.get("format"), body.get("params")

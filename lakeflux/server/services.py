@@ -9,6 +9,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 from ..buffer import WriteBuffer
 from ..catalog import Catalog
 from ..config import Config
@@ -33,6 +35,9 @@ class Services:
 
     async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
 
 def build_services(config: Config, store: ObjectStore | None = None) -> Services:

@@ -12,7 +12,7 @@ from ..lineprotocol import parse
 from ..model import Precision
 from .body import parse_bool, read_body
 from .errors import json_response
-from .services import Services
+from .services import SERVICES, Services
 
 
 async def write_lp(request: web.Request) -> web.StreamResponse:
@@ -46,7 +46,7 @@ async def write_v1(request: web.Request) -> web.StreamResponse:
 
 async def _write(request: web.Request, db: str, precision: Precision, *, accept_partial: bool,
                  no_sync: bool) -> web.StreamResponse:
-    svc: Services = request.app["services"]
+    svc: Services = request.app[SERVICES]
     check_db_name(db)
     body = await read_body(request, svc.config.max_http_request_size)
     if not body.strip():

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Config
-from ..server.app import make_app
+from ..server.app import HANDLER_ARGS, make_app
 from ..server.services import Services, build_services
 from ..store.base import ObjectStore
 
@@ -58,7 +58,7 @@ class InProcessServer:
 
     async def _start(self) -> None:
         assert self.services is not None
-        self._runner = web.AppRunner(make_app(self.services), access_log=None)
+        self._runner = web.AppRunner(make_app(self.services), access_log=None, **HANDLER_ARGS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

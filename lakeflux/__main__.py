@@ -1,0 +1,5 @@
+"""`python -m lakeflux` runs the CLI."""
+
+from .cli.main import app
+
+app()

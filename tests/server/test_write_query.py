@@ -1,0 +1,220 @@
+"""The HTTP API of the core, driven in-process over real HTTP."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from lakeflux.config import Config
+from lakeflux.store.memory import MemoryStore
+from lakeflux.testing.server import InProcessServer
+
+
+def test_write_then_query_roundtrip(server):
+    r = server.write("db1", "cpu,host=a usage=1.5,n=3i,ok=true,s=\"x y\" 1700000000000000000\ncpu,host=b usage=2")
+    assert r.status == 204, r.body
+    rows = server.query("db1", "SELECT host, usage, n, ok, s, time FROM cpu ORDER BY host")
+    assert rows[0] == {"host": "a", "usage": 1.5, "n": 3, "ok": True, "s": "x y", "time": "2023-11-14T22:13:20"}
+    assert rows[1]["host"] == "b" and "n" not in rows[1]  # null columns are omitted
+
+
+def test_select_star_columns_sorted_and_types(server):
+    server.write("db1", "m,t=x f=1i,a=2.0 10")
+    rows = server.query("db1", "SELECT * FROM m")
+    assert list(rows[0]) == ["a", "f", "t", "time"]
+    cols = server.query("db1", "SELECT column_name, data_type FROM information_schema.columns "
+                               "WHERE table_name = 'm' ORDER BY column_name")
+    assert cols == [{"column_name": "a", "data_type": "Float64"}, {"column_name": "f", "data_type": "Int64"},
+                    {"column_name": "t", "data_type": "Dictionary(Int32, Utf8)"},
+                    {"column_name": "time", "data_type": "Timestamp(Nanosecond, None)"}]
+
+
+def test_show_tables_and_single_quoted_from(server):
+    server.write("db1", "cpu v=1 1\n_anomalies.cpu v=2 2")
+    tables = server.query("db1", "SHOW TABLES")
+    user = [t for t in tables if t["table_schema"] == "iox"]
+    assert {t["table_name"] for t in user} == {"cpu", "_anomalies.cpu"}
+    assert all(t["table_catalog"] == "public" and t["table_type"] == "BASE TABLE" for t in user)
+    assert server.query("db1", "SELECT count(*) AS n FROM 'cpu'") == [{"n": 1}]
+    assert server.query("db1", 'SELECT v FROM "_anomalies.cpu"') == [{"v": 2.0}]
+
+
+def test_partial_write_reports_bad_lines_and_keeps_good(server):
+    body = "cpu v=1 1\ncpu v=oops 2\n\ncpu v=3 3"
+    r = server.write("db1", body)
+    assert r.status == 400
+    err = r.json()
+    assert err["error"] == "partial write of line protocol occurred"
+    assert [d["line_number"] for d in err["data"]] == [2]
+    assert err["data"][0]["original_line"] == "cpu v=oops 2"
+    assert server.query("db1", "SELECT count(*) AS n FROM cpu") == [{"n": 2}]
+
+
+def test_accept_partial_false_rejects_everything(server):
+    r = server.write("db1", "cpu v=1 1\ncpu v=oops 2", accept_partial="false")
+    assert r.status == 400
+    err = r.json()
+    assert err["error"] == "line protocol parsing error"
+    assert err["data"]["line_number"] == 2
+    assert server.request("POST", "/api/v3/query_sql", {"db": "db1", "q": "SELECT 1"}).status == 404
+
+
+def test_type_conflict_is_a_line_error(server):
+    assert server.write("db1", "cpu v=1 1").status == 204
+    r = server.write("db1", "cpu v=2i 2\ncpu v=3 3")
+    assert r.status == 400
+    data = r.json()["data"]
+    assert data[0]["line_number"] == 1
+    assert "expected iox::column_type::field::float" in data[0]["error_message"]
+    assert data[0]["original_line"] == "cpu v=2i 2"
+    assert server.query("db1", "SELECT count(*) AS n FROM cpu") == [{"n": 2}]
+
+
+def test_gzip_and_encoding_errors(server):
+    body = gzip.compress(b"cpu v=1 1")
+    r = server.request("POST", "/api/v3/write_lp?db=g", body, {"Content-Encoding": "gzip"})
+    assert r.status == 204
+    r = server.request("POST", "/api/v3/write_lp?db=g", b"not gzip", {"Content-Encoding": "gzip"})
+    assert r.status == 400 and "gzip" in r.json()["error"]
+    r = server.request("POST", "/api/v3/write_lp?db=g", b"cpu v=1", {"Content-Encoding": "br"})
+    assert r.status == 400
+
+
+@pytest.mark.parametrize("body,fragment", [(b"", "empty"), (b"cpu v=1 \xff\xfe", "UTF-8")])
+def test_empty_and_non_utf8_bodies(server, body, fragment):
+    r = server.request("POST", "/api/v3/write_lp?db=x", body)
+    assert r.status == 400 and fragment in r.json()["error"]
+
+
+def test_missing_db_and_bad_names(server):
+    r = server.request("POST", "/api/v3/write_lp", b"cpu v=1")
+    assert r.status == 400 and r.json()["error"] == "missing query parameter 'db'"
+    assert server.write("bad%20name", "cpu v=1").status == 400
+    assert server.write("_internal", "cpu v=1").status == 400
+
+
+def test_request_too_large(fast_config):
+    cfg = fast_config.with_changes(max_http_request_size=1000)
+    with InProcessServer(cfg, store=MemoryStore()) as srv:
+        r = srv.write("db", "cpu v=1\n" * 200)
+        assert r.status == 413
+        r = srv.request("POST", "/api/v3/write_lp?db=db", gzip.compress(b"cpu v=1\n" * 500),
+                        {"Content-Encoding": "gzip"})
+        assert r.status == 413
+        assert srv.write("db", "cpu v=1").status == 204
+
+
+def test_v2_and_v1_writes(server):
+    assert server.request("POST", "/api/v2/write?bucket=b2&org=x&precision=s", b"m v=1 1700000000").status == 204
+    assert server.query("b2", "SELECT time FROM m") == [{"time": "2023-11-14T22:13:20"}]
+    r = server.request("POST", "/api/v2/write?bucket=b2", b"m v=bad")
+    assert r.status == 400 and r.json()["code"] == "invalid"
+    assert server.request("POST", "/write?db=v1&rp=autogen&precision=ms", b"m v=1 1000").status == 204
+    assert server.request("POST", "/write?db=v1&rp=weekly", b"m v=1 1000").status == 204
+    assert server.query("v1/weekly", "SELECT count(*) AS n FROM m") == [{"n": 1}]
+
+
+def test_no_sync_is_queryable_after_commit(server):
+    assert server.write("ns", "m v=1 1", no_sync="true").status == 204
+    server.call(server.services.buffer.flush_now())
+    # The next synchronous write commits after the no_sync one: both are visible once it returns.
+    assert server.write("ns", "m v=2 2").status == 204
+    assert server.query("ns", "SELECT count(*) AS n FROM m") == [{"n": 2}]
+
+
+def test_query_errors(server):
+    server.write("db1", "cpu v=1 1")
+    r = server.request("GET", "/api/v3/query_sql?db=nope&q=SELECT+1")
+    assert r.status == 404
+    r = server.request("GET", "/api/v3/query_sql?db=db1&q=SELEC+nonsense")
+    assert r.status == 400 and "error" in r.json()
+    for stmt in ["CREATE TABLE x AS SELECT 1", "INSERT INTO cpu VALUES (1.0, now())", "SET x = 1",
+                 "DROP TABLE cpu"]:
+        r = server.request("POST", "/api/v3/query_sql", {"db": "db1", "q": stmt})
+        assert r.status == 400, stmt
+    assert server.request("GET", "/api/v3/query_sql?q=SELECT+1").status == 400
+    assert server.request("GET", "/api/v3/query_sql?db=db1").status == 400
+    assert server.request("GET", "/api/v3/query_sql?db=db1&q=SELECT+1&format=xml").status == 400
+
+
+def test_params_are_bound_not_substituted(server):
+    server.write("db1", "cpu,host=a v=1 1\ncpu,host=b v=2 2")
+    rows = server.query("db1", "SELECT v FROM cpu WHERE host = $h", params={"h": "b"})
+    assert rows == [{"v": 2.0}]
+    rows = server.query("db1", "SELECT v FROM cpu WHERE host = $h", params={"h": "a' OR '1'='1"})
+    assert rows == []
+    r = server.request("GET", '/api/v3/query_sql?db=db1&q=SELECT+v+FROM+cpu+WHERE+v+>+$x&params={"x":1.5}')
+    assert r.status == 200 and r.json() == [{"v": 2.0}]
+
+
+def test_formats(server):
+    server.write("db1", "cpu,host=a v=1 1500000000", precision="ns")
+
+    def get(fmt):
+        return server.request("GET", f"/api/v3/query_sql?db=db1&q=SELECT+host,v,time+FROM+cpu&format={fmt}")
+    r = get("jsonl")
+    assert r.headers["Content-Type"].startswith("application/jsonl")
+    assert r.body == b'{"host":"a","v":1.0,"time":"1970-01-01T00:00:01.500"}\n'
+    r = get("csv")
+    assert r.body.decode().splitlines() == ["host,v,time", "a,1.0,1970-01-01T00:00:01.500"]
+    r = get("pretty")
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8" and b"| host |" in r.body
+    r = get("parquet")
+    import io
+
+    import pyarrow.parquet as pq
+    assert pq.read_table(io.BytesIO(r.body)).num_rows == 1
+    r = server.request("GET", "/api/v3/query_sql?db=db1&q=SELECT+v+FROM+cpu", headers={"Accept": "text/csv"})
+    assert r.body.startswith(b"v\n")
+
+
+def test_health_ping_and_unknown_routes(server):
+    assert server.request("GET", "/health").body == b"OK"
+    r = server.request("GET", "/ping")
+    assert r.status == 204 and r.headers["X-Influxdb-Version"].startswith("3.")
+    r = server.request("GET", "/no/such/route")
+    assert r.status == 404 and r.json() == {"error": "not found"}
+    assert "cluster-uuid" in r.headers and "Request-Id" in r.headers
+
+
+def test_configure_databases_and_tables(server):
+    def dbs():
+        r = server.request("GET", "/api/v3/configure/database?format=json")
+        return [row["iox::database"] for row in r.json()]
+    assert server.request("POST", "/api/v3/configure/database", {"db": "made"}).status == 200
+    assert server.request("POST", "/api/v3/configure/database", {"db": "made"}).status == 409
+    assert "made" in dbs() and "_internal" in dbs()
+    r = server.request("POST", "/api/v3/configure/database", b'{"db": "x"}', {"Content-Type": "text/plain"})
+    assert r.status == 415
+    assert server.request("PUT", "/api/v3/configure/database", {"db": "made", "retention_period": "7d"}).status == 200
+    r = server.request("POST", "/api/v3/configure/table", {"db": "made", "table": "t", "tags": ["h"],
+                                                           "fields": [{"name": "v", "type": "float64"}]})
+    assert r.status == 200
+    assert server.query("made", "SELECT * FROM t") == []
+    r = server.write("made", "t,h=a v=1i")
+    assert r.status == 400 and "iox::column_type::field::float" in r.body.decode()
+    assert server.request("DELETE", "/api/v3/configure/table?db=made&table=t").status == 200
+    assert server.request("DELETE", "/api/v3/configure/database?db=made").status == 200
+    assert "made" not in dbs()
+    assert server.request("DELETE", "/api/v3/configure/database?db=made").status == 404
+    assert server.request("DELETE", "/api/v3/configure/database?db=_internal").status == 400
+    assert server.request("GET", "/api/v3/configure/database").status == 400
+
+
+def test_v1_query_create_and_show(server):
+    r = server.request("POST", "/query?q=CREATE+DATABASE+telegraf")
+    assert r.status == 200 and r.json() == {"results": [{"statement_id": 0}]}
+    r = server.request("GET", "/query?q=SHOW+DATABASES")
+    assert r.json()["results"][0]["series"][0]["values"] == [["telegraf"]]
+    assert server.request("GET", "/query?q=SELECT+*+FROM+cpu").status == 400
+
+
+def test_data_survives_restart_on_file_store(tmp_path):
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02)
+    with InProcessServer(cfg) as srv:
+        assert srv.write("db1", "cpu,host=a v=1 1\ncpu,host=b v=2 2").status == 204
+        assert srv.write("db1", "cpu,host=c v=3,extra=1i 3").status == 204
+    with InProcessServer(cfg) as srv:
+        rows = srv.query("db1", "SELECT host, v, extra FROM cpu ORDER BY host")
+        assert rows == [{"host": "a", "v": 1.0}, {"host": "b", "v": 2.0}, {"host": "c", "v": 3.0, "extra": 1}]
