@@ -20,7 +20,8 @@ Cron dialect (all times UTC, whole seconds):
   Saturday**. InfluxDB's cron library counts 1 = Sunday … 7 = Saturday, so numeric weekdays 1–6 mean a
   different day there; names (`MON`, `tue`, `Friday`, ranges `MON-FRI`) mean the same day in both and are
   what we recommend.
-- Month names (`JAN`…`DEC`), lists, ranges, steps, `?` (= `*`) and croniter's `L` / `#` extensions work.
+- Month names (`JAN`…`DEC`), lists, ranges, steps, `?` (= `*`) and croniter's `L` / `W` / `#` extensions
+  work; its `H` (hashed) and `R` (random) fields are refused.
 - When both day-of-month and day-of-week are restricted, a 6/7-field expression needs both to match
   (InfluxDB's library), a 5-field one either (standard cron).
 - Years range 1970–2099; they are filtered here because croniter's year support cannot be relied on.
@@ -82,6 +83,8 @@ _DAY_NAMES = {
     "thursday": "thu", "thurs": "thu", "friday": "fri", "saturday": "sat",
 }
 _DAY_NAME_RE = re.compile(r"[A-Za-z]+")
+# croniter's Jenkins-style `H` (hashed) and `R` (random) fields would pick new values on every call.
+_HASH_OR_RANDOM_RE = re.compile(r"(?<![A-Za-z])[HR](?![A-Za-z])", re.IGNORECASE)
 _YEAR_ITEM_RE = re.compile(r"^(?:(\*)|(\d{4})(?:-(\d{4}))?)(?:/(\d+))?$")
 
 
@@ -138,6 +141,8 @@ class CronSchedule:
         fields = [field.replace("?", "*") for field in fields[:6]]
         fields[5] = _fold_day_names(fields[5])
         fields6 = " ".join(fields)
+        if _HASH_OR_RANDOM_RE.search(fields6):
+            raise Invalid(f"invalid cron expression {text!r}: hashed (H) and random (R) fields are not supported")
         try:
             croniter(fields6, EPOCH, second_at_beginning=True, day_or=not day_and)
         except (CroniterBadCronError, ValueError, KeyError) as exc:
@@ -151,9 +156,10 @@ class CronSchedule:
             if start.year > MAX_YEAR:
                 return None
             if self.years is not None and start.year not in self.years:
-                start = self._skip_to_allowed_year(start.year)
-                if start is None:
+                skipped = self._skip_to_allowed_year(start.year)
+                if skipped is None:
                     return None
+                start = skipped
             try:
                 found = croniter(
                     self.fields6, start, second_at_beginning=True, day_or=not self.day_and,
