@@ -1,0 +1,355 @@
+"""`lakeflux serve`: map flags and env vars onto `lakeflux.config.Config`, then run the server.
+
+`build_config` is a plain function of the flag values (None = flag not given) so the mapping is tested
+without starting anything. Precedence per setting: flag, `LAKEFLUX_<NAME>`, `INFLUXDB3_<NAME>`, default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lakeflux.config import DEFAULT_BIND, DEFAULT_MAX_REQUEST, Config, S3Settings, env
+from lakeflux.errors import LakefluxError
+
+from .args import parse_name_list
+from .durations import DurationError, parse_duration
+from .options import DEFAULT_DATA_DIR
+from .output import CliFailure, warn
+
+OBJECT_STORES = ("memory", "file", "s3")
+PACKAGE_MANAGERS = ("discover", "pip", "uv", "disabled")
+TRIGGER_KINDS = ("wal", "schedule", "request")
+AUTHZ_EXEMPT = ("health", "ping", "metrics")
+GEN1_DURATIONS = {"1m": 60.0, "5m": 300.0, "10m": 600.0}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+# InfluxDB serve flags lakeflux accepts so existing command lines and unit files keep working, but ignores.
+UNUSED_VALUE_FLAGS = frozenset({
+    "log-filter", "log-destination", "log-format", "traces-exporter", "traces-exporter-jaeger-agent-host",
+    "traces-exporter-jaeger-agent-port", "traces-exporter-jaeger-service-name", "traces-jaeger-debug-name",
+    "traces-jaeger-tags", "traces-jaeger-max-msgs-per-second", "exec-mem-pool-bytes", "parquet-mem-cache-size",
+    "parquet-mem-cache-prune-percentage", "parquet-mem-cache-prune-interval",
+    "parquet-mem-cache-query-path-duration", "num-cores", "num-io-threads", "num-datafusion-threads",
+    "datafusion-num-threads", "datafusion-runtime-type", "datafusion-max-parquet-fanout",
+    "datafusion-use-cached-parquet-loader", "datafusion-config", "ram-pool-data-bytes",
+    "force-snapshot-mem-threshold", "wal-snapshot-size", "snapshotted-wal-files-to-keep", "query-file-limit",
+    "table-index-cache-max-entries", "table-index-cache-concurrency-limit", "last-cache-eviction-interval",
+    "distinct-cache-eviction-interval", "gen1-lookback-duration", "retention-check-interval",
+    "delete-grace-period", "telemetry-endpoint", "object-store-connection-limit",
+    "object-store-http2-max-frame-size", "object-store-max-retries", "object-store-retry-timeout",
+    "object-store-cache-endpoint", "tcp-listener-file-path", "admin-token-recovery-http-bind",
+    "admin-token-recovery-tcp-listener-file-path", "admin-token-file", "aws-credentials-file",
+    "google-service-account", "azure-storage-account", "azure-storage-access-key", "azure-endpoint",
+    "tls-minimum-version",
+})
+UNUSED_SWITCH_FLAGS = frozenset({
+    "disable-telemetry-upload", "object-store-http2-only", "disable-parquet-mem-cache", "aws-skip-signature",
+    "azure-allow-http", "verbose",
+})
+# Accepting these silently would let someone believe traffic is encrypted: refuse them instead.
+REFUSED_FLAGS = {"tls-key": "terminate TLS in a proxy in front of lakeflux", "tls-cert": "terminate TLS in a proxy"}
+
+
+@dataclass(frozen=True)
+class ServeFlags:
+    """The `serve` flag values exactly as given; None means the flag was not passed."""
+
+    node_id: str | None = None
+    object_store: str | None = None
+    data_dir: str | None = None
+    bucket: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_default_region: str | None = None
+    aws_endpoint: str | None = None
+    aws_session_token: str | None = None
+    aws_allow_http: bool | None = None
+    http_bind: str | None = None
+    without_auth: bool | None = None
+    disable_authz: str | None = None
+    plugin_dir: str | None = None
+    plugin_repo: str | None = None
+    virtual_env_location: str | None = None
+    package_manager: str | None = None
+    restrict_plugin_triggers_to: str | None = None
+    plugin_timeout: str | None = None
+    wal_flush_interval: str | None = None
+    wal_flush_size: int | None = None
+    wal_max_write_buffer_size: int | None = None
+    gen1_duration: str | None = None
+    max_http_request_size: int | None = None
+    wal_replay_fail_on_error: bool | None = None
+    query_log_size: int | None = None
+    hard_delete_default_duration: str | None = None
+
+
+def _text(flag: str | None, *names: str, default: str | None = None) -> str | None:
+    """The flag, else the first env var set among `names` (each under LAKEFLUX_/INFLUXDB3_), else default."""
+    if flag is not None:
+        return flag
+    for name in names:
+        value = env(name)
+        if value is not None:
+            return value
+    return default
+
+
+def _aws(flag: str | None, name: str) -> str | None:
+    """AWS settings also come from the plain `AWS_*` variables every AWS tool reads."""
+    return _text(flag, name) or os.environ.get(name) or None
+
+
+def _bool(flag: bool | None, option: str, *names: str) -> bool:
+    if flag is not None:
+        return flag
+    text = _text(None, *names)
+    if text is None:
+        return False
+    if text.strip().lower() in _TRUE:
+        return True
+    if text.strip().lower() in _FALSE:
+        return False
+    raise CliFailure(f"invalid value {text!r} for {option} (from the environment): expected true or false", code=2)
+
+
+def _int(flag: int | None, option: str, name: str, default: int) -> int:
+    if flag is not None:
+        value = flag
+    else:
+        text = env(name)
+        try:
+            value = int(text) if text is not None else default
+        except ValueError:
+            raise CliFailure(f"invalid {option} {text!r}: expected an integer", code=2) from None
+    if value <= 0:
+        raise CliFailure(f"invalid {option} {value}: must be positive", code=2)
+    return value
+
+
+def _seconds(text: str, option: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        raise CliFailure(f"invalid {option}: {exc}", code=2) from None
+    if seconds <= 0:
+        raise CliFailure(f"invalid {option} {text!r}: must be positive", code=2)
+    return seconds
+
+
+def _choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise CliFailure(f"invalid {option} {value!r}: expected one of {', '.join(allowed)}", code=2)
+    return value
+
+
+def _choices(text: str | None, option: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_choice(item, option, allowed) for item in parse_name_list(text))
+
+
+def _object_store(flags: ServeFlags) -> str:
+    store = _text(flags.object_store, "OBJECT_STORE", default="file") or "file"
+    if store in ("google", "azure"):
+        raise CliFailure(f"--object-store {store} is not supported by lakeflux: use memory, file or s3", code=2)
+    return _choice(store, "--object-store", OBJECT_STORES)
+
+
+def _s3_settings(flags: ServeFlags, store: str) -> S3Settings:
+    settings = S3Settings(
+        bucket=_text(flags.bucket, "BUCKET"),
+        endpoint=_aws(flags.aws_endpoint, "AWS_ENDPOINT"),
+        region=_aws(flags.aws_default_region, "AWS_DEFAULT_REGION"),
+        access_key_id=_aws(flags.aws_access_key_id, "AWS_ACCESS_KEY_ID"),
+        secret_access_key=_aws(flags.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+        session_token=_aws(flags.aws_session_token, "AWS_SESSION_TOKEN"),
+        allow_http=_bool(flags.aws_allow_http, "--aws-allow-http", "AWS_ALLOW_HTTP")
+        or (os.environ.get("AWS_ALLOW_HTTP", "").lower() in _TRUE),
+    )
+    if store == "s3" and not settings.bucket:
+        raise CliFailure("--object-store s3 needs --bucket (or LAKEFLUX_BUCKET)", code=2)
+    return settings
+
+
+def _plugin_timeout(text: str | None) -> float | None:
+    if text is None or text.strip().lower() in ("off", "none", "0", ""):
+        return None
+    return _seconds(text, "--plugin-timeout")
+
+
+def _gen1(text: str) -> float:
+    if text not in GEN1_DURATIONS:
+        raise CliFailure(f"invalid --gen1-duration {text!r}: expected one of 1m, 5m, 10m", code=2)
+    return GEN1_DURATIONS[text]
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def build_config(flags: ServeFlags) -> Config:
+    """Resolve every serve setting (flag, then env, then default) into a validated `Config`."""
+    store = _object_store(flags)
+    config = Config(
+        node_id=_text(flags.node_id, "NODE_IDENTIFIER_PREFIX", "HOST_IDENTIFIER_PREFIX", default="node0") or "node0",
+        object_store=store,
+        data_dir=Path(_text(flags.data_dir, "DB_DIR", default=DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR),
+        s3=_s3_settings(flags, store),
+        http_bind=_text(flags.http_bind, "HTTP_BIND_ADDR", default=DEFAULT_BIND) or DEFAULT_BIND,
+        without_auth=_bool(flags.without_auth, "--without-auth", "START_WITHOUT_AUTH", "WITHOUT_AUTH"),
+        disable_authz=_choices(_text(flags.disable_authz, "DISABLE_AUTHZ"), "--disable-authz", AUTHZ_EXEMPT),
+        plugin_dir=_optional_path(_text(flags.plugin_dir, "PLUGIN_DIR")),
+        plugin_repo=_text(flags.plugin_repo, "PLUGIN_REPO", default=Config.plugin_repo) or Config.plugin_repo,
+        virtual_env=_optional_path(
+            _text(flags.virtual_env_location, "VIRTUAL_ENV_LOCATION", "VIRTUAL_ENV") or os.environ.get("VIRTUAL_ENV")
+        ),
+        package_manager=_choice(
+            _text(flags.package_manager, "PACKAGE_MANAGER", default="discover") or "discover",
+            "--package-manager",
+            PACKAGE_MANAGERS,
+        ),
+        restrict_plugin_triggers_to=_choices(
+            _text(flags.restrict_plugin_triggers_to, "RESTRICT_PLUGIN_TRIGGERS_TO"),
+            "--restrict-plugin-triggers-to",
+            TRIGGER_KINDS,
+        ),
+        plugin_timeout=_plugin_timeout(_text(flags.plugin_timeout, "PLUGIN_TIMEOUT")),
+        wal_flush_interval=_seconds(
+            _text(flags.wal_flush_interval, "WAL_FLUSH_INTERVAL", default="1s") or "1s", "--wal-flush-interval"
+        ),
+        wal_flush_size=_int(flags.wal_flush_size, "--wal-flush-size", "WAL_FLUSH_SIZE", Config.wal_flush_size),
+        wal_max_write_buffer_size=_int(
+            flags.wal_max_write_buffer_size,
+            "--wal-max-write-buffer-size",
+            "WAL_MAX_WRITE_BUFFER_SIZE",
+            Config.wal_max_write_buffer_size,
+        ),
+        gen1_duration=_gen1(_text(flags.gen1_duration, "GEN1_DURATION", default="10m") or "10m"),
+        max_http_request_size=_int(
+            flags.max_http_request_size, "--max-http-request-size", "MAX_HTTP_REQUEST_SIZE", DEFAULT_MAX_REQUEST
+        ),
+        wal_replay_fail_on_error=_bool(
+            flags.wal_replay_fail_on_error, "--wal-replay-fail-on-error", "WAL_REPLAY_FAIL_ON_ERROR"
+        ),
+        query_log_size=_int(flags.query_log_size, "--query-log-size", "QUERY_LOG_SIZE", Config.query_log_size),
+        hard_delete_default_duration=_seconds(
+            _text(flags.hard_delete_default_duration, "HARD_DELETE_DEFAULT_DURATION", default="72h") or "72h",
+            "--hard-delete-default-duration",
+        ),
+    )
+    try:
+        config.host_port  # noqa: B018 - validates --http-bind now rather than when the server binds
+    except LakefluxError as exc:
+        raise CliFailure(exc.message, code=2) from None
+    return config
+
+
+def unused_flags(extra: list[str]) -> list[str]:
+    """Check the extra serve arguments: known InfluxDB flags are returned (to warn about); others refused."""
+    names: list[str] = []
+    position = 0
+    while position < len(extra):
+        token = extra[position]
+        position += 1
+        if not token.startswith("--"):
+            raise CliFailure(f"unexpected argument {token!r}", code=2)
+        name, has_value, _ = token[2:].partition("=")
+        if name in REFUSED_FLAGS:
+            raise CliFailure(f"--{name} is not supported: {REFUSED_FLAGS[name]}", code=2)
+        if name in UNUSED_VALUE_FLAGS:
+            if not has_value:
+                if position >= len(extra):
+                    raise CliFailure(f"--{name} needs a value", code=2)
+                position += 1
+        elif name not in UNUSED_SWITCH_FLAGS:
+            raise CliFailure(f"unknown option --{name} (see lakeflux serve --help)", code=2)
+        names.append(f"--{name}")
+    return names
+
+
+def _opt(*decls: str, env_name: str = "", help: str = "") -> typer.models.OptionInfo:  # noqa: A002
+    suffix = f" [env: LAKEFLUX_{env_name}, INFLUXDB3_{env_name}]" if env_name else ""
+    return typer.Option(*decls, help=help + suffix)
+
+
+def serve_command(
+    ctx: typer.Context,
+    node_id: Annotated[str | None, _opt("--node-id", "--host-id", env_name="NODE_IDENTIFIER_PREFIX",
+                                        help="Node identifier; the WAL and catalog prefix [default: node0]")] = None,
+    object_store: Annotated[str | None, _opt("--object-store", env_name="OBJECT_STORE",
+                                             help="memory | file | s3 [default: file]")] = None,
+    data_dir: Annotated[str | None, _opt("--data-dir", env_name="DB_DIR",
+                                         help="Directory of the file store and the admin token [default: ./data]")] = None,
+    bucket: Annotated[str | None, _opt("--bucket", env_name="BUCKET", help="S3 bucket")] = None,
+    aws_access_key_id: Annotated[str | None, _opt("--aws-access-key-id", help="[env: AWS_ACCESS_KEY_ID]")] = None,
+    aws_secret_access_key: Annotated[
+        str | None, _opt("--aws-secret-access-key", help="[env: AWS_SECRET_ACCESS_KEY]")
+    ] = None,
+    aws_default_region: Annotated[str | None, _opt("--aws-default-region", help="[env: AWS_DEFAULT_REGION]")] = None,
+    aws_endpoint: Annotated[str | None, _opt("--aws-endpoint", help="S3 endpoint URL [env: AWS_ENDPOINT]")] = None,
+    aws_session_token: Annotated[str | None, _opt("--aws-session-token", help="[env: AWS_SESSION_TOKEN]")] = None,
+    aws_allow_http: Annotated[bool | None, _opt("--aws-allow-http", help="Allow http:// S3 endpoints")] = None,
+    http_bind: Annotated[str | None, _opt("--http-bind", env_name="HTTP_BIND_ADDR",
+                                          help=f"HOST:PORT to listen on [default: {DEFAULT_BIND}]")] = None,
+    without_auth: Annotated[bool | None, _opt("--without-auth", env_name="START_WITHOUT_AUTH",
+                                              help="Serve without authentication")] = None,
+    disable_authz: Annotated[str | None, _opt("--disable-authz", env_name="DISABLE_AUTHZ",
+                                              help="Routes open without a token: health,ping,metrics")] = None,
+    plugin_dir: Annotated[str | None, _opt("--plugin-dir", env_name="PLUGIN_DIR",
+                                           help="Plugin directory; none turns the processing engine off")] = None,
+    plugin_repo: Annotated[str | None, _opt("--plugin-repo", env_name="PLUGIN_REPO",
+                                            help="Base URL for gh: plugins")] = None,
+    virtual_env_location: Annotated[str | None, _opt("--virtual-env-location",
+                                                     help="Plugin venv [env: VIRTUAL_ENV]")] = None,
+    package_manager: Annotated[str | None, _opt("--package-manager", env_name="PACKAGE_MANAGER",
+                                                help="discover | pip | uv | disabled")] = None,
+    restrict_plugin_triggers_to: Annotated[str | None, _opt(
+        "--restrict-plugin-triggers-to", env_name="RESTRICT_PLUGIN_TRIGGERS_TO",
+        help="Allowed trigger kinds, e.g. wal,schedule,request")] = None,
+    plugin_timeout: Annotated[str | None, _opt("--plugin-timeout", env_name="PLUGIN_TIMEOUT",
+                                               help="Interrupt plugin calls after this long [default: off]")] = None,
+    wal_flush_interval: Annotated[str | None, _opt("--wal-flush-interval", env_name="WAL_FLUSH_INTERVAL",
+                                                   help="WAL commit interval [default: 1s]")] = None,
+    wal_flush_size: Annotated[int | None, _opt("--wal-flush-size", env_name="WAL_FLUSH_SIZE",
+                                               help="Commit early at this many buffered rows [default: 10000]")] = None,
+    wal_max_write_buffer_size: Annotated[int | None, _opt(
+        "--wal-max-write-buffer-size", env_name="WAL_MAX_WRITE_BUFFER_SIZE",
+        help="Buffered rows before writes get 503 [default: 100000]")] = None,
+    gen1_duration: Annotated[str | None, _opt("--gen1-duration", env_name="GEN1_DURATION",
+                                              help="Parquet file time span: 1m | 5m | 10m [default: 10m]")] = None,
+    max_http_request_size: Annotated[int | None, _opt(
+        "--max-http-request-size", env_name="MAX_HTTP_REQUEST_SIZE", help="[default: 10485760]")] = None,
+    wal_replay_fail_on_error: Annotated[bool | None, _opt(
+        "--wal-replay-fail-on-error", env_name="WAL_REPLAY_FAIL_ON_ERROR",
+        help="Stop at a corrupt WAL segment instead of skipping it")] = None,
+    query_log_size: Annotated[int | None, _opt("--query-log-size", env_name="QUERY_LOG_SIZE",
+                                               help="Rows kept in system.queries [default: 1000]")] = None,
+    hard_delete_default_duration: Annotated[str | None, _opt(
+        "--hard-delete-default-duration", env_name="HARD_DELETE_DEFAULT_DURATION",
+        help="Delay before a soft-deleted object is removed [default: 72h]")] = None,
+) -> None:
+    """Run the lakeflux server (blocks until SIGINT or SIGTERM)."""
+    given = dict(locals())
+    values = {f.name: given[f.name] for f in fields(ServeFlags) if given[f.name] is not None}
+    config = build_config(ServeFlags(**values))
+    for name in unused_flags(list(ctx.args)):
+        warn(f"{name} is accepted for InfluxDB compatibility but has no effect in lakeflux")
+    start_server(config)
+
+
+def start_server(config: Config) -> None:
+    """Import the server only now (it pulls in aiohttp, DataFusion, ...) and run it until stopped."""
+    try:
+        from lakeflux.server.main import run
+    except ImportError as exc:
+        raise CliFailure(f"the lakeflux server is not available: {exc}") from None
+    try:
+        run(config)
+    except LakefluxError as exc:
+        raise CliFailure(exc.message) from None
+    except KeyboardInterrupt:
+        pass
