@@ -37,7 +37,7 @@ from typing import Protocol
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from ..errors import Invalid
-from .durations import NS_PER_SECOND
+from .durations import NS_PER_SECOND, parse_duration
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1)
@@ -209,10 +209,19 @@ def format_rfc3339(fire_ns: int) -> str:
 def dry_run_fire_ns(expression: str | None, now_ns: int) -> int:
     """The scheduled time a schedule dry run reports: next match of `expression` (default every second).
 
-    Raises Invalid when the expression does not parse or never fires again.
+    `expression` is a cron expression; a `cron:` prefix is dropped and `every:<duration>` is accepted too,
+    so a trigger's own spec can be pasted. Raises Invalid when it does not parse or never fires again.
     """
-    text = expression if expression and expression.strip() else DRY_RUN_DEFAULT_EXPRESSION
-    fire = CronSchedule.parse(text).next_after(now_ns)
+    text = expression.strip() if expression and expression.strip() else DRY_RUN_DEFAULT_EXPRESSION
+    schedule: Schedule
+    if text.startswith("every:"):
+        period = parse_duration(text[len("every:"):])
+        if period <= 0:
+            raise Invalid(f"schedule {text!r} has a zero period")
+        schedule = EverySchedule(period)
+    else:
+        schedule = CronSchedule.parse(text.removeprefix("cron:"))
+    fire = schedule.next_after(now_ns)
     if fire is None:
         raise Invalid(f"schedule {text!r} has no upcoming fire time")
     return fire

@@ -295,6 +295,8 @@ def test_format_rfc3339() -> None:
         ("", dt.datetime(2024, 5, 1, 12, 0, 1)),
         ("0 0 * * * *", dt.datetime(2024, 5, 1, 13)),
         ("*/5 * * * *", dt.datetime(2024, 5, 1, 12, 5)),
+        ("cron:0 0 * * * *", dt.datetime(2024, 5, 1, 13)),  # a trigger spec pasted as is
+        ("every:10m", dt.datetime(2024, 5, 1, 12, 10)),
     ],
 )
 def test_dry_run_fire_time(expression: str | None, expected: dt.datetime) -> None:
@@ -304,5 +306,9 @@ def test_dry_run_fire_time(expression: str | None, expected: dt.datetime) -> Non
 def test_dry_run_errors() -> None:
     with pytest.raises(Invalid, match="invalid cron expression"):
         dry_run_fire_ns("99 * * * * *", NOW)
+    with pytest.raises(Invalid, match="time unit needed"):
+        dry_run_fire_ns("every:10", NOW)
+    with pytest.raises(Invalid, match="zero period"):
+        dry_run_fire_ns("every:0s", NOW)
     with pytest.raises(Invalid, match="no upcoming fire time"):
         dry_run_fire_ns("0 0 0 1 1 * 2020", NOW)
