@@ -1,11 +1,16 @@
-"""Parsing of the small value languages in CLI flags: `k=v,...` lists, `name:type` field lists,
-comma lists, trigger specs and hard-delete times. Each raises `UsageError` with a readable message."""
+"""Parsing of the small value languages in CLI flags: `k=v,...` lists, `name:type` field lists, comma
+lists, trigger specs (via `lakeflux.engine.specs`), durations and hard-delete times.
+
+Each parser raises `UsageError` with a readable message; the CLI prints it and exits 2, sending nothing.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from .durations import DurationError, parse_duration
+from lakeflux.engine.durations import parse_duration
+from lakeflux.engine.specs import TriggerSpec
+from lakeflux.errors import Invalid
 
 
 class UsageError(ValueError):
@@ -88,54 +93,15 @@ def parse_retention(text: str) -> str:
         return "none"
     try:
         parse_duration(value)
-    except DurationError as exc:
-        raise UsageError(f"invalid retention period: {exc}") from None
+    except Invalid as exc:
+        raise UsageError(f"invalid retention period {text!r}: {exc.message}") from None
     return value
 
 
-_SPEC_FORMS = (
-    "expect one of the following forms: 'table:<TABLE_NAME>', 'all_tables', 'cron:<CRON_EXPRESSION>', "
-    "'every:<DURATION>', or 'request:<PATH>'"
-)
-
-
-def check_trigger_spec(spec: str) -> str:
-    """Client-side trigger-spec check (CONTRACT §2.1), used until `lakeflux.engine.specs` exists.
-
-    Checks the prefix and that the part after it is present; `every:` durations are parsed. The server
-    does the full check (cron syntax, limits) and remains the authority.
-    """
-    def fail(context: str) -> UsageError:
-        return UsageError(f"failed to parse trigger from {spec}: {context}")
-
-    if spec == "all_tables":
-        return spec
-    prefix, sep, rest = spec.partition(":")
-    if not sep or prefix not in ("table", "every", "cron", "request", "path"):
-        raise fail(_SPEC_FORMS)
-    if rest.strip() == "":
-        raise fail({"table": "table name is empty", "every": "couldn't parse to duration",
-                    "cron": "cron expression is empty"}.get(prefix, "request path is empty"))
-    if prefix == "every":
-        try:
-            seconds = parse_duration(rest)
-        except DurationError:
-            raise fail("couldn't parse to duration") from None
-        if seconds > 365.25 * 86400:
-            raise fail("don't support every schedules of over 1 year")
-        if seconds < 0.001:
-            raise fail("every duration must be at least 1ms")
-    return spec
-
-
 def validate_trigger_spec(spec: str) -> str:
-    """Validate a spec with the engine's parser when it is installed, else with `check_trigger_spec`."""
-    try:
-        from lakeflux.engine.specs import TriggerSpec  # type: ignore[import-not-found]
-    except ImportError:
-        return check_trigger_spec(spec)
+    """Check a trigger spec with the engine's parser (CONTRACT §2.1) before any request is sent."""
     try:
         TriggerSpec.parse(spec)
-    except Exception as exc:  # the engine raises lakeflux.errors.Invalid; its message is the contract text
-        raise UsageError(str(exc)) from None
+    except Invalid as exc:
+        raise UsageError(exc.message) from None
     return spec

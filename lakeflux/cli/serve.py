@@ -14,10 +14,10 @@ from typing import Annotated
 import typer
 
 from lakeflux.config import DEFAULT_BIND, DEFAULT_MAX_REQUEST, Config, S3Settings, env
-from lakeflux.errors import LakefluxError
+from lakeflux.engine.durations import NS_PER_SECOND, parse_duration
+from lakeflux.errors import Invalid, LakefluxError
 
 from .args import parse_name_list
-from .durations import DurationError, parse_duration
 from .options import DEFAULT_DATA_DIR
 from .output import CliFailure, warn
 
@@ -134,9 +134,9 @@ def _int(flag: int | None, option: str, name: str, default: int) -> int:
 
 def _seconds(text: str, option: str) -> float:
     try:
-        seconds = parse_duration(text)
-    except DurationError as exc:
-        raise CliFailure(f"invalid {option}: {exc}", code=2) from None
+        seconds = parse_duration(text) / NS_PER_SECOND
+    except Invalid as exc:
+        raise CliFailure(f"invalid {option} {text!r}: {exc.message}", code=2) from None
     if seconds <= 0:
         raise CliFailure(f"invalid {option} {text!r}: must be positive", code=2)
     return seconds

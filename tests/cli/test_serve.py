@@ -1,0 +1,135 @@
+"""`serve` flags → Config: defaults, every flag, env precedence, validation, unused InfluxDB flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lakeflux.cli.main import app
+from lakeflux.cli.output import CliFailure
+from lakeflux.cli.serve import ServeFlags, build_config, unused_flags
+from lakeflux.config import Config, S3Settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAKEFLUX_DB_DIR")
+    config = build_config(ServeFlags())
+    assert config == Config(without_auth=False, data_dir=Path("data"))
+    assert config.http_bind == "127.0.0.1:8181"
+    assert config.plugin_dir is None and config.plugin_timeout is None
+
+
+def test_every_flag_maps_to_config() -> None:
+    flags = ServeFlags(
+        node_id="n1", object_store="s3", data_dir="/srv/lf", bucket="b", aws_access_key_id="ak",
+        aws_secret_access_key="sk", aws_default_region="eu-west-1", aws_endpoint="http://127.0.0.1:9000",
+        aws_session_token="st", aws_allow_http=True, http_bind="0.0.0.0:9999", without_auth=True,
+        disable_authz="health,ping", plugin_dir="/srv/plugins", plugin_repo="http://mirror/",
+        virtual_env_location="/srv/venv", package_manager="uv", restrict_plugin_triggers_to="wal,request",
+        plugin_timeout="30s", wal_flush_interval="250ms", wal_flush_size=500, wal_max_write_buffer_size=7,
+        gen1_duration="5m", max_http_request_size=1024, wal_replay_fail_on_error=True, query_log_size=9,
+        hard_delete_default_duration="1d",
+    )
+    assert build_config(flags) == Config(
+        node_id="n1", object_store="s3", data_dir=Path("/srv/lf"),
+        s3=S3Settings(bucket="b", endpoint="http://127.0.0.1:9000", region="eu-west-1", access_key_id="ak",
+                      secret_access_key="sk", session_token="st", allow_http=True),
+        http_bind="0.0.0.0:9999", without_auth=True, disable_authz=("health", "ping"),
+        plugin_dir=Path("/srv/plugins"), plugin_repo="http://mirror/", virtual_env=Path("/srv/venv"),
+        package_manager="uv", restrict_plugin_triggers_to=("wal", "request"), plugin_timeout=30.0,
+        wal_flush_interval=0.25, wal_flush_size=500, wal_max_write_buffer_size=7, gen1_duration=300.0,
+        max_http_request_size=1024, wal_replay_fail_on_error=True, query_log_size=9,
+        hard_delete_default_duration=86400.0,
+    )
+
+
+def test_env_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFLUXDB3_NODE_IDENTIFIER_PREFIX", "influx-node")
+    monkeypatch.setenv("INFLUXDB3_HTTP_BIND_ADDR", "127.0.0.1:1")
+    monkeypatch.setenv("LAKEFLUX_HTTP_BIND_ADDR", "127.0.0.1:2")
+    monkeypatch.setenv("INFLUXDB3_START_WITHOUT_AUTH", "true")
+    monkeypatch.setenv("LAKEFLUX_WAL_FLUSH_INTERVAL", "2s")
+    monkeypatch.setenv("INFLUXDB3_GEN1_DURATION", "1m")
+    monkeypatch.setenv("LAKEFLUX_QUERY_LOG_SIZE", "5")
+    config = build_config(ServeFlags())
+    assert config.node_id == "influx-node"
+    assert config.http_bind == "127.0.0.1:2"
+    assert config.without_auth is True
+    assert (config.wal_flush_interval, config.gen1_duration, config.query_log_size) == (2.0, 60.0, 5)
+    flagged = build_config(ServeFlags(node_id="flag", http_bind="127.0.0.1:3", without_auth=False, query_log_size=6))
+    assert (flagged.node_id, flagged.http_bind, flagged.without_auth, flagged.query_log_size) == (
+        "flag", "127.0.0.1:3", False, 6)
+
+
+def test_plain_aws_and_virtual_env_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "plain")
+    monkeypatch.setenv("AWS_ENDPOINT", "http://s3.local")
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("LAKEFLUX_AWS_ACCESS_KEY_ID", "prefixed")
+    monkeypatch.setenv("VIRTUAL_ENV", "/venv")
+    config = build_config(ServeFlags(object_store="s3", bucket="b"))
+    assert config.s3.access_key_id == "prefixed"
+    assert config.s3.endpoint == "http://s3.local"
+    assert config.s3.allow_http is True
+    assert config.virtual_env == Path("/venv")
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (ServeFlags(object_store="s3"), "needs --bucket"),
+    (ServeFlags(object_store="azure"), "not supported"),
+    (ServeFlags(object_store="disk"), "invalid --object-store"),
+    (ServeFlags(gen1_duration="2m"), "expected one of 1m, 5m, 10m"),
+    (ServeFlags(wal_flush_interval="soon"), "invalid --wal-flush-interval"),
+    (ServeFlags(package_manager="conda"), "invalid --package-manager"),
+    (ServeFlags(restrict_plugin_triggers_to="wal,cron"), "invalid --restrict-plugin-triggers-to"),
+    (ServeFlags(disable_authz="write"), "invalid --disable-authz"),
+    (ServeFlags(http_bind="8181"), "expected HOST:PORT"),
+    (ServeFlags(query_log_size=0), "must be positive"),
+])
+def test_invalid_settings(flags: ServeFlags, message: str) -> None:
+    with pytest.raises(CliFailure, match=message):
+        build_config(flags)
+
+
+def test_invalid_env_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEFLUX_WAL_FLUSH_SIZE", "lots")
+    with pytest.raises(CliFailure, match="expected an integer"):
+        build_config(ServeFlags())
+    monkeypatch.delenv("LAKEFLUX_WAL_FLUSH_SIZE")
+    monkeypatch.setenv("LAKEFLUX_WAL_REPLAY_FAIL_ON_ERROR", "maybe")
+    with pytest.raises(CliFailure, match="expected true or false"):
+        build_config(ServeFlags())
+
+
+def test_plugin_timeout_off_spellings() -> None:
+    assert build_config(ServeFlags(plugin_timeout="off")).plugin_timeout is None
+    assert build_config(ServeFlags(plugin_timeout="1m")).plugin_timeout == 60.0
+
+
+def test_unused_influxdb_flags_are_listed_for_warning() -> None:
+    assert unused_flags(["--log-filter", "info", "--num-io-threads=4", "--disable-telemetry-upload"]) == [
+        "--log-filter", "--num-io-threads", "--disable-telemetry-upload"]
+    with pytest.raises(CliFailure, match="unknown option --frobnicate"):
+        unused_flags(["--frobnicate"])
+    with pytest.raises(CliFailure, match="--log-filter needs a value"):
+        unused_flags(["--log-filter"])
+    with pytest.raises(CliFailure, match="terminate TLS"):
+        unused_flags(["--tls-cert", "c.pem"])
+
+
+def test_serve_refuses_bad_flags_before_starting(runner: CliRunner) -> None:
+    unknown = runner.invoke(app, ["serve", "--object-store", "memory", "--frobnicate"])
+    assert unknown.exit_code == 2
+    assert "unknown option --frobnicate" in unknown.stderr
+    bad = runner.invoke(app, ["serve", "--gen1-duration", "3m"])
+    assert bad.exit_code == 2
+    assert "invalid --gen1-duration" in bad.stderr
+
+
+def test_serve_help_lists_env_names(runner: CliRunner) -> None:
+    text = runner.invoke(app, ["serve", "--help"]).stdout
+    for flag in ("--node-id", "--host-id", "--aws-endpoint", "--hard-delete-default-duration", "--plugin-timeout",
+                 "--wal-flush-size", "LAKEFLUX_HTTP_BIND_ADDR"):
+        assert flag in text
