@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import orjson
@@ -167,7 +167,7 @@ def render(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: Format) ->
 
 # A piece of a rendered column: an array of text (null where that piece is absent in a row), or a
 # constant string that belongs to every row where the column's value is present.
-Piece = pa.Array | str
+Piece: TypeAlias = "pa.Array | str"
 
 
 def _slices(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -439,27 +439,29 @@ def _iso_datetimes(
     `offsets` (seconds east of UTC) is None for naive values (no suffix), else 0 → `Z`, other → ±HH:MM.
     """
     days, second_of_day = np.divmod(seconds, 86_400)
-    year, month, day = _civil_from_days(days)
-    if len(year) and (year.min() < 0 or year.max() > 9999):
+    if len(days) and (days.min() < -719_528 or days.max() > 2_932_896):  # outside 0000-01-01..9999-12-31
+        year, month, day = _civil_from_days(days)
         return _iso_datetimes_slowly(year, month, day, second_of_day, nanos, offsets, valid)
+    # int32 arithmetic from here on: every value fits, and numpy's int32 division is much faster.
+    year, month, day = _civil_from_days(days.astype(np.int32))
+    nanos = nanos.astype(np.int32)
+    # The byte matrix is position-major (one contiguous row of bytes per character position), so
+    # every digit is written by one contiguous numpy pass; rows are read out column-wise at the end.
     rows = len(seconds)
-    matrix = np.zeros((rows, _ISO_WIDTH), dtype=np.uint8)
-
-    def put(position: int, value: np.ndarray, width: int) -> None:
-        for digit in range(width):
-            matrix[:, position + width - 1 - digit] = 48 + (value // 10**digit) % 10
-
-    put(0, year, 4)
-    put(5, month, 2)
-    put(8, day, 2)
-    put(11, second_of_day // 3600, 2)
-    put(14, second_of_day // 60 % 60, 2)
-    put(17, second_of_day % 60, 2)
-    matrix[:, [4, 7]] = ord("-")
-    matrix[:, 10] = ord("T")
-    matrix[:, [13, 16]] = ord(":")
-    matrix[:, 19] = ord(".")
-    put(20, nanos, 9)
+    matrix = np.zeros((_ISO_WIDTH, rows), dtype=np.uint8)
+    second_of_day = second_of_day.astype(np.int32)
+    _put_digits(matrix, 0, year, 4)
+    _put_digits(matrix, 5, month, 2)
+    _put_digits(matrix, 8, day, 2)
+    _put_digits(matrix, 11, second_of_day // 3600, 2)
+    _put_digits(matrix, 14, second_of_day // 60 % 60, 2)
+    _put_digits(matrix, 17, second_of_day % 60, 2)
+    matrix[[4, 7]] = ord("-")
+    matrix[10] = ord("T")
+    matrix[[13, 16]] = ord(":")
+    if nanos.any():
+        matrix[19] = ord(".")
+        _put_digits(matrix, 20, nanos, 9)
     fraction = np.where(
         nanos == 0, 0, np.where(nanos % 1_000_000 == 0, 4, np.where(nanos % 1_000 == 0, 7, 10))
     )
@@ -467,16 +469,28 @@ def _iso_datetimes(
     if offsets is not None:
         lengths = lengths + _put_offsets(matrix, lengths, offsets)
     lengths = np.where(valid, lengths, 0)
-    used = np.arange(_ISO_WIDTH) < lengths[:, None]
-    return _strings_from_parts(lengths, matrix[used], valid)
+    width = int(lengths.max()) if rows else 0
+    if (lengths == width).all():
+        data = np.ascontiguousarray(matrix[:width].T)  # every row the same length: a plain transpose
+    else:
+        data = matrix.T[np.arange(_ISO_WIDTH) < lengths[:, None]]
+    return _strings_from_parts(lengths, data, valid)
+
+
+def _put_digits(matrix: np.ndarray, position: int, value: np.ndarray, width: int) -> None:
+    """Write `value` as `width` zero-padded decimal digits at `position` of every row."""
+    for place in range(position + width - 1, position - 1, -1):
+        value, digit = np.divmod(value, 10)
+        matrix[place] = digit
+    matrix[position : position + width] += 48
 
 
 def _put_offsets(matrix: np.ndarray, at: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Write `Z` or `±HH:MM` at column `at` of each row; return each suffix's length."""
+    """Write `Z` or `±HH:MM` at position `at` of each row; return each suffix's length."""
     rows = np.arange(len(at))
     utc = offsets == 0
-    matrix[rows, at] = np.where(utc, ord("Z"), np.where(offsets > 0, ord("+"), ord("-")))
-    minutes = np.abs(offsets) // 60
+    matrix[at, rows] = np.where(utc, ord("Z"), np.where(offsets > 0, ord("+"), ord("-")))
+    minutes = np.abs(offsets[~utc]) // 60
     zone_rows, zone_at = rows[~utc], at[~utc]
     for shift, value in (
         (1, minutes // 600 % 10),
@@ -484,8 +498,8 @@ def _put_offsets(matrix: np.ndarray, at: np.ndarray, offsets: np.ndarray) -> np.
         (4, minutes % 60 // 10),
         (5, minutes % 10),
     ):
-        matrix[zone_rows, zone_at + shift] = 48 + value[~utc]
-    matrix[zone_rows, zone_at + 3] = ord(":")
+        matrix[zone_at + shift, zone_rows] = 48 + value
+    matrix[zone_at + 3, zone_rows] = ord(":")
     return np.where(utc, 1, 6)
 
 
