@@ -21,7 +21,7 @@ from .args import (
     parse_retention,
     validate_trigger_spec,
 )
-from .client import Client
+from .client import Client, ParamValue
 from .options import DatabaseOpt, HostOpt, TlsCaOpt, TlsNoVerifyOpt, TokenOpt, connect, resolve_database
 from .output import CliFailure, info, write_result
 from .plugins import read_plugin, upload_names
@@ -220,7 +220,7 @@ def delete_trigger(
 ) -> None:
     """Delete a trigger (an enabled one needs --force)."""
     db = resolve_database(database)
-    params = {"db": db, "trigger_name": name, "force": force}
+    params: dict[str, ParamValue] = {"db": db, "trigger_name": name, "force": force}
     connect(host, token, tls_ca, tls_no_verify).request("DELETE", TRIGGER_ROUTE, params=params)
     info(f'Trigger "{name}" deleted successfully')
 

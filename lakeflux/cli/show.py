@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .client import Client
+from .client import Client, ParamValue
 from .options import DatabaseOpt, HostOpt, TlsCaOpt, TlsNoVerifyOpt, TokenOpt, connect, resolve_database
 from .output import info
 from .query import check_format, print_result, run_sql
@@ -47,7 +47,7 @@ def show_databases(
     tls_no_verify: TlsNoVerifyOpt = False,
 ) -> None:
     """List databases."""
-    params = {"format": check_format(fmt), "show_deleted": show_deleted}
+    params: dict[str, ParamValue] = {"format": check_format(fmt), "show_deleted": show_deleted}
     response = connect(host, token, tls_ca, tls_no_verify).request("GET", "/api/v3/configure/database", params=params)
     print_result(response.body, fmt, None)
 

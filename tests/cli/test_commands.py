@@ -280,3 +280,30 @@ def test_test_schedule_plugin_default_schedule(runner: CliRunner, server: FakeSe
     assert server.last.json() == {"filename": "s.py", "database": "db1", "schedule": "* * * * * *"}
     help_text = runner.invoke(app, ["test", "schedule_plugin", "--help"]).stdout
     assert "* * * * * *" in help_text
+
+
+def test_create_trigger_upload_single_file(runner: CliRunner, server: FakeServer, tmp_path: Path) -> None:
+    code = tmp_path / "alerts.py"
+    code.write_text("def process_scheduled_call(a, b, c): pass\n")
+    server.on("POST", "/api/v3/plugins/files", Reply())
+    server.on("POST", TRIGGER, Reply())
+    result = run(runner, server, "create", "trigger", "t1", "-d", "db1", "--trigger-spec", "every:10s",
+                 "-p", str(code), "--upload")
+    assert result.exit_code == 0, result.output
+    upload, create = server.requests
+    assert upload.json() == {"plugin_name": "alerts.py", "content": "def process_scheduled_call(a, b, c): pass\n"}
+    assert create.json()["plugin_filename"] == "alerts.py"
+
+
+def test_upload_of_missing_path_fails_before_any_request(runner: CliRunner, server: FakeServer, tmp_path: Path) -> None:
+    result = run(runner, server, "create", "trigger", "t1", "-d", "db1", "--trigger-spec", "all_tables",
+                 "-p", str(tmp_path / "absent.py"), "--upload")
+    assert result.exit_code == 1
+    assert "plugin path not found" in result.stderr
+    assert server.requests == []
+
+
+def test_token_flag_is_hidden_from_help(runner: CliRunner) -> None:
+    help_text = runner.invoke(app, ["create", "database", "--help"]).stdout
+    assert "--host" in help_text
+    assert "--token" not in help_text
