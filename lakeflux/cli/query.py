@@ -30,10 +30,15 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def print_result(body: bytes, fmt: str, output: Path | None) -> None:
-    """Write a query result: verbatim to a file or a pipe; on a terminal, end text with a newline."""
+def check_parquet_target(fmt: str, output: Path | None) -> None:
+    """Parquet is binary: it needs `-o FILE` or a stdout that is not a terminal."""
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise CliFailure("parquet output is binary: pass -o/--output FILE or pipe stdout to a file", code=2)
+
+
+def print_result(body: bytes, fmt: str, output: Path | None) -> None:
+    """Write a query result: verbatim to a file or a pipe; on a terminal, end text with a newline."""
+    check_parquet_target(fmt, output)
     if output is None and fmt != "parquet" and sys.stdout.isatty() and body and not body.endswith(b"\n"):
         body += b"\n"
     write_result(body, output)
@@ -73,7 +78,6 @@ def query_command(
     check_format(fmt)
     text = read_sql(sql, file)
     db = resolve_database(database)
-    if fmt == "parquet" and output is None and sys.stdout.isatty():
-        raise CliFailure("parquet output is binary: pass -o/--output FILE or pipe stdout to a file", code=2)
+    check_parquet_target(fmt, output)  # before the request, so a long query is not run for nothing
     client = connect(query_host or host, token, tls_ca, tls_no_verify)
     print_result(run_sql(client, db, text, fmt), fmt, output)
