@@ -1,0 +1,66 @@
+"""Generate realistic line-protocol bodies for benchmarks (telegraf-like cpu/mem/disk/net lines)."""
+
+from __future__ import annotations
+
+import random
+
+_HOSTS = [f"server{n:02d}" for n in range(20)]
+_START_NS = 1_700_000_000_000_000_000
+_STEP_NS = 10_000_000
+
+
+def _cpu(rng: random.Random, host: str) -> str:
+    user, system = rng.uniform(0, 60), rng.uniform(0, 30)
+    return (f"cpu,cpu=cpu{rng.randrange(8)},host={host} usage_user={user:.3f},usage_system={system:.3f},"
+            f"usage_idle={100 - user - system:.3f},usage_iowait={rng.uniform(0, 5):.4f}")
+
+
+def _mem(rng: random.Random, host: str) -> str:
+    total = 16 * 2**30
+    used = rng.randrange(2**30, total)
+    return (f"mem,host={host} used={used}i,free={total - used}u,"
+            f"used_percent={100 * used / total:.5f},swap_in={rng.randrange(100)}i")
+
+
+def _disk(rng: random.Random, host: str) -> str:
+    device = rng.choice(["sda1", "sdb1", "nvme0n1p2"])
+    free = rng.randrange(10**9, 10**12)
+    return (f"disk,device={device},fstype=ext4,host={host},path=/data free={free}i,"
+            f"used_percent={rng.uniform(0, 100):.2f},inodes_free={rng.randrange(10**6)}i,"
+            f"readonly={rng.choice(['false', 'f', 'true'])}")
+
+
+def _net(rng: random.Random, host: str) -> str:
+    return (f"net,host={host},interface=eth{rng.randrange(2)} bytes_recv={rng.randrange(10**12)}i,"
+            f"bytes_sent={rng.randrange(10**12)}i,drop_in={rng.randrange(10)}u")
+
+
+def _awkward(rng: random.Random, host: str) -> str:
+    """The 5%: escaped names and values, quoted strings with spaces, commas and `=`."""
+    choice = rng.randrange(3)
+    if choice == 0:
+        return (f'syslog,host={host},facility=daemon message="session {rng.randrange(10**5)} opened, '
+                f'user=admin from 10.0.0.{rng.randrange(255)}",severity="info",code={rng.randrange(99)}i')
+    if choice == 1:
+        return (f"disk,device=sdc1,fstype=ext4,host={host},path=/mnt/my\\ backup\\,old "
+                f"free={rng.randrange(10**9)}i,used_percent={rng.uniform(0, 100):.2f}")
+    return (f'docker\\ container,host={host},name=web\\=1 status="up {rng.randrange(60)} minutes",'
+            f"cpu={rng.uniform(0, 4):.3f}")
+
+
+_COMMON = (_cpu, _mem, _disk, _net)
+
+
+def mixed_body(lines: int = 100_000, seed: int = 0) -> bytes:
+    """`lines` newline-terminated lines with ns timestamps; 5% need escapes or quoted strings."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(lines):
+        host = _HOSTS[rng.randrange(len(_HOSTS))]
+        make = _awkward if rng.random() < 0.05 else _COMMON[rng.randrange(len(_COMMON))]
+        out.append(f"{make(rng, host)} {_START_NS + n * _STEP_NS}\n")
+    return "".join(out).encode("utf-8")
+
+
+if __name__ == "__main__":
+    print(mixed_body(20).decode(), end="")

@@ -1,0 +1,209 @@
+"""Turning parsed lines into per-table Arrow tables, applying the in-body schema rule.
+
+Within one body a column's kind (tag, or field type) is fixed by the first accepted line of its
+table that has it; a later line that disagrees is a line error and is dropped whole. Both parsers
+feed this module, the fast one with groups of identically shaped lines (already columnar), the
+exact one with single lines, so the rule and the table building exist once.
+
+Units are processed in order of their first line. A group is homogeneous, so it is accepted or
+rejected whole at its first line; a rejected group's lines are then re-checked one by one at their
+own line numbers so each error message names the column that line conflicts on at that point.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..model import ColumnKind
+from .types import ARROW_TYPES, TYPE_NAMES, LineError, ParsedLine, ParsedTable, ParseResult, truncate_line
+
+Columns = list[tuple[str, ColumnKind]]
+
+
+@dataclass
+class LineGroup:
+    """Valid lines of one table with identical columns and kinds, already converted to Arrow."""
+
+    table: str
+    columns: Columns
+    arrays: list[pa.Array]
+    times: np.ndarray
+    line_numbers: np.ndarray
+    original_line: Callable[[int], str]
+    """The text of the group's row i, for error messages."""
+
+
+@dataclass
+class _TableState:
+    columns: dict[str, ColumnKind] = field(default_factory=dict)
+    groups: list[LineGroup] = field(default_factory=list)
+    lines: list[ParsedLine] = field(default_factory=list)
+    line_numbers: list[int] = field(default_factory=list)
+
+
+def _line_columns(line: ParsedLine) -> Columns:
+    columns: Columns = [(key, ColumnKind.TAG) for key, _ in line.tags]
+    columns.extend((key, kind) for key, kind, _ in line.fields)
+    return columns
+
+
+def _conflict(established: dict[str, ColumnKind], columns: Columns, line_number: int) -> str | None:
+    """The error for the first column whose kind disagrees with the table so far, if any."""
+    for name, kind in columns:
+        expected = established.get(name)
+        if expected is None or expected is kind:
+            continue
+        if kind is ColumnKind.TAG:
+            return (
+                f"invalid tag in line protocol for tag '{name}' on line {line_number}: "
+                f"column '{name}' is a {TYPE_NAMES[expected]} field, not a tag"
+            )
+        if expected is ColumnKind.TAG:
+            return (
+                f"invalid field value in line protocol for field '{name}' on line {line_number}: "
+                f"column '{name}' is a tag, not a {TYPE_NAMES[kind]} field"
+            )
+        return (
+            f"invalid field value in line protocol for field '{name}' on line {line_number}: "
+            f"expected type {TYPE_NAMES[expected]}, but got {TYPE_NAMES[kind]}"
+        )
+    return None
+
+
+class Assembler:
+    """Collects groups, single lines and syntax errors; `result()` applies the schema rule."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[int, int, object]] = []
+        self._errors: list[LineError] = []
+        self._tables: dict[str, _TableState] = {}
+        self._sequence = 0
+
+    def _push(self, line_number: int, item: object) -> None:
+        self._sequence += 1
+        heapq.heappush(self._queue, (line_number, self._sequence, item))
+
+    def add_group(self, group: LineGroup) -> None:
+        """Queue a group of identically shaped valid lines."""
+        self._push(int(group.line_numbers[0]), group)
+
+    def add_line(self, line_number: int, line: ParsedLine, text: str) -> None:
+        """Queue one valid line."""
+        self._push(line_number, (line, text))
+
+    def add_error(self, line_number: int, message: str, text: str) -> None:
+        """Record a line that failed to parse."""
+        self._errors.append(LineError(line_number, message, truncate_line(text)))
+
+    def _state(self, table: str) -> _TableState:
+        state = self._tables.get(table)
+        if state is None:
+            state = self._tables[table] = _TableState()
+        return state
+
+    def _accept_columns(self, table: str, columns: Columns) -> _TableState:
+        state = self._state(table)
+        first = not state.columns
+        for name, kind in columns:
+            state.columns.setdefault(name, kind)
+        if first:
+            state.columns["time"] = ColumnKind.TIME
+        return state
+
+    def _process_group(self, group: LineGroup) -> None:
+        first_line = int(group.line_numbers[0])
+        state = self._tables.get(group.table)
+        message = _conflict(state.columns, group.columns, first_line) if state else None
+        if message is None:
+            self._accept_columns(group.table, group.columns).groups.append(group)
+            return
+        self.add_error(first_line, message, group.original_line(0))
+        for row in range(1, len(group.line_numbers)):
+            self._push(int(group.line_numbers[row]), (group, row))
+
+    def _process_line(self, line_number: int, line: ParsedLine, text: str) -> None:
+        columns = _line_columns(line)
+        state = self._tables.get(line.table)
+        message = _conflict(state.columns, columns, line_number) if state else None
+        if message is not None:
+            self.add_error(line_number, message, text)
+            return
+        state = self._accept_columns(line.table, columns)
+        state.lines.append(line)
+        state.line_numbers.append(line_number)
+
+    def _process_rejected_row(self, line_number: int, group: LineGroup, row: int) -> None:
+        state = self._tables[group.table]
+        message = _conflict(state.columns, group.columns, line_number)
+        # A column that conflicted at the group's first line still conflicts: kinds never change.
+        assert message is not None
+        self.add_error(line_number, message, group.original_line(row))
+
+    def result(self, line_count: int) -> ParseResult:
+        """Apply the schema rule in line order and build the tables."""
+        while self._queue:
+            line_number, _, item = heapq.heappop(self._queue)
+            if isinstance(item, LineGroup):
+                self._process_group(item)
+            elif isinstance(item[0], LineGroup):
+                self._process_rejected_row(line_number, item[0], item[1])
+            else:
+                self._process_line(line_number, item[0], item[1])
+        tables = {name: _build_table(name, state) for name, state in self._tables.items() if state.columns}
+        self._errors.sort(key=lambda error: error.line_number)
+        return ParseResult(tables=tables, errors=self._errors, line_count=line_count)
+
+
+def _lines_piece(state: _TableState) -> tuple[dict[str, pa.Array], np.ndarray, np.ndarray]:
+    """Columnar arrays for the table's single lines (absent values null)."""
+    rows = len(state.lines)
+    values: dict[str, list[object]] = {name: [None] * rows for name in state.columns}
+    for row, line in enumerate(state.lines):
+        for key, value in line.tags:
+            values[key][row] = value
+        for key, _, value in line.fields:
+            values[key][row] = value
+    arrays = {
+        name: pa.array(values[name], type=ARROW_TYPES[kind])
+        for name, kind in state.columns.items()
+        if kind is not ColumnKind.TIME
+    }
+    times = np.fromiter((line.time_ns for line in state.lines), dtype=np.int64, count=rows)
+    return arrays, times, np.asarray(state.line_numbers, dtype=np.int64)
+
+
+def _piece_table(columns: dict[str, ColumnKind], arrays: dict[str, pa.Array], times: np.ndarray) -> pa.Table:
+    rows = len(times)
+    full = []
+    for name, kind in columns.items():
+        if kind is ColumnKind.TIME:
+            full.append(pa.array(times, type=pa.int64()))
+        else:
+            array = arrays.get(name)
+            full.append(array if array is not None else pa.nulls(rows, type=ARROW_TYPES[kind]))
+    return pa.Table.from_arrays(full, names=list(columns))
+
+
+def _build_table(name: str, state: _TableState) -> ParsedTable:
+    tables: list[pa.Table] = []
+    numbers: list[np.ndarray] = []
+    for group in state.groups:
+        arrays = {column: array for (column, _), array in zip(group.columns, group.arrays, strict=True)}
+        tables.append(_piece_table(state.columns, arrays, group.times))
+        numbers.append(group.line_numbers)
+    if state.lines:
+        arrays, times, line_numbers = _lines_piece(state)
+        tables.append(_piece_table(state.columns, arrays, times))
+        numbers.append(line_numbers)
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    line_numbers = numbers[0] if len(numbers) == 1 else np.concatenate(numbers)
+    if len(line_numbers) > 1 and np.any(line_numbers[1:] < line_numbers[:-1]):
+        order = np.argsort(line_numbers, kind="stable")
+        table = table.take(pa.array(order))
+        line_numbers = line_numbers[order]
+    return ParsedTable(name=name, columns=dict(state.columns), table=table, line_numbers=line_numbers)
