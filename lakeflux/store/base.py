@@ -52,6 +52,14 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def copy(self, src: str, dst: str) -> None:
+        """Copy committed object `src` to `dst` (create or replace, atomically), without the bytes
+        passing through lakeflux where the backend can (hard link, server-side copy).
+
+        Returns once `dst` is durable. Raises NotFound if `src` is absent.
+        """
+        ...
+
     def list(self, prefix: str) -> list[ObjectMeta]:
         """All committed objects whose key starts with `prefix`, sorted by key. Never shows temp objects."""
         ...

@@ -165,6 +165,31 @@ class FileStore:
         except OSError as exc:
             raise _unavailable("put", key, exc) from exc
 
+    def copy(self, src: str, dst: str) -> None:
+        """Hard-link `src` to a temp name beside `dst`, then rename over `dst` and fsync the directory.
+
+        Returns once the new name is durable; objects are immutable, so sharing the inode is safe.
+        """
+        check_key(src)
+        check_write_key(dst)
+        source = self._path(src)
+        path = self._path(dst)
+        try:
+            self._make_parents(path, dst)
+            temp = path.with_name(f"{path.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+            try:
+                os.link(source, temp)
+            except FileNotFoundError:
+                raise NotFound(f"object not found: {src}") from None
+            try:
+                os.replace(temp, path)
+            except BaseException:
+                _unlink_quietly(temp)
+                raise
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _unavailable("copy", dst, exc) from exc
+
     def list(self, prefix: str) -> list[ObjectMeta]:
         """All published objects whose key starts with `prefix`, sorted by key; temp files are never shown.
 

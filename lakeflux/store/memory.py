@@ -86,6 +86,10 @@ class MemoryStore:
                 raise Invalid(f"memory store: a parent of {key!r} is an object") from None
             self._mtimes[path] = time.time_ns()
 
+    def copy(self, src: str, dst: str) -> None:
+        """Copy `src` to `dst` (create or replace); returns once `dst` is visible."""
+        self.put(dst, self.get(src))
+
     def list(self, prefix: str) -> list[ObjectMeta]:
         """All objects whose key starts with `prefix`, sorted by key."""
         check_prefix(prefix)

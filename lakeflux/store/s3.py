@@ -308,6 +308,18 @@ class S3Store:
         except _TRANSPORT_ERRORS as exc:
             raise Unavailable(f"s3 store: put {self.url}{key} failed: {_describe(exc)}") from exc
 
+    def copy(self, src: str, dst: str) -> None:
+        """Server-side CopyObject; returns once S3 has acknowledged it (dst durable and visible)."""
+        check_key(src)
+        check_write_key(dst)
+        try:
+            self._fs.call_s3("copy_object", Bucket=self.bucket, Key=self.prefix + dst,
+                             CopySource={"Bucket": self.bucket, "Key": self.prefix + src})
+        except _TRANSPORT_ERRORS as exc:
+            if _is_missing_key(exc):
+                raise NotFound(f"object not found: {src}") from exc
+            raise Unavailable(f"s3 store: copy {self.url}{src} to {dst} failed: {_describe(exc)}") from exc
+
     def delete(self, key: str) -> None:
         """Remove `key`; a missing key is not an error. Returns once S3 has acknowledged the DELETE."""
         check_key(key)

@@ -171,6 +171,10 @@ class FaultyStore:
         """Inner list, with faults (rules match the list prefix)."""
         return self._call("list", prefix, lambda: self.inner.list(prefix))
 
+    def copy(self, src: str, dst: str) -> None:
+        """Inner copy (same durability), with faults (matched on `dst`)."""
+        self._call("copy", dst, lambda: self.inner.copy(src, dst))
+
     def delete(self, key: str) -> None:
         """Inner delete (same durability), with faults."""
         self._call("delete", key, lambda: self.inner.delete(key))
@@ -239,6 +243,11 @@ class CountingStore:
         """Inner list, counted."""
         self._count("list")
         return self.inner.list(prefix)
+
+    def copy(self, src: str, dst: str) -> None:
+        """Inner copy (same durability), counted."""
+        self._count("copy")
+        self.inner.copy(src, dst)
 
     def delete(self, key: str) -> None:
         """Inner delete (same durability), counted."""
