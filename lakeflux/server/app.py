@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from aiohttp import web
 
 from .. import INFLUXDB_COMPAT_VERSION, __version__
 from . import configure, query, write
+from .engine_routes import add_engine_routes
 from .errors import Handler, error_middleware
 from .services import SERVICES, Services
 
@@ -63,6 +65,7 @@ def make_app(services: Services) -> web.Application:
     r.add_delete("/api/v3/configure/database", configure.delete_database)
     r.add_post("/api/v3/configure/table", configure.create_table)
     r.add_delete("/api/v3/configure/table", configure.delete_table)
+    add_engine_routes(r)
     r.add_get("/health", health)
     r.add_get("/api/v1/health", health)
     for method in ("GET", "HEAD", "POST"):
@@ -77,10 +80,17 @@ async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
 
 
 async def _start(app: web.Application) -> None:
-    await app[SERVICES].buffer.start()
+    services = app[SERVICES]
+    await services.buffer.start()
+    # Triggers start once writes are accepted: a plugin may write back on its first call.
+    services.plugin_writes.bind(asyncio.get_running_loop())
+    await asyncio.get_running_loop().run_in_executor(None, services.engine.start)
 
 
 async def _stop(app: web.Application) -> None:
     services = app[SERVICES]
+    # The engine stops first, while the buffer still commits the write-backs of interrupted calls.
+    await asyncio.get_running_loop().run_in_executor(None, services.engine.stop)
+    services.plugin_writes.bind(None)
     await services.buffer.stop()
     services.pool.shutdown(wait=False)

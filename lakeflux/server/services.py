@@ -14,10 +14,13 @@ from aiohttp import web
 from ..buffer import WriteBuffer
 from ..catalog import Catalog
 from ..config import Config
+from ..engine.runtime import Engine
+from ..engine.specs import PluginType, parse_plugin_types
 from ..query.session import QueryEngine
 from ..store import open_store
 from ..store.base import ObjectStore
 from ..wal import Wal
+from .engine_ports import BufferWriteSink, EngineQueryRunner, EngineWalListener, WalSegmentSource
 
 log = logging.getLogger("lakeflux.server")
 
@@ -30,6 +33,8 @@ class Services:
     wal: Wal
     buffer: WriteBuffer
     query: QueryEngine
+    engine: Engine
+    plugin_writes: BufferWriteSink
     # Parsing and queries run here: numpy, Arrow and DataFusion release the GIL.
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lakeflux-work"))
 
@@ -50,5 +55,23 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
                          max_pending_writes=config.wal_max_write_buffer_size)
     replayed = buffer.recover(fail_on_error=config.wal_replay_fail_on_error)
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
-    query = QueryEngine(catalog, buffer.tables)
-    return Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query)
+    engine_ref: list[Engine] = []
+    query = QueryEngine(catalog, buffer.tables, system_tables=lambda db: engine_ref[0].system_tables(db))
+    plugin_writes = BufferWriteSink(buffer)
+    engine = Engine(
+        catalog=catalog, store=store, node=config.node_id, writer=plugin_writes, queries=EngineQueryRunner(query),
+        segments=WalSegmentSource(wal, buffer), plugin_dir=config.plugin_dir, venv_dir=config.virtual_env,
+        allowed_types=_allowed_types(config),
+    )
+    engine_ref.append(engine)
+    # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.
+    buffer.add_listener(EngineWalListener(engine.segment_committed))
+    return Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
+                    engine=engine, plugin_writes=plugin_writes)
+
+
+def _allowed_types(config: Config) -> frozenset[PluginType] | None:
+    """`--restrict-plugin-triggers-to`: None (all allowed) when not given."""
+    if not config.restrict_plugin_triggers_to:
+        return None
+    return parse_plugin_types(",".join(config.restrict_plugin_triggers_to))
