@@ -74,12 +74,12 @@ class _Records:
                 keep[first + 1 : last + 1] = False
             starts, ends, line_numbers = starts[keep], ends[keep], line_numbers[keep]
         self.raw_ends = ends.copy()
-        carriage = (ends > starts) & (body.bytes[np.maximum(ends - 1, 0)] == 13)
+        carriage = (ends > starts) & (body.at(ends - 1) == 13)
         ends -= carriage
         awkward = special[(kinds >= QUOTE) & (kinds <= TAB)]
         has_awkward = np.searchsorted(awkward, ends) > np.searchsorted(awkward, starts)
-        first_byte = body.bytes[np.minimum(starts, max(len(body.bytes) - 1, 0))] if len(body.bytes) else starts
-        blank_start = np.isin(first_byte, (32, 9, 35))
+        first_byte = body.at(starts)
+        blank_start = (first_byte == 32) | (first_byte == 9) | (first_byte == 35)
         self.nonempty = ends > starts
         self.simple = self.nonempty & ~has_awkward & ~blank_start
         self.starts, self.ends, self.line_numbers = starts, ends, line_numbers
@@ -150,6 +150,8 @@ class _Shape:
 
 def _layout_buckets(records: _Records, rows: np.ndarray):
     """Yield (tags, fields, timestamp, rows) for simple records whose separator counts fit a layout."""
+    if not len(rows):
+        return
     separators, kinds = records.separators, records.separator_kinds
     starts, ends = records.starts[rows], records.ends[rows]
     first = np.searchsorted(separators, starts)

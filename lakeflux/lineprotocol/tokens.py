@@ -47,6 +47,10 @@ class Body:
         """The 8 bytes starting at each position (which may be up to 8 before the body) as uint64."""
         return self._words[positions + _FRONT]
 
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The byte at each position; positions up to 8 before or 16 after the body read as 0."""
+        return self._padded[positions + _FRONT]
+
     def classes(self) -> np.ndarray:
         """BYTE_CLASS of every byte (bytes.translate is the fastest table lookup available)."""
         return np.frombuffer(self.raw.translate(_CLASS_TABLE), dtype=np.uint8)
