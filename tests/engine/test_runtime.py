@@ -377,7 +377,8 @@ def test_triggers_logs_and_cursors_survive_a_restart(tmp_path):
                                   "ORDER BY trigger_name")
         assert rows == [{"trigger_name": "r", "disabled": True}, {"trigger_name": "w", "disabled": False}]
         texts = log_texts(second, "db", "w")
-        assert texts.count("starting execution of wal plugin.") >= 2  # rows from before the restart too
+        # One call before the restart (its rows were persisted), the redelivery and the new one after.
+        assert texts.count("starting execution of wal plugin.") == 3
 
 
 def test_boot_failure_is_logged_and_server_continues(tmp_path):
@@ -390,3 +391,16 @@ def test_boot_failure_is_logged_and_server_continues(tmp_path):
         errors = log_texts(second, "db", "w", "ERROR")
         assert errors[0].startswith("failed to start trigger at boot; continuing in degraded state")
         write_ns(second, "db", "cpu v=2 2")
+
+
+def test_disable_interrupts_the_running_call(srv):
+    assert create_trigger(srv, "db", "spin", "rt_spin.py", "request:spin").status == 200
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(srv.request, "GET", "/api/v3/engine/spin")
+        wait_for(lambda: global_cache(srv, "spinning"), what="plugin running")
+        route = "/api/v3/configure/processing_engine_trigger"
+        assert srv.request("POST", f"{route}/disable?db=db&trigger_name=spin").status == 200
+        reply = pending.result(timeout=30)
+    assert reply.status == 500
+    assert reply.json() == {"error": "Python function call failed: KeyboardInterrupt: "}
+    assert log_texts(srv, "db", "spin", "ERROR")[0].startswith("error running request plugin: KeyboardInterrupt")
