@@ -55,6 +55,7 @@ class CallTarget:
     trigger: str
     cache: PluginCache
     guard: CallGuard
+    timeout_s: float | None = None  # `--plugin-timeout`: interrupt calls running longer
 
 
 @dataclass
@@ -116,15 +117,44 @@ def call_plugin(
                     queries=ports.queries, logs=ports.logs, cache=target.cache)
     record(ports, target, "INFO", start_message)
     started = time.perf_counter()
+    watchdog = _start_watchdog(target)
     try:
         with target.guard.calling():
             result = invoke(api)
     except BaseException as exc:  # noqa: BLE001 - plugins may raise SystemExit/KeyboardInterrupt
         discard_writes(api)
-        return CallOutcome(ok=False, error=exc, plugin_file=plugin_file)
+        error: BaseException = exc
+        if watchdog is not None and watchdog.fired.is_set():
+            error = TimeoutError(f"plugin call timed out after {target.timeout_s:g} s")
+        return CallOutcome(ok=False, error=error, plugin_file=plugin_file)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
     flush_writes(api)
     record(ports, target, "INFO", f"finished execution in {format_elapsed(time.perf_counter() - started)}")
     return CallOutcome(ok=True, result=result, plugin_file=plugin_file)
+
+
+class _Watchdog(threading.Timer):
+    def __init__(self, seconds: float, guard: CallGuard, thread_id: int) -> None:
+        super().__init__(seconds, self._fire)
+        self.daemon = True
+        self.fired = threading.Event()
+        self._guard = guard
+        self._thread_id = thread_id
+
+    def _fire(self) -> None:
+        self.fired.set()
+        if not self._guard.interrupt_thread(self._thread_id):
+            self.fired.clear()  # the call ended first
+
+
+def _start_watchdog(target: CallTarget) -> _Watchdog | None:
+    if not target.timeout_s:
+        return None
+    watchdog = _Watchdog(target.timeout_s, target.guard, threading.get_ident())
+    watchdog.start()
+    return watchdog
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -59,6 +59,14 @@ class CallGuard:
                 _post(thread_id, KeyboardInterrupt)
             return len(self._inside)
 
+    def interrupt_thread(self, thread_id: int) -> bool:
+        """Raise KeyboardInterrupt in one thread's running call (a timeout); False if it already ended."""
+        with self._lock:
+            if thread_id not in self._inside:
+                return False
+            _post(thread_id, KeyboardInterrupt)
+            return True
+
     @property
     def busy(self) -> bool:
         """True while some thread is inside a call."""

@@ -82,6 +82,7 @@ class Engine:
         request_workers: int = 8,
         async_workers: int = 8,
         log_flush_interval: float = LOG_FLUSH_INTERVAL_S,
+        plugin_timeout_s: float | None = None,
     ) -> None:
         self.catalog = catalog
         self.plugin_dir = Path(plugin_dir) if plugin_dir is not None else None
@@ -91,6 +92,7 @@ class Engine:
         self.caches = CacheStore(clock)
         self.cursors: CursorStore | _NoCursors = CursorStore(store, node) if store is not None else _NoCursors()
         self.timer = timer
+        self.plugin_timeout_s = plugin_timeout_s
         # Waits between retries; None waits on the trigger's stop flag. Tests set a recorder.
         self.retry_sleep: Callable[[float], Any] | None = None
         self.request_pool = ThreadPoolExecutor(request_workers, thread_name_prefix="lakeflux-request")
@@ -320,6 +322,7 @@ class Engine:
             ports=self._ports, caches=self.caches, plugin_dir=self.plugin_dir, timer=self.timer,
             cursors=self.cursors,  # type: ignore[arg-type]
             segments=self._segments, async_pool=self._async_pool, retry_sleep=self._sleep_between_retries,
+            plugin_timeout_s=self.plugin_timeout_s,
             on_error_disable=self._error_disable,
         )
 

@@ -72,6 +72,7 @@ class TriggerServices:
     segments: SegmentSource
     async_pool: Executor
     retry_sleep: Callable[[float], Any] | None
+    plugin_timeout_s: float | None
     on_error_disable: Callable[[TriggerDef, str], None]
 
 
@@ -92,6 +93,7 @@ class RunningTrigger:
             trigger=definition.name,
             cache=services.caches.trigger_cache(definition.database, definition.name),
             guard=self.guard,
+            timeout_s=services.plugin_timeout_s,
         )
         self._thread: threading.Thread | None = None
 

@@ -61,7 +61,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     engine = Engine(
         catalog=catalog, store=store, node=config.node_id, writer=plugin_writes, queries=EngineQueryRunner(query),
         segments=WalSegmentSource(wal, buffer), plugin_dir=config.plugin_dir, venv_dir=config.virtual_env,
-        allowed_types=_allowed_types(config),
+        allowed_types=_allowed_types(config), plugin_timeout_s=config.plugin_timeout,
     )
     engine_ref.append(engine)
     # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.

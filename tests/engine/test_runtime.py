@@ -404,3 +404,11 @@ def test_disable_interrupts_the_running_call(srv):
     assert reply.status == 500
     assert reply.json() == {"error": "Python function call failed: KeyboardInterrupt: "}
     assert log_texts(srv, "db", "spin", "ERROR")[0].startswith("error running request plugin: KeyboardInterrupt")
+
+
+def test_plugin_timeout_interrupts_a_long_call(srv):
+    srv.services.engine.plugin_timeout_s = 0.2
+    assert create_trigger(srv, "db", "spin", "rt_spin.py", "request:spin").status == 200
+    reply = srv.request("GET", "/api/v3/engine/spin")
+    assert reply.status == 500
+    assert reply.json() == {"error": "Python function call failed: TimeoutError: plugin call timed out after 0.2 s"}
