@@ -106,6 +106,9 @@ class S3Store:
 
     `endpoint` selects an S3-compatible server and switches to path-style addressing (which MinIO, moto
     and LocalStack need); an `http://` endpoint needs `allow_http=True`, as in InfluxDB 3's flags.
+    Credentials left None come from the usual AWS chain (env vars, profile, instance role).
+    `attempts` bounds conditional PUT attempts, `read_attempts` botocore's attempts for every other call;
+    `sleep` is the back-off between conditional PUT attempts (tests inject a recorder).
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class S3Store:
         allow_http: bool = False,
         *,
         attempts: int = 3,
+        read_attempts: int = 3,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -138,8 +142,12 @@ class S3Store:
         self._attempts = max(1, attempts)
         self._sleep = sleep
         timeouts = {"connect_timeout": connect_timeout, "read_timeout": read_timeout}
-        # Reads, listings, deletes and plain puts are idempotent: let botocore and s3fs retry them.
-        self._fs = self._filesystem(timeouts, retry=True)
+        # Reads, listings, deletes and plain puts are idempotent: let botocore retry them (standard mode:
+        # connection errors, 5xx, throttling, with jittered back-off) and s3fs once more around body reads.
+        self._fs = self._filesystem(
+            {**timeouts, "retries": {"total_max_attempts": max(1, read_attempts), "mode": "standard"}},
+            s3fs_tries=2,
+        )
         # Conditional puts must be sent exactly once per attempt; see the module docstring.
         self._fs_once = self._filesystem(
             {
@@ -147,13 +155,13 @@ class S3Store:
                 "retries": {"total_max_attempts": 1, "mode": "standard"},
                 "http_session_cls": _SendOnceSession,
             },
-            retry=False,
+            s3fs_tries=1,
         )
 
     def __repr__(self) -> str:
         return f"S3Store({self.url!r}, endpoint={self.endpoint!r})"
 
-    def _filesystem(self, config: dict[str, Any], *, retry: bool) -> s3fs.S3FileSystem:
+    def _filesystem(self, config: dict[str, Any], *, s3fs_tries: int) -> s3fs.S3FileSystem:
         config = dict(config)
         client: dict[str, Any] = {}
         if self.region:
@@ -171,8 +179,7 @@ class S3Store:
             use_listings_cache=False,
             skip_instance_cache=True,
         )
-        if not retry:
-            fs.retries = 1  # s3fs's own retry loop (a class attribute, not a constructor argument)
+        fs.retries = s3fs_tries  # s3fs's own retry loop (a class attribute, not a constructor argument)
         return fs
 
     def _path(self, key: str) -> str:

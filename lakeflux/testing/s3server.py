@@ -205,7 +205,7 @@ class LossyProxy:
     def close(self) -> None:
         """Stop accepting and reset every open connection."""
         self._closed = True
-        self._listener.close()
+        _reset(self._listener)  # shutdown() wakes the accept() blocked in our thread; close() alone does not
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
