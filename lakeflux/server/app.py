@@ -8,9 +8,11 @@ import uuid
 from aiohttp import web
 
 from .. import INFLUXDB_COMPAT_VERSION, __version__
-from . import configure, query, write
+from . import configure, query, tokens, write
+from .auth import auth_middleware
 from .engine_routes import add_engine_routes
 from .errors import Handler, error_middleware
+from .metrics import METRICS, Metrics, metrics_middleware, metrics_route
 from .services import SERVICES, Services
 
 
@@ -48,9 +50,14 @@ HANDLER_ARGS = {"auto_decompress": False}
 
 def make_app(services: Services) -> web.Application:
     """The HTTP app over already-built services; starts and stops the WAL flush loop with the app."""
-    app = web.Application(middlewares=[cors_preflight, error_middleware], client_max_size=services.config.max_http_request_size)
+    # metrics sees final statuses (outside error_middleware); auth errors leave as JSON (inside it).
+    app = web.Application(middlewares=[cors_preflight, metrics_middleware, error_middleware, auth_middleware],
+                          client_max_size=services.config.max_http_request_size)
     app[SERVICES] = services
+    app[METRICS] = Metrics()
     r = app.router
+    tokens.add_routes(r)
+    r.add_get("/metrics", metrics_route)
     r.add_post("/api/v3/write_lp", write.write_lp)
     r.add_post("/api/v2/write", write.write_v2)
     r.add_post("/write", write.write_v1)

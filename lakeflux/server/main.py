@@ -1,18 +1,75 @@
-"""`lakeflux serve`: build the services, then serve HTTP until SIGINT/SIGTERM."""
+"""`lakeflux serve`: build the services, then serve HTTP and Flight on one port until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..config import Config
 from .app import HANDLER_ARGS, make_app
-from .services import build_services
+from .flight import FlightService
+from .listener import OnePortListener
+from .metrics import METRICS
+from .services import Services, build_services
+from .tokens import ensure_admin_token
 
 log = logging.getLogger("lakeflux")
+
+
+@dataclass
+class Serving:
+    """A running server: aiohttp (no sites of its own), the Flight gRPC server, and the one-port front."""
+
+    runner: web.AppRunner
+    flight: FlightService
+    listener: OnePortListener
+
+    @property
+    def port(self) -> int:
+        return self.listener.port
+
+    async def stop(self) -> None:
+        """Stop accepting, end Flight calls, then clean up the app (which flushes pending writes)."""
+        await self.listener.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.flight.shutdown)
+        await self.runner.cleanup()
+
+
+async def start_serving(services: Services, host: str, port: int) -> Serving:
+    """Start the app, the Flight server on an internal loopback port and the listener on host:port
+    (port 0 picks a free one: read `Serving.port`)."""
+    app = make_app(services)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, **HANDLER_ARGS)  # type: ignore[arg-type]
+    await runner.setup()
+    flight = FlightService(services, app[METRICS])
+    listener = OnePortListener(host, port, runner.server, flight.port)  # type: ignore[arg-type]
+    try:
+        await listener.start()
+    except BaseException:
+        flight.shutdown()
+        await runner.cleanup()
+        raise
+    return Serving(runner, flight, listener)
+
+
+async def _serve_until_signalled(services: Services, host: str, port: int) -> None:
+    serving = await start_serving(services, host, port)
+    log.info("lakeflux serving HTTP and Flight on %s:%d (node %s, %s store)", host, serving.port,
+             services.config.node_id, services.config.object_store)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("stopping: flushing pending writes")
+    finally:
+        await serving.stop()
 
 
 def run(config: Config) -> None:
@@ -22,6 +79,7 @@ def run(config: Config) -> None:
     if config.object_store == "file":
         config.data_dir.mkdir(parents=True, exist_ok=True)
     services = build_services(config)
+    ensure_admin_token(services)
     host, port = config.host_port
     try:
         import uvloop
@@ -29,7 +87,4 @@ def run(config: Config) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # uvloop is not available on every platform
         pass
-    log.info("lakeflux serving on http://%s:%d (node %s, %s store)", host, port, config.node_id,
-             config.object_store)
-    web.run_app(make_app(services), host=host, port=port, print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=10, handler_args=HANDLER_ARGS)
+    asyncio.run(_serve_until_signalled(services, host, port))

@@ -12,6 +12,7 @@ from ..lineprotocol import parse
 from ..model import Precision
 from .body import parse_bool, read_body
 from .errors import json_response
+from .metrics import LP_LINES
 from .services import SERVICES, Services
 
 
@@ -56,6 +57,7 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
     except UnicodeDecodeError as e:
         raise Invalid(f"the request body is not valid UTF-8 (byte {e.start})") from e
     parsed = await svc.run_blocking(_parse, body, precision)
+    request[LP_LINES] = parsed.line_count
     errors = await svc.buffer.write(db, parsed, accept_partial=accept_partial, no_sync=no_sync, body=body)
     if errors:
         return json_response({"error": "partial write of line protocol occurred",

@@ -14,11 +14,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from ..config import Config
-from ..server.app import HANDLER_ARGS, make_app
+from ..server.main import Serving, start_serving
 from ..server.services import Services, build_services
+from ..server.tokens import create_admin_token
 from ..store.base import ObjectStore
 
 
@@ -33,14 +32,19 @@ class Reply:
 
 
 class InProcessServer:
-    """Start with `with InProcessServer(config) as srv:`; `srv.url` is its base URL."""
+    """Start with `with InProcessServer(config) as srv:`; `srv.url` is its base URL (HTTP and Flight).
+
+    With auth on (`without_auth=False`) an admin token is created at start; `srv.token` holds it and
+    `request` sends it unless told `auth=False` or given an Authorization header.
+    """
 
     def __init__(self, config: Config | None = None, store: ObjectStore | None = None) -> None:
         self.config = (config or Config()).with_changes(http_bind="127.0.0.1:0")
         self._store = store
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lakeflux-test-server", daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._serving: Serving | None = None
+        self.token: str | None = None
         self.services: Services | None = None
         self.url = ""
 
@@ -53,23 +57,21 @@ class InProcessServer:
 
     def start(self) -> None:
         self.services = build_services(self.config, self._store)
+        if not self.config.without_auth and not self.services.catalog.state.tokens:
+            self.token, _ = create_admin_token(self.services)
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
 
     async def _start(self) -> None:
         assert self.services is not None
-        self._runner = web.AppRunner(make_app(self.services), access_log=None, **HANDLER_ARGS)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._serving = await start_serving(self.services, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._serving.port}"
 
     def stop(self) -> None:
         """Flush pending writes and stop serving."""
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
-            self._runner = None
+        if self._serving is not None:
+            asyncio.run_coroutine_threadsafe(self._serving.stop(), self._loop).result(timeout=30)
+            self._serving = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
@@ -78,9 +80,11 @@ class InProcessServer:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
 
     def request(self, method: str, path: str, body: bytes | str | dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 60) -> Reply:
+                headers: dict[str, str] | None = None, timeout: float = 60, auth: bool = True) -> Reply:
         """One HTTP request; a dict body is sent as JSON. Never raises for HTTP error statuses."""
         headers = dict(headers or {})
+        if auth and self.token and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {self.token}"
         data: bytes | None
         if isinstance(body, dict):
             data = json.dumps(body).encode()

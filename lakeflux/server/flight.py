@@ -1,0 +1,234 @@
+"""Arrow Flight for InfluxDB 3 clients (CONTRACT §5): DoGet with the JSON ticket, and the Flight SQL
+minimum Grafana and ADBC use (GetFlightInfo(CommandStatementQuery) → one endpoint → DoGet).
+
+pyarrow's gRPC server runs on its own threads on an internal loopback port; the one-port listener
+(server/listener.py) forwards HTTP/2 connections to it. Errors map to gRPC codes through Arrow
+statuses: KeyError → NOT_FOUND, Invalid → INVALID_ARGUMENT, NotImplemented → UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from .. import errors as E
+from .auth import authenticate, metadata_token
+from .metrics import Metrics
+from .services import Services
+
+log = logging.getLogger("lakeflux.flight")
+
+MIDDLEWARE_KEY = "lakeflux"
+DATABASE_HEADERS = ("database", "bucket", "bucket-name", "iox-namespace-name")
+STATEMENT_QUERY = "CommandStatementQuery"
+
+
+# --- protobuf, by hand: Any{type_url=1, value=2} and CommandStatementQuery{query=1} -----------------
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def proto_fields(buf: bytes) -> dict[int, bytes | int]:
+    """The fields of one protobuf message (last occurrence wins); length-delimited values as bytes."""
+    fields: dict[int, bytes | int] = {}
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields[number], pos = _varint(buf, pos)
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > len(buf):
+                raise ValueError("truncated field")
+            fields[number], pos = buf[pos:pos + size], pos + size
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            fields[number], pos = int.from_bytes(buf[pos:pos + width], "little"), pos + width
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+    return fields
+
+
+def decode_command(cmd: bytes) -> tuple[str, bytes]:
+    """(type name, value) of a Flight SQL command wrapped in google.protobuf.Any."""
+    try:
+        fields = proto_fields(cmd)
+    except ValueError as e:
+        raise pa.ArrowInvalid(f"invalid Flight command: {e}") from None
+    type_url, value = fields.get(1, b""), fields.get(2, b"")
+    if not isinstance(type_url, bytes) or not isinstance(value, bytes):
+        raise pa.ArrowInvalid("invalid Flight command: expected a protobuf Any")
+    return type_url.decode("utf-8", "replace").rsplit("/", 1)[-1].rsplit(".", 1)[-1], value
+
+
+def statement_sql(value: bytes) -> str:
+    """The SQL of a CommandStatementQuery message (field 1)."""
+    try:
+        query = proto_fields(value).get(1, b"")
+    except ValueError as e:
+        raise pa.ArrowInvalid(f"invalid CommandStatementQuery: {e}") from None
+    if not isinstance(query, bytes) or not query:
+        raise pa.ArrowInvalid("CommandStatementQuery has no query")
+    return query.decode("utf-8")
+
+
+# --- tickets ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    database: str
+    sql: str
+    params: dict[str, Any] | None
+
+    def encode(self) -> bytes:
+        body: dict[str, Any] = {"database": self.database, "sql_query": self.sql, "query_type": "sql"}
+        if self.params:
+            body["params"] = self.params
+        return orjson.dumps(body)
+
+
+def parse_ticket(raw: bytes, header_db: str | None) -> TicketQuery:
+    """The influxdb3-python JSON ticket; `header_db` fills in a missing `database`."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise pa.ArrowInvalid("invalid ticket: expected a JSON object with database and sql_query") from None
+    if not isinstance(body, dict):
+        raise pa.ArrowInvalid("invalid ticket: expected a JSON object with database and sql_query")
+    query_type = str(body.get("query_type") or "sql").lower()
+    if query_type == "influxql":
+        raise pa.ArrowNotImplementedError("InfluxQL is not supported: use query_type 'sql'")
+    if query_type != "sql":
+        raise pa.ArrowInvalid(f"invalid ticket: unknown query_type {query_type!r}")
+    sql = body.get("sql_query")
+    if not isinstance(sql, str) or not sql.strip():
+        raise pa.ArrowInvalid("invalid ticket: missing sql_query")
+    database = body.get("database") or header_db
+    if not isinstance(database, str) or not database:
+        raise pa.ArrowInvalid("invalid ticket: missing database (in the ticket or the 'database' header)")
+    params = body.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise pa.ArrowInvalid("invalid ticket: params must be a JSON object")
+    return TicketQuery(database, sql, params or None)
+
+
+# --- authentication -------------------------------------------------------------------------------------
+
+
+class CallContext(flight.ServerMiddleware):
+    """Per call: the database named in the metadata, for handlers to read."""
+
+    def __init__(self, database: str | None) -> None:
+        self.database = database
+
+
+class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
+    """Checks the `authorization` metadata on every call, exactly like the HTTP middleware."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def start_call(self, info: flight.CallInfo, headers: dict[str, list[Any]]) -> CallContext:
+        if not self._services.config.without_auth:
+            try:
+                authenticate(self._services.catalog.state, metadata_token(headers))
+            except E.Forbidden as e:
+                raise flight.FlightUnauthorizedError(e.message) from None
+            except (E.Unauthorized, E.Invalid) as e:
+                raise flight.FlightUnauthenticatedError(e.message) from None
+        return CallContext(_header_database(headers))
+
+
+def _header_database(headers: dict[str, list[Any]]) -> str | None:
+    for name in DATABASE_HEADERS:
+        values = headers.get(name)
+        if values:
+            value = values[0]
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return None
+
+
+# --- the server ---------------------------------------------------------------------------------------
+
+
+class FlightService(flight.FlightServerBase):
+    """DoGet and the Flight SQL minimum over the services' query engine. Starts serving on construction."""
+
+    def __init__(self, services: Services, metrics: Metrics | None = None,
+                 location: str = "grpc+tcp://127.0.0.1:0") -> None:
+        super().__init__(location, middleware={MIDDLEWARE_KEY: AuthMiddlewareFactory(services)})
+        self._services = services
+        self._metrics = metrics
+
+    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.RecordBatchStream:
+        query = parse_ticket(ticket.ticket, _call(context).database)
+        table = self._run(query)
+        return flight.RecordBatchStream(table)
+
+    def get_flight_info(self, context: flight.ServerCallContext,
+                        descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        if descriptor.descriptor_type != flight.DescriptorType.CMD:
+            raise pa.ArrowNotImplementedError("only Flight SQL CommandStatementQuery descriptors are supported")
+        kind, value = decode_command(descriptor.command)
+        if kind != STATEMENT_QUERY:
+            raise pa.ArrowNotImplementedError(f"Flight SQL {kind} is not supported")
+        database = _call(context).database
+        if not database:
+            raise pa.ArrowInvalid("missing database: send it in the 'database' metadata header")
+        query = TicketQuery(database, statement_sql(value), None)
+        # The schema is only known once planned; running the query is the simplest honest way.
+        schema = self._run(query).schema
+        endpoint = flight.FlightEndpoint(query.encode(), [])
+        return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
+
+    def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> None:
+        raise pa.ArrowNotImplementedError(f"action {action.type} is not supported")
+
+    def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
+        return []
+
+    def _run(self, query: TicketQuery) -> pa.Table:
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = self._services.query.execute(query.database, query.sql, query.params)
+            ok = True
+            return result.to_table()
+        except E.NotFound as e:
+            raise pa.ArrowKeyError(e.message) from None
+        except E.Forbidden as e:
+            raise flight.FlightUnauthorizedError(e.message) from None
+        except E.Unavailable as e:
+            raise flight.FlightUnavailableError(e.message) from None
+        except E.LakefluxError as e:
+            raise pa.ArrowInvalid(e.message) from None
+        except Exception:
+            log.exception("unexpected error running a Flight query on %s", query.database)
+            raise flight.FlightInternalError("internal error") from None
+        finally:
+            if self._metrics is not None:
+                self._metrics.count_query("flight", ok, time.perf_counter() - started)
+
+
+def _call(context: flight.ServerCallContext) -> CallContext:
+    middleware = context.get_middleware(MIDDLEWARE_KEY)
+    return middleware if isinstance(middleware, CallContext) else CallContext(None)

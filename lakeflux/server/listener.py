@@ -1,0 +1,185 @@
+"""One port for HTTP and gRPC (CONTRACT §5.3): route each connection by its first bytes.
+
+Clients such as influxdb3-python and Grafana dial Flight on the HTTP host:port. The listener accepts
+every connection itself and peeks (MSG_PEEK, nothing consumed) at the first bytes: a full HTTP/2
+client preface goes to the Flight gRPC server on its internal loopback port, byte for byte through
+a small proxy; the first byte that differs from the preface hands the untouched socket to aiohttp.
+Deciding at the first mismatch matters: an HTTP/1.1 request can be shorter than the 24-byte preface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+
+log = logging.getLogger("lakeflux.listener")
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# A client that has sent part of the preface gets this long to send the rest, and a client that
+# sent nothing at all this long to start; then the connection is dropped.
+FIRST_BYTES_TIMEOUT = 30.0
+PARTIAL_POLL = 0.002
+PROXY_CHUNK = 1 << 16
+
+
+def classify(prefix: bytes) -> str | None:
+    """'grpc' for a full HTTP/2 preface, 'http' once a byte differs from it, None while undecided."""
+    n = min(len(prefix), len(H2_PREFACE))
+    if prefix[:n] != H2_PREFACE[:n]:
+        return "http"
+    return "grpc" if n == len(H2_PREFACE) else None
+
+
+class OnePortListener:
+    """Accepts on `host:port`; HTTP connections go to `http_factory` (aiohttp's `runner.server`), HTTP/2
+    ones are proxied to `grpc_port` on 127.0.0.1."""
+
+    def __init__(self, host: str, port: int, http_factory: Callable[[], asyncio.BaseProtocol],
+                 grpc_port: int) -> None:
+        self.host = host
+        self.port = port
+        self._http_factory = http_factory
+        self._grpc_port = grpc_port
+        self._sock: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Bind and listen (port 0 picks a free port, then `self.port` is the real one) and start accepting."""
+        self._sock = _listen(self.host, self.port)
+        self.port = self._sock.getsockname()[1]
+        self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    async def stop(self) -> None:
+        """Stop accepting and end the gRPC proxies; HTTP connections belong to aiohttp (runner.cleanup)."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accept_task
+            self._accept_task = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._sock is not None
+        while True:
+            try:
+                conn, _addr = await loop.sock_accept(self._sock)
+            except OSError as e:  # e.g. EMFILE: keep serving the connections we have
+                log.warning("accept failed: %s", e)
+                await asyncio.sleep(0.1)
+                continue
+            conn.setblocking(False)
+            task = loop.create_task(self._route(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _route(self, conn: socket.socket) -> None:
+        try:
+            kind = await asyncio.wait_for(_sniff(conn), FIRST_BYTES_TIMEOUT)
+        except (TimeoutError, OSError):
+            kind = None
+        if kind == "http":
+            await self._to_http(conn)
+        elif kind == "grpc":
+            await self._to_grpc(conn)
+        else:
+            conn.close()
+
+    async def _to_http(self, conn: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(self._http_factory, conn)
+        except OSError:
+            conn.close()
+
+    async def _to_grpc(self, conn: socket.socket) -> None:
+        try:
+            client_r, client_w = await asyncio.open_connection(sock=conn)
+        except OSError:
+            conn.close()
+            return
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self._grpc_port)
+        except OSError as e:
+            log.error("Flight server unreachable on port %d: %s", self._grpc_port, e)
+            client_w.close()
+            return
+        await _splice(client_r, client_w, server_r, server_w)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _sniff(conn: socket.socket) -> str | None:
+    """Peek until the first bytes decide; None if the client closed before sending anything decisive."""
+    loop = asyncio.get_running_loop()
+    await _readable(loop, conn)
+    while True:
+        try:
+            prefix = conn.recv(len(H2_PREFACE), socket.MSG_PEEK)
+        except BlockingIOError:  # a spurious wake-up: nothing to read after all
+            await _readable(loop, conn)
+            continue
+        if not prefix:
+            return None
+        kind = classify(prefix)
+        if kind is not None:
+            return kind
+        # A strict prefix of the preface is sitting unread, so the socket stays readable: wait for more
+        # by polling briefly instead of spinning on readiness.
+        await asyncio.sleep(PARTIAL_POLL)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+    ready = loop.create_future()
+    fd = conn.fileno()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
+                  server_r: asyncio.StreamReader, server_w: asyncio.StreamWriter) -> None:
+    """Copy both directions until either side closes, then close both."""
+    pumps = [asyncio.ensure_future(_pump(client_r, server_w)), asyncio.ensure_future(_pump(server_r, client_w))]
+    try:
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        for writer in (client_w, server_w):
+            writer.close()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while True:
+            data = await reader.read(PROXY_CHUNK)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
