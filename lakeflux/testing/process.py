@@ -54,6 +54,9 @@ class ServerProcess:
                 with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
                     if r.status == 200:
                         return
+            except urllib.error.HTTPError as e:
+                if e.code == 401:  # auth is on: the server is up and answering
+                    return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.05)

@@ -14,6 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
 from ..config import Config
 from ..server.main import Serving, start_serving
 from ..server.services import Services, build_services
@@ -74,6 +76,12 @@ class InProcessServer:
             self._serving = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+    @property
+    def app(self) -> web.Application:
+        """The running aiohttp application (its router lists every route)."""
+        assert self._serving is not None, "the server is not running"
+        return self._serving.runner.app
 
     def call(self, coro: Any, timeout: float = 30) -> Any:
         """Run a coroutine on the server's loop and return its result."""
