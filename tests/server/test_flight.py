@@ -1,0 +1,153 @@
+"""Arrow Flight through the one port (CONTRACT §5): tickets, Flight SQL minimum, errors, the listener."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from lakeflux.server.flight import decode_command, parse_ticket, proto_fields, statement_sql
+from lakeflux.server.listener import H2_PREFACE, classify
+from lakeflux.store.memory import MemoryStore
+from lakeflux.testing.server import InProcessServer
+
+STATEMENT_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+SQL_INFO_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandGetSqlInfo"
+
+
+def _len_field(number: int, value: bytes) -> bytes:
+    out, size = bytearray([number << 3 | 2]), len(value)
+    while size >= 0x80:
+        out.append(size & 0x7F | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out) + value
+
+
+def any_command(type_url: str, message: bytes) -> bytes:
+    return _len_field(1, type_url.encode()) + _len_field(2, message)
+
+
+@pytest.fixture
+def srv(fast_config):
+    with InProcessServer(fast_config.with_changes(without_auth=False), store=MemoryStore()) as server:
+        assert server.write("db1", "cpu,host=a v=1.5 1700000000\ncpu,host=b v=2.5 1700000001").status == 204
+        yield server
+
+
+def _client(srv: InProcessServer) -> flight.FlightClient:
+    return flight.connect(srv.url.replace("http://", "grpc+tcp://"))
+
+
+def _options(token: str | None, **headers: str) -> flight.FlightCallOptions:
+    pairs = [(k.encode(), v.encode()) for k, v in headers.items()]
+    if token is not None:
+        pairs.append((b"authorization", f"Bearer {token}".encode()))
+    return flight.FlightCallOptions(headers=pairs)
+
+
+def _ticket(**body: object) -> flight.Ticket:
+    return flight.Ticket(json.dumps(body).encode())
+
+
+def test_do_get_streams_the_query_with_params(srv):
+    ticket = _ticket(database="db1", sql_query="SELECT host, v FROM cpu WHERE v > $min ORDER BY host",
+                     query_type="sql", params={"min": 2.0})
+    table = _client(srv).do_get(ticket, _options(srv.token)).read_all()
+    assert table.column("host").to_pylist() == ["b"]
+    assert table.column("v").to_pylist() == [2.5]
+
+
+@pytest.mark.parametrize("header", ["database", "bucket", "bucket-name", "iox-namespace-name"])
+def test_database_may_come_from_metadata(srv, header):
+    reader = _client(srv).do_get(_ticket(sql_query="SELECT count(*) AS n FROM cpu", query_type="sql"),
+                                 _options(srv.token, **{header: "db1"}))
+    assert reader.read_all().column("n").to_pylist() == [2]
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_flight_refuses_missing_or_bad_tokens(srv, token):
+    with pytest.raises(flight.FlightUnauthenticatedError, match="not authenticated"):
+        _client(srv).do_get(_ticket(database="db1", sql_query="SELECT 1"), _options(token)).read_all()
+
+
+def test_flight_errors_map_to_grpc_codes(srv):
+    client, opts = _client(srv), _options(srv.token)
+    with pytest.raises(pa.ArrowKeyError, match="database not found"):  # NOT_FOUND
+        client.do_get(_ticket(database="nope", sql_query="SELECT 1"), opts).read_all()
+    with pytest.raises(pa.ArrowInvalid, match="invalid ticket"):  # INVALID_ARGUMENT
+        client.do_get(flight.Ticket(b"not json"), opts).read_all()
+    with pytest.raises(pa.ArrowInvalid):  # SQL errors: INVALID_ARGUMENT
+        client.do_get(_ticket(database="db1", sql_query="SELECT nope FROM cpu"), opts).read_all()
+    with pytest.raises(pa.ArrowNotImplementedError, match="InfluxQL"):  # UNIMPLEMENTED
+        client.do_get(_ticket(database="db1", sql_query="SHOW MEASUREMENTS", query_type="influxql"), opts).read_all()
+    # The server survives all of it.
+    assert client.do_get(_ticket(database="db1", sql_query="SELECT 1 AS one"), opts).read_all().num_rows == 1
+
+
+def test_flight_sql_statement_query_gives_one_endpoint_then_do_get(srv):
+    client, opts = _client(srv), _options(srv.token, database="db1")
+    command = any_command(STATEMENT_URL, _len_field(1, b"select 1"))
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(command), opts)
+    assert len(info.endpoints) == 1 and info.endpoints[0].locations == []
+    assert (info.total_records, info.total_bytes) == (-1, -1)
+    assert json.loads(info.endpoints[0].ticket.ticket)["database"] == "db1"
+    table = client.do_get(info.endpoints[0].ticket, opts).read_all()
+    assert table.schema == info.schema
+    assert table.to_pylist() == [{"Int64(1)": 1}]
+
+
+def test_flight_sql_other_commands_are_unimplemented(srv):
+    client, opts = _client(srv), _options(srv.token, database="db1")
+    with pytest.raises(pa.ArrowNotImplementedError):
+        client.get_flight_info(flight.FlightDescriptor.for_command(any_command(SQL_INFO_URL, b"")), opts)
+    with pytest.raises(pa.ArrowNotImplementedError):
+        list(client.do_action(flight.Action("CreatePreparedStatement", b""), opts))
+    with pytest.raises(pa.ArrowInvalid, match="database"):
+        command = any_command(STATEMENT_URL, _len_field(1, b"select 1"))
+        client.get_flight_info(flight.FlightDescriptor.for_command(command), _options(srv.token))
+
+
+def test_protobuf_decoding_by_hand():
+    message = b"\x08\x96\x01" + _len_field(1, b"SELECT 1" * 40) + b"\x15\x01\x00\x00\x00"
+    fields = proto_fields(message)
+    assert fields[1] == b"SELECT 1" * 40 and fields[2] == 1
+    assert decode_command(any_command(STATEMENT_URL, b"x")) == ("CommandStatementQuery", b"x")
+    assert statement_sql(_len_field(1, "SELECT 'é'".encode())) == "SELECT 'é'"
+    with pytest.raises(pa.ArrowInvalid):
+        decode_command(b"\x0a\x10short")
+
+
+def test_ticket_validation():
+    assert parse_ticket(b'{"sql_query": "SELECT 1"}', "hdr").database == "hdr"
+    assert parse_ticket(b'{"database": "t", "sql_query": "SELECT 1"}', "hdr").database == "t"
+    for bad in (b"[]", b'{"database": "d"}', b'{"sql_query": "SELECT 1"}', b'{"database": "d", '
+                b'"sql_query": "x", "params": [1]}', b'{"database": "d", "sql_query": "x", "query_type": "flux"}'):
+        with pytest.raises(pa.ArrowInvalid):
+            parse_ticket(bad, None)
+
+
+@pytest.mark.parametrize(("prefix", "kind"), [
+    (b"", None), (b"P", None), (H2_PREFACE[:23], None), (H2_PREFACE, "grpc"), (H2_PREFACE + b"\x00\x00", "grpc"),
+    (b"G", "http"), (b"POST /write", "http"), (b"PUT", "http"), (b"PRI * HTTP/1.1", "http"),
+])
+def test_classify_decides_at_the_first_mismatch(prefix, kind):
+    assert classify(prefix) == kind
+
+
+def test_listener_routes_a_short_http_request_and_a_split_preface(srv):
+    port = int(srv.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /ping HTTP/1.0\r\n\r\n")  # 22 bytes: shorter than the preface
+        assert sock.recv(64).startswith(b"HTTP/1.")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(H2_PREFACE[:10])
+        sock.sendall(H2_PREFACE[10:])
+        frame = sock.recv(9)
+        assert frame[3] == 0x04  # the gRPC server answers with an HTTP/2 SETTINGS frame
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"PRIME /ping HTTP/1.0\r\n\r\n")  # starts like the preface, then differs: HTTP
+        assert sock.recv(64).startswith(b"HTTP/1.0 400")  # aiohttp's answer to an unknown method
