@@ -81,6 +81,18 @@ class S3Endpoint:
         )
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when its parent dies, so a killed test run leaves no server.
+
+    Linux ties this to the thread that started the child: start servers from a long-lived thread.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A TCP port that was free a moment ago (the server binds it right after; a clash is retried)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -120,6 +132,7 @@ class MotoServer:
             stdout=output,
             stderr=output,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     def _wait_ready(self, timeout: float) -> bool:
@@ -292,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
     parser.add_argument("--bucket", default="lakeflux")
     args = parser.parse_args(argv)
-    server = MotoServer(args.host, args.port, quiet=True).start()
+    server = MotoServer(args.host, args.port or None, quiet=True).start()
     # SIGTERM should stop the child too, exactly like Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
