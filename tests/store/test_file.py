@@ -85,3 +85,42 @@ def test_relative_root_is_made_absolute(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     store = FileStore(Path("data"))
     assert store.root == tmp_path / "data"
+
+
+_WRITER = """
+import sys
+from lakeflux.store import FileStore
+store = FileStore(sys.argv[1])
+me = sys.argv[2]
+sys.stdin.readline()  # the start gun: every process is up before any writes
+won = [str(i) for i in range(200) if store.put_if_absent(f"race/{i:04d}.json", me.encode())]
+print(" ".join(won))
+"""
+
+
+def test_put_if_absent_race_across_processes(tmp_path: Path) -> None:
+    """os.link is atomic across processes too: 6 processes race for 200 keys, each key has one winner."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), f"p{n}"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for n in range(6)
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    wins: dict[str, list[int]] = {}
+    for n, proc in enumerate(procs):
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        wins[f"p{n}"] = [int(i) for i in out.split()]
+    all_wins = sorted(i for won in wins.values() for i in won)
+    assert all_wins == list(range(200))  # every key won exactly once
+    store = FileStore(tmp_path)
+    for name, won in wins.items():
+        for i in won:
+            assert store.get(f"race/{i:04d}.json") == name.encode()
+    assert _all_files(tmp_path) == [f"race/{i:04d}.json" for i in range(200)]
