@@ -42,12 +42,13 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _DIGITS = re.compile(r"[0-9]+")
 _FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 # The whole-line pattern of `_parse_regular`: escapes only before escapable bytes, no lone backslash,
-# strings without raw newlines, bare values without quotes, a plain integer timestamp.
-_R_MEASUREMENT = r"(?:[^\\ \t\n,#]|\\[ ,\\])(?:[^\\ \t\n,]+|\\[ ,\\])*"
-_R_KEY = r"(?:[^\\ \t\n,=]+|\\[ ,=\\])+"
-_R_TAG_VALUE = r"(?:[^\\ \t\n,]+|\\[ ,=\\])+"
-_R_STRING = r'"(?:[^"\\\n]+|\\[^\n])*"'
-_R_BARE = r'[^ \t\n,"]+'
+# strings without raw newlines, bare values without quotes, a plain integer timestamp. Possessive
+# quantifiers: every token ends at a byte its class excludes, and they keep failure linear.
+_R_MEASUREMENT = r"(?:[^\\ \t\n,#]|\\[ ,\\])(?:[^\\ \t\n,]++|\\[ ,\\])*+"
+_R_KEY = r"(?:[^\\ \t\n,=]++|\\[ ,=\\])++"
+_R_TAG_VALUE = r"(?:[^\\ \t\n,]++|\\[ ,=\\])++"
+_R_STRING = r'"(?:[^"\\\n]++|\\[^\n])*+"'
+_R_BARE = r'[^ \t\n,"]++'
 _R_FIELD = rf"{_R_KEY}=(?:{_R_STRING}|{_R_BARE})"
 _REGULAR_LINE = re.compile(
     rf"[ \t]*({_R_MEASUREMENT})((?:,{_R_KEY}={_R_TAG_VALUE})*)[ \t]+"
