@@ -131,11 +131,12 @@ class _Shape:
     def type_codes(self, j: int) -> np.ndarray:
         """Per record, the type its j-th field value looks like (validated later)."""
         starts, ends = self.field_value(j)
-        last = self.body.bytes[ends - 1]
-        first = self.body.bytes[starts]
-        codes = np.where(np.isin(first, (116, 84, 102, 70)), _BOOL_CODE, _FLOAT_CODE)
-        codes = np.where(last == 117, _UINT_CODE, codes)
-        return np.where(last == 105, _INT_CODE, codes).astype(np.uint64)
+        last = self.body.at(ends - 1)
+        first = self.body.at(starts) | np.uint8(32)  # lower-cased for letters
+        codes = np.where((first == 116) | (first == 102), _BOOL_CODE, _FLOAT_CODE).astype(np.uint64)
+        codes[last == 117] = _UINT_CODE
+        codes[last == 105] = _INT_CODE
+        return codes
 
     def signature(self) -> list[np.ndarray]:
         """Columns that are equal for two records exactly when their shapes are equal."""
@@ -271,7 +272,9 @@ def _group(shape: _Shape, rows, line_numbers, precision, default_time_ns) -> tup
     columns = [(key, ColumnKind.TAG) for key in tag_keys]
     for j in range(shape.tags):
         builder.column(ColumnKind.TAG, *shape.tag_value(j))
-    codes = [int(shape.type_codes(j)[0]) for j in range(shape.fields)]  # equal within a group
+    # Equal within a group (they are part of the signature): read them off the first record.
+    first = shape.take(np.zeros(1, dtype=np.int64))
+    codes = [int(first.type_codes(j)[0]) for j in range(shape.fields)]
     for j, code in enumerate(codes):
         columns.append((field_keys[j], _CODE_KINDS[code]))
         builder.column(_CODE_KINDS[code], *shape.field_value(j))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from ..errors import Invalid
 
 _SPECIAL = re.compile(rb'\\.|[ \t,="]', re.S)
+_BLANK = re.compile(rb"[ \t]")
 _SPACE, _TAB, _COMMA, _EQUALS, _QUOTE = 32, 9, 44, 61, 34
 
 QuoteState = tuple[int, int]
@@ -42,6 +43,8 @@ def open_string_after(line: bytes, state: QuoteState | None) -> QuoteState | Non
     if state is None:
         if line.lstrip(b" \t").startswith(b"#"):
             return None
+        if b"\\" not in line:
+            return _open_string_without_escapes(line)
         fields, quoted, equals, commas = False, False, 0, 0
     else:
         fields, quoted, (equals, commas) = True, True, state
@@ -63,6 +66,23 @@ def open_string_after(line: bytes, state: QuoteState | None) -> QuoteState | Non
             equals += 1
         elif byte == _COMMA:
             commas += 1
+    return (equals, commas) if quoted else None
+
+
+def _open_string_without_escapes(line: bytes) -> QuoteState | None:
+    """`open_string_after` for a first line with no backslash: visit only the quotes."""
+    blank = _BLANK.search(line)
+    if blank is None:
+        return None  # no field section, so no quote can open a string
+    position, equals, commas, quoted = blank.end(), 0, 0, False
+    while (quote := line.find(b'"', position)) >= 0:
+        if quoted:
+            quoted = False  # without escapes, the next quote always closes
+        else:
+            equals += line.count(b"=", position, quote)
+            commas += line.count(b",", position, quote)
+            quoted = equals > commas
+        position = quote + 1
     return (equals, commas) if quoted else None
 
 
