@@ -165,3 +165,21 @@ def test_many_lines_of_few_shapes() -> None:
     assert rows(result, "cpu")[3] == {"host": "h3", "cpu": "cpu0", "user": 3.5, "idle": 3, "time": 3}
     assert rows(result, "mem")[1] == {"host": "h1", "used": 1, "ok": True, "time": 1}
     assert result.tables["log"].table.num_rows == 10
+
+
+def test_escaped_quote_and_comment_quotes_do_not_open_strings() -> None:
+    body = 'm s="a \\" b" 1\n# say "hi\nm,t="x s="y" 2\nm s="c\\\\" 3\n'
+    result = both(body)
+    assert result.errors == []
+    assert [(row["s"], row["t"]) for row in rows(result, "m")] == [('a " b', None), ("y", '"x'), ("c\\", None)]
+    assert list(result.tables["m"].line_numbers) == [1, 3, 4]
+
+
+def test_unterminated_string_swallows_the_rest_of_the_body() -> None:
+    # As in InfluxDB: an open quote runs on through newlines, so the following lines are part of it.
+    result = both('m f=1 1\nm s="open 2\nm f=3 3\nm f=4 4\n')
+    assert result.line_count == 2
+    assert [(e.line_number, e.error_message) for e in result.errors] == [
+        (2, "Unterminated string value for field `s`: missing closing `\"`")
+    ]
+    assert result.errors[0].original_line == 'm s="open 2\nm f=3 3\nm f=4 4\n'
