@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -65,7 +66,7 @@ async def send_all(url: str, batches: list[bytes], connections: int) -> float:
                 body = queue.get_nowait()
                 async with session.post(url, data=body) as r:
                     if r.status not in (200, 204):
-                        raise RuntimeError(f"write failed with {r.status}: {await r.text()}")
+                        raise RuntimeError(f"write failed with {r.status}: {(await r.text())[:300]}")
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
         return time.perf_counter() - start
@@ -86,13 +87,25 @@ def bench_lakeflux(batches: list[bytes], connections: int) -> dict:
     srv = ServerProcess(tmp / "data", "--without-auth", log_path=tmp / "server.log").start()
     try:
         url = f"{srv.url}/api/v3/write_lp?db=bench"
-        seconds = asyncio.run(send_all(url, batches, connections))
+        try:
+            seconds = asyncio.run(send_all(url, batches, connections))
+        except Exception:
+            print(srv.log(), file=sys.stderr)
+            raise
         rss = peak_rss_kib(srv.proc.pid) if srv.proc else 0
     finally:
         srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     lines = sum(b.count(b"\n") + 1 for b in batches)
     return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds, "peak_rss_mib": rss / 1024}
+
+
+_UNSIGNED = re.compile(rb"(?<=[0-9])u(?=[, ]|$)", re.MULTILINE)
+
+
+def for_influxdb1(batches: list[bytes]) -> list[bytes]:
+    """InfluxDB 1.x predates unsigned fields (`u`): send those values as integers, same bytes otherwise."""
+    return [_UNSIGNED.sub(b"i", b) for b in batches]
 
 
 def bench_influxdb1(batches: list[bytes], connections: int) -> dict | None:
@@ -160,7 +173,7 @@ def main() -> None:
         row = {"lakeflux": ours}
         print(f"lakeflux  {c:>2} conn: {ours['lines_per_s']:>10,.0f} durable lines/s "
               f"({ours['lines']:,} lines in {ours['seconds']:.2f}s, peak RSS {ours['peak_rss_mib']:.0f} MiB)")
-        peer = None if args.no_peer else bench_influxdb1(batches, c)
+        peer = None if args.no_peer else bench_influxdb1(for_influxdb1(batches), c)
         if peer:
             row["influxdb1"] = peer
             row["ratio"] = ours["lines_per_s"] / peer["lines_per_s"]

@@ -60,6 +60,9 @@ class Config:
     wal_flush_size: int = 10_000
     wal_max_write_buffer_size: int = 100_000
     gen1_duration: float = 600.0
+    # Snapshot early once buffered rows take this much memory (bounded memory under heavy ingest).
+    snapshot_memory_bytes: int = 256 * 1024 * 1024
+    snapshotted_wal_files_to_keep: int = 300
     max_http_request_size: int = DEFAULT_MAX_REQUEST
     wal_replay_fail_on_error: bool = False
     query_log_size: int = 1000

@@ -19,7 +19,7 @@ class Precision(enum.Enum):
     NANOSECOND = "ns"
 
     @classmethod
-    def parse(cls, text: str | None, default: "Precision") -> "Precision":
+    def parse(cls, text: str | None, default: Precision) -> Precision:
         """Parse a `precision` query parameter (short and long InfluxDB spellings)."""
         if text is None or text == "":
             return default

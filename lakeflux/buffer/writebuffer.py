@@ -19,6 +19,7 @@ from ..catalog import INTERNAL_DB, Catalog
 from ..errors import Fenced, Invalid, Unavailable
 from ..lineprotocol import LineError, ParseResult
 from ..wal import Segment, Wal, WalListener, WalTable
+from .persist import Persister
 from .tables import BufferedTables
 from .validate import CheckedWrite, check_write
 
@@ -69,6 +70,10 @@ class WriteBuffer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.fenced: Fenced | None = None
+        self.persister: Persister | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._oldest_unpersisted: float | None = None
+        self.snapshot_policy = SnapshotPolicy()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def add_listener(self, listener: WalListener) -> None:
@@ -86,6 +91,8 @@ class WriteBuffer:
         for segment in self.wal.replay(after, fail_on_error=fail_on_error):
             self._apply(segment)
             n += 1
+        if self.tables.rows:
+            self._oldest_unpersisted = self._monotonic()
         return n
 
     @property
@@ -105,6 +112,35 @@ class WriteBuffer:
             self._wake.set()
         if self._task is not None:
             await self._task
+        if self._snapshot_task is not None:
+            await self._snapshot_task
+
+    # --- snapshots ---------------------------------------------------------------------------------
+    def _maybe_snapshot(self) -> None:
+        """Start a snapshot in the background when the policy says so (one at a time)."""
+        if self.persister is None or (self._snapshot_task is not None and not self._snapshot_task.done()):
+            return
+        if self._oldest_unpersisted is None:
+            return
+        last = self._next_seq - 1
+        due = self.snapshot_policy.due(segments=last - self.persister.manifest.wal_seq,
+                                       buffered_bytes=self.tables.nbytes,
+                                       age=self._monotonic() - self._oldest_unpersisted)
+        if due:
+            self._snapshot_task = asyncio.create_task(self.snapshot(last), name="snapshot")
+
+    async def snapshot(self, upto: int | None = None) -> None:
+        """Persist buffered rows through WAL segment `upto` (default: the last committed); logs failures."""
+        if self.persister is None:
+            return
+        upto = self._next_seq - 1 if upto is None else upto
+        started = self._monotonic()
+        try:
+            await asyncio.to_thread(self.persister.snapshot, upto)
+        except Exception:
+            log.exception("snapshot through WAL segment %d failed; the rows stay buffered and in the WAL", upto)
+            return
+        self._oldest_unpersisted = None if self.tables.rows == 0 else started
 
     # --- writing -----------------------------------------------------------------------------------
     async def write(self, db: str, parsed: ParseResult, *, accept_partial: bool, no_sync: bool,
@@ -176,6 +212,7 @@ class WriteBuffer:
             last = self._monotonic()
             if self._batch.entries:
                 await self._flush()
+            self._maybe_snapshot()
             if self._stopping and not self._batch.entries:
                 return
 
@@ -203,6 +240,8 @@ class WriteBuffer:
         self.stats.bytes += size
         self.stats.last_flush_seconds = self._monotonic() - started
         await asyncio.to_thread(self._apply, segment)
+        if self._oldest_unpersisted is None:
+            self._oldest_unpersisted = self._monotonic()
         for entry in batch.entries:
             if entry.done is not None and not entry.done.done():
                 entry.done.set_result(None)
@@ -229,6 +268,19 @@ class WriteBuffer:
                 listener.segment_committed(segment)
             except Exception:
                 log.exception("WAL listener failed for segment %d", segment.seq)
+
+
+@dataclass
+class SnapshotPolicy:
+    """When buffered rows go to Parquet: after `segments` WAL segments, past `buffered_bytes` of memory,
+    or once the oldest buffered rows are `age` seconds old (the gen1 duration)."""
+
+    segments: int = 600
+    buffered_bytes: int = 256 * 1024 * 1024
+    age: float = 600.0
+
+    def due(self, *, segments: int, buffered_bytes: int, age: float) -> bool:
+        return segments >= self.segments or buffered_bytes >= self.buffered_bytes or age >= self.age
 
 
 def _merge(entries: list[_Pending]) -> list[WalTable]:

@@ -13,7 +13,7 @@ own line numbers so each error message names the column that line conflicts on a
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,7 +78,9 @@ def _conflict(established: dict[str, ColumnKind], columns: Columns, line_number:
 class Assembler:
     """Collects groups, single lines and syntax errors; `result()` applies the schema rule."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: Mapping[str, Mapping[str, ColumnKind]] | None = None) -> None:
+        # Column kinds already fixed outside this body (the catalog): they win over the body's first line.
+        self._known = known or {}
         self._queue: list[tuple[int, int, object]] = []
         self._errors: list[LineError] = []
         self._tables: dict[str, _TableState] = {}
@@ -115,10 +117,17 @@ class Assembler:
             state.columns["time"] = ColumnKind.TIME
         return state
 
+    def _conflict(self, table: str, columns: Columns, line_number: int) -> str | None:
+        known = self._known.get(table)
+        message = _conflict(known, columns, line_number) if known else None
+        state = self._tables.get(table)
+        if message is None and state is not None:
+            message = _conflict(state.columns, columns, line_number)
+        return message
+
     def _process_group(self, group: LineGroup) -> None:
         first_line = int(group.line_numbers[0])
-        state = self._tables.get(group.table)
-        message = _conflict(state.columns, group.columns, first_line) if state else None
+        message = self._conflict(group.table, group.columns, first_line)
         if message is None:
             self._accept_columns(group.table, group.columns).groups.append(group)
             return
@@ -128,8 +137,7 @@ class Assembler:
 
     def _process_line(self, line_number: int, line: ParsedLine, text: str) -> None:
         columns = _line_columns(line)
-        state = self._tables.get(line.table)
-        message = _conflict(state.columns, columns, line_number) if state else None
+        message = self._conflict(line.table, columns, line_number)
         if message is not None:
             self.add_error(line_number, message, text)
             return
@@ -138,8 +146,7 @@ class Assembler:
         state.line_numbers.append(line_number)
 
     def _process_rejected_row(self, line_number: int, group: LineGroup, row: int) -> None:
-        state = self._tables[group.table]
-        message = _conflict(state.columns, group.columns, line_number)
+        message = self._conflict(group.table, group.columns, line_number)
         # A column that conflicted at the group's first line still conflicts: kinds never change.
         assert message is not None
         self.add_error(line_number, message, group.original_line(row))

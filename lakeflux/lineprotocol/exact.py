@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 
 from ..model import ColumnKind, Precision
 from .assemble import Assembler
@@ -332,10 +333,11 @@ def add_record(
     return True
 
 
-def parse_exact(body: bytes, *, precision: Precision, default_time_ns: int) -> ParseResult:
+def parse_exact(body: bytes, *, precision: Precision, default_time_ns: int,
+                known: Mapping[str, Mapping[str, ColumnKind]] | None = None) -> ParseResult:
     """Parse a whole body one record at a time (the oracle; see `lakeflux.lineprotocol.parse`)."""
     check_utf8(body)
-    assembler = Assembler()
+    assembler = Assembler(known)
     line_count = 0
     for line_number, record in split_records(body):
         if record and add_record(assembler, line_number, record.decode("utf-8"), precision, default_time_ns):

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -314,7 +316,8 @@ def _fast_groups(body: Body, records: _Records, assembler: Assembler, precision,
     return left
 
 
-def parse(body: bytes, *, precision: Precision, default_time_ns: int) -> ParseResult:
+def parse(body: bytes, *, precision: Precision, default_time_ns: int,
+          known: Mapping[str, Mapping[str, ColumnKind]] | None = None) -> ParseResult:
     """Parse a line-protocol body into one Arrow table per measurement, plus line errors.
 
     Lines without a timestamp get `default_time_ns`; timestamps are read in `precision` (AUTO
@@ -324,7 +327,7 @@ def parse(body: bytes, *, precision: Precision, default_time_ns: int) -> ParseRe
     check_utf8(body)
     buffer = Body(body)
     records = _Records(buffer)
-    assembler = Assembler()
+    assembler = Assembler(known)
     leftovers = _fast_groups(buffer, records, assembler, precision, default_time_ns)
     others = np.flatnonzero(records.nonempty & ~records.simple)
     line_count = int(records.simple.sum())

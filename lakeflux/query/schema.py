@@ -1,21 +1,9 @@
-"""The SQL-facing schema of a table: column types and order, and conforming buffered chunks to it."""
+"""Column types as SQL reports them (information_schema); the types themselves live in buffer.sqltypes."""
 
 from __future__ import annotations
 
-import pyarrow as pa
-
-from ..buffer.tables import TAG_TYPE, TIME_TYPE
+from ..buffer.sqltypes import TAG_TYPE, TIME_TYPE, arrow_type, conform, table_schema
 from ..model import ColumnKind
-
-_FIELD_TYPES = {
-    ColumnKind.TAG: TAG_TYPE,
-    ColumnKind.TIME: TIME_TYPE,
-    ColumnKind.INT64: pa.int64(),
-    ColumnKind.UINT64: pa.uint64(),
-    ColumnKind.FLOAT64: pa.float64(),
-    ColumnKind.STRING: pa.string(),
-    ColumnKind.BOOL: pa.bool_(),
-}
 
 # InfluxDB 3 reports column types with Arrow's Debug names; plugins compare against these strings.
 _TYPE_NAMES = {
@@ -29,24 +17,7 @@ _TYPE_NAMES = {
 }
 
 
-def arrow_type(kind: ColumnKind) -> pa.DataType:
-    return _FIELD_TYPES[kind]
-
-
 def type_name(kind: ColumnKind) -> str:
     return _TYPE_NAMES[kind]
 
-
-def table_schema(columns: dict[str, ColumnKind]) -> pa.Schema:
-    """Columns sorted by name, as InfluxDB 3 presents `SELECT *`; time is never null."""
-    return pa.schema(
-        [pa.field(name, arrow_type(kind), nullable=kind is not ColumnKind.TIME) for name, kind in sorted(columns.items())]
-    )
-
-
-def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Reorder `data` to `schema`, filling absent columns with nulls (cheap: no re-encoding)."""
-    n = data.num_rows
-    names = set(data.column_names)
-    cols = [data.column(f.name) if f.name in names else pa.nulls(n, f.type) for f in schema]
-    return pa.Table.from_arrays(cols, schema=schema)
+__all__ = ["TAG_TYPE", "TIME_TYPE", "arrow_type", "conform", "table_schema", "type_name"]

@@ -8,6 +8,7 @@ InfluxDB 3 reports them.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,12 @@ from datafusion import SessionConfig, SessionContext, SQLOptions
 from datafusion.catalog import Schema
 
 from ..buffer import BufferedTables
+from ..buffer.manifest import PersistedFile
+from ..buffer.persist import Persister, read_parquet
+from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, TableDef
-from ..errors import Invalid, NotFound
+from ..errors import Invalid, LakefluxError, NotFound
+from ..store import paths
 from .schema import conform, table_schema, type_name
 
 CATALOG_NAME = "public"
@@ -43,10 +48,15 @@ class QueryResult:
 class QueryEngine:
     """Executes read-only SQL against one database's committed rows."""
 
-    def __init__(self, catalog: Catalog, buffer: BufferedTables, system_tables: SystemTables | None = None) -> None:
+    def __init__(self, catalog: Catalog, buffer: BufferedTables, system_tables: SystemTables | None = None,
+                 *, persister: Persister | None = None, lock: ViewLock | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
         self._catalog = catalog
         self._buffer = buffer
         self._system_tables = system_tables
+        self._persister = persister
+        self._lock = lock or ViewLock()
+        self._clock = clock
         self._config = (
             SessionConfig()
             .with_information_schema(False)
@@ -60,17 +70,26 @@ class QueryEngine:
         if dbdef is None:
             raise NotFound(f"database not found: {db}")
         sql = _rewrite_show(sql)
-        ctx = SessionContext(self._config)
-        self._register(ctx, db, dbdef.tables, sql)
+        values = _param_values(params)
+        cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
         try:
-            df = ctx.sql_with_options(sql, _READ_ONLY, param_values=_param_values(params))
-            batches = df.collect()
-            schema = df.schema()
+            # Buffered rows and the persisted file list are captured, and files listed by planning,
+            # under the view lock: a snapshot swapping files in cannot make a row appear twice or vanish.
+            with self._lock.read():
+                ctx = SessionContext(self._config)
+                self._register(ctx, db, dbdef.tables, sql, cutoff)
+                df = ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
+                schema = df.schema()
+                stream = df.execute_stream()
+            batches = [b.to_pyarrow() for b in stream]
+        except LakefluxError:
+            raise
         except Exception as e:  # DataFusion raises plain exceptions for planning and execution errors
             raise Invalid(_clean(str(e))) from e
         return QueryResult(schema=schema, batches=batches)
 
-    def _register(self, ctx: SessionContext, db: str, tables: dict[str, TableDef], sql: str) -> None:
+    def _register(self, ctx: SessionContext, db: str, tables: dict[str, TableDef], sql: str,
+                  cutoff: int | None) -> None:
         catalog = ctx.catalog(CATALOG_NAME)
         iox = catalog.schema(SCHEMA_NAME)
         lowered = sql.lower()
@@ -78,7 +97,7 @@ class QueryEngine:
         for name, tdef in tables.items():
             if name.lower() not in lowered:
                 continue
-            iox.register_table(name, _provider(scratch, self._table_data(db, name, tdef)))
+            iox.register_table(name, self._table_provider(ctx, scratch, db, name, tdef, cutoff))
         system = self._system_tables(db) if self._system_tables and "system" in lowered else {}
         if system:
             schema = Schema.memory_schema()
@@ -91,10 +110,47 @@ class QueryEngine:
             for name, data in _information_schema(tables, system).items():
                 info.register_table(name, _provider(scratch, data))
 
-    def _table_data(self, db: str, name: str, tdef: TableDef) -> pa.Table:
+    def _table_provider(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str, tdef: TableDef,
+                        cutoff: int | None) -> Any:
+        """Buffered rows UNION ALL persisted files (native listing table where DataFusion can read the
+        store), filtered by the database's retention period."""
         schema = table_schema(tdef.columns)
         chunks = [conform(data, schema) for _, data in self._buffer.chunks(db, name)]
-        return pa.concat_tables(chunks) if chunks else schema.empty_table()
+        buffered = pa.concat_tables(chunks) if chunks else schema.empty_table()
+        files = self._persister.manifest.files_of(db, name) if self._persister is not None else []
+        if not files and cutoff is None:
+            return _provider(scratch, buffered)
+        parts = [_register_batches(scratch, "b", buffered)]
+        if files:
+            parts.append(self._register_files(ctx, scratch, db, name, schema, files))
+        union = " UNION ALL ".join(f"SELECT * FROM {p}" for p in parts)
+        where = f" WHERE time >= to_timestamp_nanos({int(cutoff)})" if cutoff is not None else ""
+        view = scratch.sql(f"SELECT * FROM ({union}){where}").into_view()
+        return view
+
+    def _register_files(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str,
+                        schema: pa.Schema, files: list[PersistedFile]) -> str:
+        assert self._persister is not None
+        store = self._persister.store
+        url_for = getattr(store, "url_for", None)
+        if url_for is not None and not url_for("").startswith("memory://"):
+            native = store.datafusion_store() if hasattr(store, "datafusion_store") else None
+            url = url_for(paths.table_prefix(self._persister.node, db, name))
+            if native is not None:
+                bucket = getattr(store, "bucket", None)
+                for c in (scratch, ctx):
+                    c.register_object_store("s3://", native, bucket)
+            scratch.register_listing_table("p", url, schema=schema, file_extension=".parquet")
+            return "p"
+        # Stores DataFusion cannot reach (memory): read the manifest's files through the store.
+        data = pa.concat_tables([conform(read_parquet(store.get(f.key)), schema) for f in files])
+        return _register_batches(scratch, "p", data)
+
+
+def _register_batches(scratch: SessionContext, name: str, data: pa.Table) -> str:
+    batches = data.to_batches() or [pa.RecordBatch.from_pylist([], schema=data.schema)]
+    scratch.register_record_batches(name, [batches])
+    return name
 
 
 def _provider(scratch: SessionContext, data: pa.Table) -> Any:

@@ -9,10 +9,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from aiohttp import web
 
 from ..buffer import WriteBuffer
-from ..catalog import Catalog
+from ..buffer.persist import Persister
+from ..buffer.viewlock import ViewLock
+from ..buffer.writebuffer import SnapshotPolicy
+from ..catalog import INTERNAL_DB, Catalog
 from ..config import Config
 from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
@@ -53,17 +57,29 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     wal = Wal(store, config.node_id, writer_id=f"{config.node_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     buffer = WriteBuffer(catalog, wal, flush_interval=config.wal_flush_interval, flush_size=config.wal_flush_size,
                          max_pending_writes=config.wal_max_write_buffer_size)
-    replayed = buffer.recover(fail_on_error=config.wal_replay_fail_on_error)
+    lock = ViewLock()
+    persister = Persister(store, config.node_id, catalog, buffer.tables, wal, lock,
+                          wal_segments_to_keep=config.snapshotted_wal_files_to_keep)
+    covered = persister.recover()
+    buffer.persister = persister
+    buffer.snapshot_policy = SnapshotPolicy(
+        segments=max(1, round(config.gen1_duration / max(config.wal_flush_interval, 1e-3))),
+        buffered_bytes=config.snapshot_memory_bytes, age=config.gen1_duration)
+    replayed = buffer.recover(after=covered, fail_on_error=config.wal_replay_fail_on_error)
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
     engine_ref: list[Engine] = []
-    query = QueryEngine(catalog, buffer.tables, system_tables=lambda db: engine_ref[0].system_tables(db))
+    query = QueryEngine(catalog, buffer.tables, system_tables=lambda db: _system_tables(engine_ref[0], catalog, db),
+                        persister=persister, lock=lock)
     plugin_writes = BufferWriteSink(buffer)
     engine = Engine(
         catalog=catalog, store=store, node=config.node_id, writer=plugin_writes, queries=EngineQueryRunner(query),
         segments=WalSegmentSource(wal, buffer), plugin_dir=config.plugin_dir, venv_dir=config.virtual_env,
         allowed_types=_allowed_types(config), plugin_timeout_s=config.plugin_timeout,
+        plugin_repo=config.plugin_repo,
     )
     engine_ref.append(engine)
+    # Snapshots trim the WAL, but never past a segment a WAL trigger has not finished (at-least-once).
+    persister.wal_floor = engine.min_wal_cursor
     # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.
     buffer.add_listener(EngineWalListener(engine.segment_committed))
     return Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
@@ -75,3 +91,13 @@ def _allowed_types(config: Config) -> frozenset[PluginType] | None:
     if not config.restrict_plugin_triggers_to:
         return None
     return parse_plugin_types(",".join(config.restrict_plugin_triggers_to))
+
+
+def _system_tables(engine: Engine, catalog: Catalog, db: str) -> dict[str, pa.Table]:
+    """The engine's system tables, plus `system.tokens` (names only, never digests) in `_internal`."""
+    tables = engine.system_tables(db)
+    if db == INTERNAL_DB:
+        from .tokens import tokens_table  # tokens imports services: resolve at call time
+
+        tables = {**tables, "tokens": tokens_table(catalog.state)}
+    return tables

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 
 from ..catalog import check_db_name
 from ..errors import Invalid
-from ..lineprotocol import parse
-from ..model import Precision
+from ..lineprotocol import ParseResult, parse
+from ..model import ColumnKind, Precision
 from .body import parse_bool, read_body
 from .errors import json_response
 from .metrics import LP_LINES
@@ -56,7 +57,9 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
         body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise Invalid(f"the request body is not valid UTF-8 (byte {e.start})") from e
-    parsed = await svc.run_blocking(_parse, body, precision)
+    dbdef = svc.catalog.state.live_db(db)
+    known = {name: t.columns for name, t in dbdef.tables.items()} if dbdef is not None else None
+    parsed = await svc.run_blocking(_parse, body, precision, known)
     request[LP_LINES] = parsed.line_count
     errors = await svc.buffer.write(db, parsed, accept_partial=accept_partial, no_sync=no_sync, body=body)
     if errors:
@@ -65,5 +68,5 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
     return web.Response(status=204)
 
 
-def _parse(body: bytes, precision: Precision):  # type: ignore[no-untyped-def]
-    return parse(body, precision=precision, default_time_ns=time.time_ns())
+def _parse(body: bytes, precision: Precision, known: Mapping[str, Mapping[str, ColumnKind]] | None) -> ParseResult:
+    return parse(body, precision=precision, default_time_ns=time.time_ns(), known=known)

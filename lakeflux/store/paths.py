@@ -5,7 +5,8 @@ Layout under the store root:
     <node>/wal/<seq:020>.parquet                   one committed WAL segment per flush
     <node>/catalog/log/<seq:020>.json              catalog change batches (append-only)
     <node>/catalog/checkpoint.json                 catalog state as of a log sequence it names
-    <node>/snapshots/<seq:020>.json                snapshot manifests
+    <node>/snapshots/<seq:020>.json                snapshot manifests (the list of persisted files)
+    <node>/staging/<wal seq>/<db>/<table>/...       snapshot files before their manifest commits
     <node>/tables/<db>/<table>/date=<YYYY-MM-DD>/<name>.parquet   persisted table data (hive style)
     <node>/cursors/<db>/<trigger>.json             WAL trigger cursors
     <node>/plugin_logs/<db>/<seq:020>.parquet      persisted plugin log rows
@@ -87,6 +88,30 @@ def table_prefix(node: str, db: str, table: str) -> str:
 def table_file(node: str, db: str, table: str, date: str, name: str) -> str:
     """A persisted Parquet file; `date` is YYYY-MM-DD, `name` is deterministic from the WAL sequence."""
     return f"{table_prefix(node, db, table)}date={date}/{name}.parquet"
+
+
+def staging_prefix(node: str, seq: int | None = None) -> str:
+    """Snapshot files before their manifest commits; never read by queries or external engines."""
+    return f"{node}/staging/" if seq is None else f"{node}/staging/{_seq(seq)}/"
+
+
+def staging_file(node: str, seq: int, final_key: str) -> str:
+    """The staging twin of a table file written by the snapshot at WAL sequence `seq`."""
+    tail = final_key[len(tables_prefix(node)):]
+    return f"{staging_prefix(node, seq)}{tail}"
+
+
+def staging_seq(key: str) -> int | None:
+    """The snapshot sequence a staging key belongs to."""
+    parts = key.split("/")
+    if len(parts) > 2 and parts[1] == "staging" and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+def snapshot_file_name(wal_seq: int) -> str:
+    """Persisted files are named by the WAL sequence their snapshot covers: a replay rewrites, not adds."""
+    return _seq(wal_seq)
 
 
 # --- engine state --------------------------------------------------------------------------------

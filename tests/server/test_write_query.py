@@ -66,7 +66,7 @@ def test_type_conflict_is_a_line_error(server):
     assert r.status == 400
     data = r.json()["data"]
     assert data[0]["line_number"] == 1
-    assert "expected iox::column_type::field::float" in data[0]["error_message"]
+    assert "expected type float, but got integer" in data[0]["error_message"]
     assert data[0]["original_line"] == "cpu v=2i 2"
     assert server.query("db1", "SELECT count(*) AS n FROM cpu") == [{"n": 2}]
 
@@ -193,7 +193,7 @@ def test_configure_databases_and_tables(server):
     assert r.status == 200
     assert server.query("made", "SELECT * FROM t") == []
     r = server.write("made", "t,h=a v=1i")
-    assert r.status == 400 and "iox::column_type::field::float" in r.body.decode()
+    assert r.status == 400 and "expected type float, but got integer" in r.body.decode()
     assert server.request("DELETE", "/api/v3/configure/table?db=made&table=t").status == 200
     assert server.request("DELETE", "/api/v3/configure/database?db=made").status == 200
     assert "made" not in dbs()

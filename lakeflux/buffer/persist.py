@@ -1,0 +1,178 @@
+"""Snapshots: buffered rows → time-partitioned Parquet per table, a manifest, then the buffer and WAL trimmed.
+
+Protocol (each step is safe to crash after):
+1. write each new file to `staging/<S>/…` (S = the last WAL segment covered);
+2. commit manifest n+1 listing every live file (put-if-absent): the snapshot's commit point;
+3. under the view lock: copy staged files to their final `tables/…` keys and drop the covered rows
+   from the buffer, so a query sees each row exactly once;
+4. delete the staged files, older manifests, and WAL segments no reader still needs.
+Recovery completes step 3 from the newest manifest and deletes staging of uncommitted snapshots.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..catalog import Catalog
+from ..errors import NotFound
+from ..store import paths
+from ..store.base import ObjectStore
+from ..wal import Wal
+from . import manifest as mf
+from .manifest import Manifest, PersistedFile
+from .sqltypes import TAG_TYPE, conform, table_schema
+from .tables import BufferedTables
+from .viewlock import ViewLock
+
+log = logging.getLogger("lakeflux.snapshot")
+NS_PER_DAY = 86_400 * 1_000_000_000
+ROW_GROUP_ROWS = 128 * 1024
+MANIFESTS_TO_KEEP = 3
+
+
+class Persister:
+    """Owns the persisted state (the current manifest) and the snapshot procedure."""
+
+    def __init__(self, store: ObjectStore, node: str, catalog: Catalog, tables: BufferedTables, wal: Wal,
+                 lock: ViewLock, *, wal_segments_to_keep: int = 300,
+                 wal_floor: Callable[[], int | None] | None = None) -> None:
+        self.store = store
+        self.node = node
+        self.catalog = catalog
+        self.tables = tables
+        self.wal = wal
+        self.lock = lock
+        self.manifest = Manifest()
+        self.wal_segments_to_keep = wal_segments_to_keep
+        # The lowest WAL sequence a reader (a WAL trigger's cursor) still needs, if any.
+        self.wal_floor = wal_floor
+
+    # --- recovery ----------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Load the newest manifest and finish an interrupted swap; returns the WAL sequence it covers.
+
+        Blocking; call before WAL replay, which starts after the returned sequence.
+        """
+        self.manifest, _ = mf.load_latest(self.store, self.node)
+        for f in self.manifest.files:
+            if self.store.exists(f.key):
+                continue
+            staged = paths.staging_file(self.node, f.wal_seq, f.key)
+            try:
+                self.store.copy(staged, f.key)
+            except NotFound:
+                log.error("persisted file %s named by snapshot manifest %d is missing", f.key, self.manifest.seq)
+        for meta in self.store.list(paths.staging_prefix(self.node)):
+            self.store.delete(meta.key)
+        return self.manifest.wal_seq
+
+    # --- snapshot ----------------------------------------------------------------------------------
+    def snapshot(self, upto: int) -> Manifest | None:
+        """Persist every buffered row from WAL segments ≤ `upto`; returns the new manifest (None if nothing).
+
+        Returns once the files and manifest are durable and the buffer no longer holds those rows.
+        """
+        if upto <= self.manifest.wal_seq:
+            return None
+        chunks = self.tables.chunks_upto(upto)
+        state = self.catalog.state
+        new_files: list[PersistedFile] = []
+        for (db, table), parts in chunks.items():
+            dbdef = state.live_db(db)
+            tdef = dbdef.tables.get(table) if dbdef is not None else None
+            if tdef is None:
+                continue  # deleted meanwhile: its rows are dropped with the buffer below
+            data = pa.concat_tables([conform(p, table_schema(tdef.columns)) for p in parts])
+            for key, part in _by_day(self.node, db, table, upto, data):
+                body = encode_parquet(part, [c for c, k in tdef.columns.items() if k.value == "tag"])
+                self.store.put(paths.staging_file(self.node, upto, key), body)
+                times = part.column("time")
+                mm = pc.min_max(times.cast(pa.int64()))
+                new_files.append(PersistedFile(db=db, table=table, key=key, rows=part.num_rows, size=len(body),
+                                               min_time=mm["min"].as_py(), max_time=mm["max"].as_py(),
+                                               wal_seq=upto))
+        replaced = {f.key for f in new_files}
+        kept = tuple(f for f in self.manifest.files if f.key not in replaced)
+        new = Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files))
+        mf.commit(self.store, self.node, new)
+        with self.lock.write():
+            for f in new_files:
+                self.store.copy(paths.staging_file(self.node, upto, f.key), f.key)
+            self.tables.drop_upto(upto)
+            self.manifest = new
+        self._clean_up(upto, new_files)
+        log.info("snapshot %d: %d rows in %d files through WAL segment %d", new.seq,
+                 sum(f.rows for f in new_files), len(new_files), upto)
+        return new
+
+    def _clean_up(self, upto: int, new_files: list[PersistedFile]) -> None:
+        for f in new_files:
+            self.store.delete(paths.staging_file(self.node, upto, f.key))
+        _, keys = mf.load_latest(self.store, self.node)
+        for key in keys[:-MANIFESTS_TO_KEEP]:
+            self.store.delete(key)
+        floor = upto - self.wal_segments_to_keep
+        if self.wal_floor is not None:
+            needed = self.wal_floor()
+            if needed is not None:
+                floor = min(floor, needed - 1)
+        if floor >= 0:
+            self.wal.delete_through(floor)
+
+    # --- removing files (retention, deletes) --------------------------------------------------------
+    def remove_files(self, doomed: Callable[[PersistedFile], bool]) -> int:
+        """Drop matching files from a new manifest, then delete them; returns how many.
+
+        Returns once the new manifest is durable and the objects are deleted.
+        """
+        gone = [f for f in self.manifest.files if doomed(f)]
+        if not gone:
+            return 0
+        new = replace(self.manifest, seq=self.manifest.seq + 1,
+                      files=tuple(f for f in self.manifest.files if not doomed(f)))
+        mf.commit(self.store, self.node, new)
+        with self.lock.write():
+            self.manifest = new
+            for f in gone:
+                self.store.delete(f.key)
+        return len(gone)
+
+
+def _by_day(node: str, db: str, table: str, upto: int, data: pa.Table) -> list[tuple[str, pa.Table]]:
+    """Split rows by UTC day; each part sorted by time, keyed by its final table-file key."""
+    times = data.column("time").cast(pa.int64()).to_numpy()
+    days = np.floor_divide(times, NS_PER_DAY)
+    out = []
+    for day in np.unique(days):
+        part = data.filter(pa.array(days == day))
+        part = part.take(pc.sort_indices(part, sort_keys=[("time", "ascending")]))
+        date = datetime.fromtimestamp(int(day) * 86_400, tz=UTC).strftime("%Y-%m-%d")
+        out.append((paths.table_file(node, db, table, date, paths.snapshot_file_name(upto)), part))
+    return out
+
+
+def encode_parquet(data: pa.Table, tags: list[str]) -> bytes:
+    """Open Parquet: zstd, dictionary-encoded tags, statistics for time pruning, sorted by time."""
+    sink = io.BytesIO()
+    data = data.replace_schema_metadata(None)
+    pq.write_table(data, sink, compression="zstd", use_dictionary=[t for t in tags if t in data.column_names],
+                   row_group_size=ROW_GROUP_ROWS, write_statistics=True, coerce_timestamps=None,
+                   store_schema=True)
+    return sink.getvalue()
+
+
+def read_parquet(data: bytes) -> pa.Table:
+    """Decode a persisted file (for stores DataFusion cannot read natively)."""
+    return pq.read_table(io.BytesIO(data))
+
+
+__all__ = ["Persister", "TAG_TYPE", "encode_parquet", "read_parquet"]
