@@ -68,7 +68,7 @@ class Config:
     query_log_size: int = 1000
     hard_delete_default_duration: float = 72 * 3600.0
 
-    def with_changes(self, **changes: object) -> "Config":
+    def with_changes(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
