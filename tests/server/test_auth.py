@@ -184,3 +184,9 @@ def test_token_header_parsing():
     assert token_from_header("  Token abc ") == "abc"
     assert token_from_header("Basic " + base64.b64encode(b"u:p:q").decode()) == "p:q"
     assert token_from_header("Basic " + base64.b64encode(b":tok").decode()) == "tok"
+
+
+def test_system_tokens_lists_names_never_digests(auth_server):
+    rows = auth_server.query("_internal", "SELECT * FROM system.tokens")
+    assert [r["name"] for r in rows] == ["_admin"]
+    assert auth_server.services.catalog.state.tokens["_admin"].hash not in str(rows)
