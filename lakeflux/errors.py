@@ -55,6 +55,10 @@ class Unavailable(LakefluxError):
         self.retry_after = retry_after
 
 
+class BadGateway(LakefluxError):
+    """A server we depend on (a plugin repository, ...) failed or could not be reached (HTTP 502)."""
+
+
 class Corrupt(LakefluxError):
     """Stored data could not be decoded: an operator must look at the named object (HTTP 500)."""
 

@@ -7,7 +7,7 @@ Invalid 400, NotFound 404, Conflict 409.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,7 @@ def validate_definition(
     plugin_dir: Path | None,
     allowed: frozenset[PluginType] | None,
     creating: bool,
+    resolve: Callable[[str], Path] | None = None,
 ) -> TriggerSpec:
     """Check a trigger about to be created or replaced; returns its parsed spec.
 
@@ -100,7 +101,10 @@ def validate_definition(
         raise Invalid("cannot modify internal db")
     spec = TriggerSpec.parse(definition.spec)
     check_allowed(spec, allowed)
-    resolve_plugin_path(plugin_dir, definition.plugin_filename)
+    if resolve is not None:
+        resolve(definition.plugin_filename)  # also fetches `gh:` plugins
+    else:
+        resolve_plugin_path(plugin_dir, definition.plugin_filename)
     db = state.require_db(definition.database)
     if creating and definition.name in db.triggers:
         raise Conflict(f"trigger {definition.name} already exists in database {definition.database}")

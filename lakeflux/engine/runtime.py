@@ -32,6 +32,7 @@ from ..store.base import ObjectStore
 from .cache import SWEEP_INTERVAL_S, CacheStore
 from .cursors import CursorStore
 from .execution import Ports
+from .github import PluginSource
 from .lifecycle import (
     check_arguments,
     check_bool,
@@ -42,6 +43,7 @@ from .lifecycle import (
 )
 from .logs import PluginLogs
 from .plugin import prepare_plugin_environment
+from .pluginfiles import PLUGIN_FILES, plugin_files_table
 from .ports import CommittedSegment, QueryRunner, WriteSink
 from .specs import PluginType, TriggerSpec
 from .system_tables import engine_system_tables
@@ -83,10 +85,13 @@ class Engine:
         async_workers: int = 8,
         log_flush_interval: float = LOG_FLUSH_INTERVAL_S,
         plugin_timeout_s: float | None = None,
+        plugin_repo: str | None = None,
     ) -> None:
         self.catalog = catalog
         self.plugin_dir = Path(plugin_dir) if plugin_dir is not None else None
         self.venv_dir = venv_dir
+        # Local plugin files and `gh:` plugins (downloaded at create/update, cached for restarts).
+        self.plugin_source = PluginSource(self.plugin_dir, plugin_repo)
         self.allowed_types = allowed_types
         self.logs = PluginLogs(store, node, clock)
         self.caches = CacheStore(clock)
@@ -186,8 +191,11 @@ class Engine:
     # -- system tables -----------------------------------------------------------------------------
 
     def system_tables(self, db: str) -> dict[str, pa.Table]:
-        """`system.processing_engine_*` of `db`, for the query engine."""
-        return engine_system_tables(self.catalog.state, self.logs, db)
+        """`system.processing_engine_*` and `system.plugin_files` of `db`, for the query engine."""
+        state = self.catalog.state
+        tables = engine_system_tables(state, self.logs, db)
+        tables[PLUGIN_FILES] = plugin_files_table(state, self.plugin_dir, db)
+        return tables
 
     def min_wal_cursor(self) -> int | None:
         """The oldest segment some enabled WAL trigger still needs to pass, for WAL trimming (None: any)."""
@@ -233,7 +241,8 @@ class Engine:
         )
         with self._lock:
             parsed = validate_definition(self.catalog.state, definition, plugin_dir=self.plugin_dir,
-                                         allowed=self.allowed_types, creating=True)
+                                         allowed=self.allowed_types, creating=True,
+                                         resolve=self._fetch_plugin)
             definition = dataclasses.replace(definition, spec=parsed.canonical())
             self.catalog.commit([{"op": "create_trigger", "trigger": definition.to_json()}])
             if not definition.disabled:
@@ -250,7 +259,8 @@ class Engine:
             current = require_trigger(self.catalog.state, db, name)
             updated = _apply_changes(current, changes)
             parsed = validate_definition(self.catalog.state, updated, plugin_dir=self.plugin_dir,
-                                         allowed=self.allowed_types, creating=False)
+                                         allowed=self.allowed_types, creating=False,
+                                         resolve=self._fetch_plugin)
             updated = dataclasses.replace(updated, spec=parsed.canonical())
             keeps_cursor = (TriggerSpec.parse(current.spec).plugin_type == "wal"
                             and parsed.plugin_type == "wal" and not current.disabled)
@@ -324,7 +334,12 @@ class Engine:
             segments=self._segments, async_pool=self._async_pool, retry_sleep=self._sleep_between_retries,
             plugin_timeout_s=self.plugin_timeout_s,
             on_error_disable=self._error_disable,
+            resolve_plugin=self.plugin_source.resolve,
         )
+
+    def _fetch_plugin(self, filename: str) -> Path:
+        """Create and update check the plugin and re-download a `gh:` one (CONTRACT §2.2)."""
+        return self.plugin_source.resolve(filename, refresh=True)
 
     def _sleep_between_retries(self, seconds: float) -> Any:
         if self.retry_sleep is not None:

@@ -74,6 +74,8 @@ class TriggerServices:
     retry_sleep: Callable[[float], Any] | None
     plugin_timeout_s: float | None
     on_error_disable: Callable[[TriggerDef, str], None]
+    # plugin_filename -> local path (local files and cached `gh:` plugins); None: plugin-dir files only.
+    resolve_plugin: Callable[[str], Path] | None = None
 
 
 class RunningTrigger:
@@ -83,7 +85,10 @@ class RunningTrigger:
         self.definition = definition
         self.spec = spec
         self.services = services
-        path = resolve_plugin_path(services.plugin_dir, definition.plugin_filename)
+        if services.resolve_plugin is not None:
+            path = services.resolve_plugin(definition.plugin_filename)
+        else:
+            path = resolve_plugin_path(services.plugin_dir, definition.plugin_filename)
         self.plugin = LoadedPlugin(path, f"{definition.database}/{definition.name}")
         self.plugin_file = str(path)
         self.stopped = threading.Event()

@@ -13,6 +13,7 @@ from .auth import auth_middleware
 from .engine_routes import add_engine_routes
 from .errors import Handler, error_middleware
 from .metrics import METRICS, Metrics, metrics_middleware, metrics_route
+from .plugin_routes import add_plugin_routes
 from .services import SERVICES, Services
 
 
@@ -73,6 +74,7 @@ def make_app(services: Services) -> web.Application:
     r.add_post("/api/v3/configure/table", configure.create_table)
     r.add_delete("/api/v3/configure/table", configure.delete_table)
     add_engine_routes(r)
+    add_plugin_routes(app)
     r.add_get("/health", health)
     r.add_get("/api/v1/health", health)
     for method in ("GET", "HEAD", "POST"):
