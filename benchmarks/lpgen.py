@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 
 _HOSTS = [f"server{n:02d}" for n in range(20)]
 _START_NS = 1_700_000_000_000_000_000
@@ -64,3 +65,52 @@ def mixed_body(lines: int = 100_000, seed: int = 0) -> bytes:
 
 if __name__ == "__main__":
     print(mixed_body(20).decode(), end="")
+
+
+# --- batch generators (name → rows, batch → iterator of newline-joined batches) --------------------------
+def mixed_batches(rows: int, batch: int = 5000) -> Iterator[bytes]:
+    """`rows` lines of the mixed body in `batch`-line bodies; every 100k lines the timestamps shift so
+    no point repeats (a repeated point would be an overwrite, not new data)."""
+    base = [ln for ln in mixed_body(100_000).split(b"\n") if ln]
+    sent, round_ = 0, 0
+    while sent < rows:
+        lines = base if round_ == 0 else [_shift(ln, round_) for ln in base]
+        for i in range(0, len(lines), batch):
+            if sent >= rows:
+                return
+            chunk = lines[i:i + min(batch, rows - sent)]
+            sent += len(chunk)
+            yield b"\n".join(chunk)
+        round_ += 1
+
+
+def _shift(line: bytes, round_: int) -> bytes:
+    head, _, ts = line.rpartition(b" ")
+    return head + b" " + str(int(ts) + round_ * 1_000_000_007).encode()
+
+
+CPU_HOSTS = 100
+CPU_CORES = 8
+CPU_STEP_NS = 1_000_000  # one row per millisecond: 10M rows span 2.8 hours
+
+
+def cpu_batches(rows: int, batch: int = 5000, seed: int = 1) -> Iterator[bytes]:
+    """A regular `cpu` table for GROUP BY queries: 100 hosts × 8 cores, 4 float fields, 1 ms apart."""
+    rng = random.Random(seed)
+    series = [f"cpu,cpu=cpu{c},host=host{h:03d}" for h in range(CPU_HOSTS) for c in range(CPU_CORES)]
+    for start in range(0, rows, batch):
+        out = []
+        for n in range(start, min(rows, start + batch)):
+            user, system = rng.random() * 60, rng.random() * 30
+            out.append(f"{series[n % len(series)]} usage_user={user:.3f},usage_system={system:.3f},"
+                       f"usage_idle={100 - user - system:.3f},usage_iowait={rng.random() * 5:.3f} "
+                       f"{_START_NS + n * CPU_STEP_NS}")
+        yield "\n".join(out).encode()
+
+
+def cpu_time_range(rows: int) -> tuple[int, int]:
+    """[first, last] timestamp (ns) of `cpu_batches(rows)`."""
+    return _START_NS, _START_NS + (rows - 1) * CPU_STEP_NS
+
+
+GENERATORS: dict[str, Callable[[int, int], Iterator[bytes]]] = {"mixed": mixed_batches, "cpu": cpu_batches}
