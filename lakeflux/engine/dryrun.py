@@ -116,18 +116,14 @@ class DryRunner:
         path = self._resolve(filename)
         catalog = copy.deepcopy(self._state())
         result = DryRunResult()
-        body = input_lp.encode("utf-8")
-        parsed = parse(body, precision=Precision.NANOSECOND, default_time_ns=self._clock.now_ns())
-        checked = check_write(catalog, database, parsed, body)
-        result.errors.extend(f"line {e.line_number}: {e.error_message}" for e in checked.errors)
-        _apply(catalog, checked.ops)
-        tables = [SegmentTable(t.name, t.data, t.tags) for t in checked.tables]
+        tables, problems = segment_from_lp(catalog, database, input_lp, self._clock.now_ns())
+        result.errors.extend(problems)
 
         def invoke(plugin: LoadedPlugin, api: PluginApi) -> Any:
             return plugin.entry_point("process_writes")(api, table_batches(tables), args)
 
         self._run(path, database, "wal", cache_name, invoke, result)
-        _validate_writes(catalog, result, self._clock.now_ns())
+        validate_writes(catalog, result, self._clock.now_ns())
         return result
 
     def run_schedule(
@@ -152,7 +148,7 @@ class DryRunner:
             return plugin.entry_point("process_scheduled_call")(api, when, args)
 
         self._run(path, database, "schedule", cache_name, invoke, result)
-        _validate_writes(catalog, result, self._clock.now_ns())
+        validate_writes(catalog, result, self._clock.now_ns())
         return result
 
     def _run(
@@ -186,8 +182,23 @@ def _apply(catalog: CatalogState, ops: list[dict[str, Any]]) -> None:
         apply_op(catalog, op)
 
 
-def _validate_writes(catalog: CatalogState, result: DryRunResult, now_ns: int) -> None:
-    """Check captured lines like the write path would; each problem → one string in `result.errors`."""
+def segment_from_lp(catalog: CatalogState, database: str, lp: str, now_ns: int) -> tuple[list[SegmentTable], list[str]]:
+    """The rows a WAL trigger would get for `lp` (ns; lines without time get `now_ns`), and the bad lines.
+
+    Checked against `catalog`, which gains the tables and columns the lines create (pass a copy).
+    """
+    body = lp.encode("utf-8")
+    parsed = parse(body, precision=Precision.NANOSECOND, default_time_ns=now_ns)
+    checked = check_write(catalog, database, parsed, body)
+    _apply(catalog, checked.ops)
+    problems = [f"line {e.line_number}: {e.error_message}" for e in checked.errors]
+    return [SegmentTable(t.name, t.data, t.tags) for t in checked.tables], problems
+
+
+def validate_writes(catalog: CatalogState, result: DryRunResult, now_ns: int) -> None:
+    """Check captured lines like the write path would; each problem → one string in `result.errors`.
+
+    `catalog` (a copy) gains the tables and columns the accepted lines create."""
     for db, lines in result.database_writes.items():
         body = "\n".join(lines).encode("utf-8")
         try:
