@@ -1,0 +1,216 @@
+"""GROUP BY queries: lakeflux's SQL API vs DuckDB on the same Parquet files, and vs InfluxDB 1.x (InfluxQL).
+
+    python benchmarks/query.py [--rows 2000000] [--repeats 5] [--json out.json]   # full size: --rows 10000000
+
+1. Build: a fresh `lakeflux serve` (defaults, file store) ingests `--rows` rows of a regular `cpu` table
+   (100 hosts × 8 cores, 4 float fields, 1 ms apart; benchmarks/lpgen.py) over HTTP, then stops.
+2. Persist: every row still only in the WAL is snapshotted to Parquet (`common.force_snapshot`: serve has
+   no flag or route that forces a snapshot), so the server's queries and DuckDB read exactly the same files
+   and no buffered rows.
+3. Query: the server restarts on that data dir; each query runs through POST /api/v3/query_sql (JSON
+   answer) and through DuckDB (in this process, default threads) on `<table prefix>**/*.parquet`, one
+   warm-up then `--repeats` timed runs each, interleaved; medians and the ratio lakeflux/DuckDB (target
+   ≤ 1.2×). Answers are compared so a fast wrong answer cannot pass.
+4. Peer: the same rows go into InfluxDB 1.x (when installed), and the same questions in InfluxQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import InfluxDB1, force_snapshot, http_json, peak_rss_kib, send_batches  # noqa: E402
+from lpgen import cpu_batches, cpu_time_range  # noqa: E402
+
+from lakeflux.store import paths  # noqa: E402
+from lakeflux.testing.process import ServerProcess  # noqa: E402
+
+DB, TABLE = "bench", "cpu"
+TARGET_RATIO = 1.2
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    sql: str  # lakeflux (DataFusion)
+    duckdb: str  # the same question in DuckDB's dialect; `{src}` is the Parquet glob
+    influxql: str
+
+
+def sql_ts(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def queries(rows: int) -> list[Query]:
+    first, last = cpu_time_range(rows)
+    half = first + (last - first) // 2
+    return [
+        Query("by host: avg, max, count",
+              f"SELECT host, avg(usage_user) AS u, max(usage_system) AS s, count(*) AS n FROM {TABLE} "
+              "GROUP BY host ORDER BY host",
+              "SELECT host, avg(usage_user) AS u, max(usage_system) AS s, count(*) AS n FROM {src} "
+              "GROUP BY host ORDER BY host",
+              f"SELECT mean(usage_user), max(usage_system), count(usage_user) FROM {TABLE} GROUP BY host"),
+        Query("by host, cpu over the last half",
+              f"SELECT host, cpu, avg(usage_idle) AS idle FROM {TABLE} WHERE time >= TIMESTAMP '{sql_ts(half)}' "
+              "GROUP BY host, cpu ORDER BY host, cpu",
+              f"SELECT host, cpu, avg(usage_idle) AS idle FROM {{src}} WHERE time >= TIMESTAMP '{sql_ts(half)}' "
+              "GROUP BY host, cpu ORDER BY host, cpu",
+              f"SELECT mean(usage_idle) FROM {TABLE} WHERE time >= {half} GROUP BY host, cpu"),
+        Query("1-minute buckets",
+              f"SELECT date_bin(INTERVAL '1 minute', time) AS minute, avg(usage_user) AS u, "
+              f"max(usage_iowait) AS w FROM {TABLE} GROUP BY 1 ORDER BY 1",
+              "SELECT time_bucket(INTERVAL '1 minute', time::TIMESTAMP) AS minute, avg(usage_user) AS u, "
+              "max(usage_iowait) AS w FROM {src} GROUP BY 1 ORDER BY 1",
+              f"SELECT mean(usage_user), max(usage_iowait) FROM {TABLE} "
+              f"WHERE time >= {first} AND time <= {last} GROUP BY time(1m)"),
+    ]
+
+
+# --- build -------------------------------------------------------------------------------------------
+def build(data_dir: Path, rows: int, connections: int, log_path: Path) -> dict:
+    """Ingest through a real server, stop it, and persist the rest: returns ingest figures."""
+    srv = ServerProcess(data_dir, "--without-auth", log_path=log_path).start()
+    try:
+        seconds = send_batches(f"{srv.url}/api/v3/write_lp?db={DB}", cpu_batches(rows), connections)
+        rss = peak_rss_kib(srv.proc.pid) if srv.proc else 0
+    finally:
+        srv.stop()
+    started = time.perf_counter()
+    files = force_snapshot(data_dir)
+    return {"ingest_seconds": seconds, "ingest_lines_per_s": rows / seconds, "ingest_peak_rss_mib": rss / 1024,
+            "final_snapshot_seconds": time.perf_counter() - started, "parquet_files": files}
+
+
+def parquet_glob(data_dir: Path) -> str:
+    return str(data_dir / paths.table_prefix("node0", DB, TABLE)) + "/**/*.parquet"
+
+
+# --- running -----------------------------------------------------------------------------------------
+def lakeflux_runner(url: str, sql: str) -> Any:
+    return lambda: http_json(f"{url}/api/v3/query_sql", {"db": DB, "q": sql, "format": "json"})
+
+
+def duckdb_runner(con: Any, sql: str) -> Any:
+    return lambda: con.execute(sql).fetchall()
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    answer = fn()
+    return time.perf_counter() - started, answer
+
+
+def compare(lake: list[dict[str, Any]], duck: list[tuple]) -> bool:
+    """Same number of rows and the same numbers (floats to 1e-6 relative); keys are compared as text."""
+    if len(lake) != len(duck):
+        return False
+    for a, b in zip(lake, duck, strict=True):
+        for x, y in zip(a.values(), b, strict=True):
+            if isinstance(y, float) and isinstance(x, int | float):
+                if not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9):
+                    return False
+            elif isinstance(y, str | int) and not isinstance(y, bool) and x != y:
+                return False
+    return True
+
+
+def bench_lakeflux_vs_duckdb(data_dir: Path, rows: int, repeats: int, log_path: Path) -> list[dict]:
+    import duckdb
+
+    con = duckdb.connect()
+    src = f"read_parquet('{parquet_glob(data_dir)}', hive_partitioning = false)"
+    out = []
+    srv = ServerProcess(data_dir, "--without-auth", log_path=log_path).start()
+    try:
+        count = http_json(f"{srv.url}/api/v3/query_sql", {"db": DB, "q": f"SELECT count(*) AS n FROM {TABLE}",
+                                                          "format": "json"})[0]["n"]
+        if count != rows:
+            raise RuntimeError(f"lakeflux counts {count} rows, {rows} were written")
+        for q in queries(rows):
+            ours, theirs = lakeflux_runner(srv.url, q.sql), duckdb_runner(con, q.duckdb.format(src=src))
+            _, lake_answer = timed(ours)  # warm-up (also the answers compared)
+            _, duck_answer = timed(theirs)
+            lake_t, duck_t = [], []
+            for _ in range(repeats):  # interleaved so background load hits both sides alike
+                lake_t.append(timed(ours)[0])
+                duck_t.append(timed(theirs)[0])
+            row = {"query": q.name, "lakeflux_s": statistics.median(lake_t), "duckdb_s": statistics.median(duck_t),
+                   "lakeflux_runs": lake_t, "duckdb_runs": duck_t,
+                   "answers_match": compare(lake_answer, duck_answer), "result_rows": len(duck_answer)}
+            row["ratio_vs_duckdb"] = row["lakeflux_s"] / row["duckdb_s"]
+            out.append(row)
+            print(f"  {q.name:<34} lakeflux {row['lakeflux_s'] * 1e3:8.1f} ms   duckdb {row['duckdb_s'] * 1e3:8.1f} ms"
+                  f"   ratio {row['ratio_vs_duckdb']:.2f}× (target ≤ {TARGET_RATIO:g}×)"
+                  f"{'' if row['answers_match'] else '   ANSWERS DIFFER'}")
+    finally:
+        srv.stop()
+    return out
+
+
+def bench_influxdb1(rows: int, repeats: int, connections: int) -> dict | None:
+    if not InfluxDB1.available():
+        print("peer skipped: influxd not installed (apt-get install influxdb)", file=sys.stderr)
+        return None
+    with InfluxDB1(DB) as peer:
+        seconds = send_batches(peer.write_url, cpu_batches(rows), connections)
+        timings = {}
+        for q in queries(rows):
+            run = (lambda text: lambda: peer.influxql(text))(q.influxql)
+            run()
+            timings[q.name] = statistics.median(timed(run)[0] for _ in range(repeats))
+            print(f"  {q.name:<34} influxdb1 {timings[q.name] * 1e3:8.1f} ms")
+    return {"ingest_lines_per_s": rows / seconds, "query_s": timings}
+
+
+def run(rows: int, repeats: int, connections: int = 2, peer: bool = True) -> dict:
+    """Build, query both ways, then the InfluxDB 1.x peer; prints as it goes and returns the results."""
+    tmp = Path(tempfile.mkdtemp(prefix="lakeflux-query-bench-"))
+    try:
+        print(f"building {rows:,} rows through lakeflux …")
+        built = build(tmp / "data", rows, connections, tmp / "build.log")
+        print(f"  ingested at {built['ingest_lines_per_s']:,.0f} lines/s; {built['parquet_files']} Parquet files")
+        results: dict = {"rows": rows, "repeats": repeats, "build": built,
+                         "queries": bench_lakeflux_vs_duckdb(tmp / "data", rows, repeats, tmp / "query.log")}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if peer:
+        results["influxdb1"] = bench_influxdb1(rows, repeats, connections)
+        if results["influxdb1"]:
+            for row in results["queries"]:
+                theirs = results["influxdb1"]["query_s"][row["query"]]
+                row["influxdb1_s"] = theirs
+                row["ratio_vs_influxdb1"] = row["lakeflux_s"] / theirs
+    ratios = [r["ratio_vs_duckdb"] for r in results["queries"]]
+    results["geomean_ratio_vs_duckdb"] = math.exp(statistics.fmean(math.log(r) for r in ratios))
+    print(f"geometric mean lakeflux/DuckDB: {results['geomean_ratio_vs_duckdb']:.2f}×")
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=2, help="for building the data")
+    ap.add_argument("--no-peer", action="store_true", help="skip InfluxDB 1.x")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    results = run(args.rows, args.repeats, args.connections, not args.no_peer)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
