@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,10 +39,13 @@ def count_lines(batches: list[bytes]) -> int:
     return sum(b.count(b"\n") + 1 for b in batches)
 
 
-def bench_lakeflux_once(batches: list[bytes], connections: int, extra_args: tuple[str, ...] = ()) -> dict:
-    """One fresh server, every batch sent; lines/s and the server's peak RSS."""
+def bench_lakeflux_once(batches: Iterable[bytes], connections: int, lines: int | None = None) -> dict:
+    """One fresh server, every batch sent; lines/s and the server's peak RSS.
+
+    `batches` may be a lazy iterator (then say how many `lines` it holds): the memory run streams 10M lines.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="lakeflux-bench-"))
-    srv = ServerProcess(tmp / "data", "--without-auth", *extra_args, log_path=tmp / "server.log").start()
+    srv = ServerProcess(tmp / "data", "--without-auth", log_path=tmp / "server.log").start()
     try:
         try:
             seconds = send_batches(f"{srv.url}/api/v3/write_lp?db=bench", batches, connections)
@@ -52,8 +56,17 @@ def bench_lakeflux_once(batches: list[bytes], connections: int, extra_args: tupl
     finally:
         srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    lines = count_lines(batches)
+    lines = count_lines(batches) if lines is None else lines  # type: ignore[arg-type]
     return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds, "peak_rss_mib": rss / 1024}
+
+
+def bench_memory(rows: int, connections: int = 2) -> dict:
+    """Peak RSS of a fresh server ingesting `rows` mixed lines, generated while sending (target ≤ 1 GiB)."""
+    result = bench_lakeflux_once(mixed_batches(rows), connections, lines=rows)
+    result["target_mib"] = TARGET_RSS_MIB
+    print(f"memory: peak RSS {result['peak_rss_mib']:.0f} MiB after {rows:,} lines "
+          f"(target ≤ {TARGET_RSS_MIB} MiB; {result['lines_per_s']:,.0f} lines/s with the generator in the loop)")
+    return result
 
 
 _UNSIGNED = re.compile(rb"(?<=[0-9])u(?=[, ]|$)", re.MULTILINE)
@@ -134,9 +147,14 @@ def main() -> None:
     ap.add_argument("--connections", type=int, nargs="+", default=[2])
     ap.add_argument("--repeats", type=int, default=1, help="fresh servers per side; the median run is kept")
     ap.add_argument("--no-peer", action="store_true", help="skip InfluxDB 1.x")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the peak-RSS run: stream --rows lines into one server (no peer)")
     ap.add_argument("--json", type=Path, help="write results here")
     args = ap.parse_args()
-    results = run(args.rows, args.connections, args.repeats, not args.no_peer, args.batch)
+    if args.memory_only:
+        results = bench_memory(args.rows, args.connections[0])
+    else:
+        results = run(args.rows, args.connections, args.repeats, not args.no_peer, args.batch)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -1,0 +1,203 @@
+"""`make bench`: every benchmark in its own process, then benchmarks/results/latest.md and latest.json.
+
+    python benchmarks/run_all.py            # sizes that fit in about 15 minutes on a 2-core machine
+    python benchmarks/run_all.py --full     # the issues' sizes: 10M-row query and memory runs
+    python benchmarks/run_all.py --only ingest query
+
+Peers are measured in the same run (InfluxDB 1.x when `influxd` is installed, DuckDB always); the table
+quotes medians and lakeflux/peer ratios. A failing benchmark is reported in the table and the others
+still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import NOISE_NOTE, InfluxDB1  # noqa: E402
+
+RESULTS = HERE / "results"
+
+QUICK = {"ingest_rows": 500_000, "ingest_repeats": 3, "query_rows": 3_000_000, "query_repeats": 5,
+         "engine_writes": 100, "engine_schedule_seconds": 60, "engine_calls": 2000, "memory_rows": 10_000_000,
+         "s3_rows": 500_000}
+FULL = {**QUICK, "ingest_rows": 2_000_000, "query_rows": 10_000_000, "engine_schedule_seconds": 120,
+        "s3_rows": 2_000_000}
+
+
+def commands(sizes: dict[str, int]) -> dict[str, list[str]]:
+    """Each benchmark's command line (its --json argument is added when it runs)."""
+    return {
+        "ingest": ["ingest.py", "--rows", str(sizes["ingest_rows"]), "--connections", "2", "16",
+                   "--repeats", str(sizes["ingest_repeats"])],
+        "query": ["query.py", "--rows", str(sizes["query_rows"]), "--repeats", str(sizes["query_repeats"])],
+        "engine": ["engine.py", "--writes", str(sizes["engine_writes"]), "--schedule-seconds",
+                   str(sizes["engine_schedule_seconds"]), "--calls", str(sizes["engine_calls"])],
+        "memory": ["ingest.py", "--memory-only", "--rows", str(sizes["memory_rows"])],
+        "s3": ["s3.py", "--rows", str(sizes["s3_rows"])],
+    }
+
+
+def run_one(name: str, argv: list[str]) -> dict[str, Any]:
+    """Run one benchmark script, echoing its output; its JSON results, or {"error": …}."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    print(f"\n=== {name}: {' '.join(argv)}", flush=True)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:], "--json", str(out)], check=False)
+    elapsed = time.monotonic() - started
+    try:
+        if proc.returncode != 0:
+            return {"error": f"exited with {proc.returncode}", "wall_seconds": elapsed}
+        return {**json.loads(out.read_text()), "wall_seconds": elapsed}
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = 0.0
+    try:
+        mem_gib = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    except (OSError, IndexError, ValueError):
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "mem_gib": round(mem_gib, 1), "python": platform.python_version(),
+            "kernel": platform.release(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "influxdb1": InfluxDB1.available()}
+
+
+# --- the table ---------------------------------------------------------------------------------------
+def _verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def ingest_rows(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for key in sorted(k for k in r if k.startswith("connections_")):
+        row = r[key]
+        ours, peer = row["lakeflux"], row.get("influxdb1")
+        rows.append([f"ingest, {row['connections']} connections ({r['rows']:,} lines, durable lines/s)",
+                     _n(ours["lines_per_s"]), f"InfluxDB 1.x {_n(peer['lines_per_s'])}" if peer else "skipped",
+                     f"{row['ratio']:.2f}×" if peer else "—", "≥ 3×",
+                     _verdict(row["ratio"] >= 3 if peer else None)])
+    return rows
+
+
+def query_rows(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for q in r["queries"]:
+        label = f"query {q['query']} ({r['rows']:,} rows)"
+        note = "" if q["answers_match"] else " (answers differ!)"
+        rows.append([f"{label} vs DuckDB, ms", f"{q['lakeflux_s'] * 1e3:.1f}", f"DuckDB {q['duckdb_s'] * 1e3:.1f}",
+                     f"{q['ratio_vs_duckdb']:.2f}×{note}", "≤ 1.2×", _verdict(q["ratio_vs_duckdb"] <= 1.2)])
+        if "influxdb1_s" in q:
+            rows.append([f"{label} vs InfluxQL, ms", f"{q['lakeflux_s'] * 1e3:.1f}",
+                         f"InfluxDB 1.x {q['influxdb1_s'] * 1e3:.1f}", f"{q['ratio_vs_influxdb1']:.2f}×", "—", "—"])
+    return rows
+
+
+def engine_rows(r: dict[str, Any]) -> list[list[str]]:
+    c, s, o = r["commit_to_plugin"], r["schedule_lateness"], r["call_overhead"]
+    return [
+        [f"engine: WAL commit → process_writes, median ms ({c['samples']} writes)", f"{c['median_ms']:.2f}", "—",
+         "—", "≤ 10 ms", _verdict(c["median_ms"] <= 10)],
+        [f"engine: every:1s lateness, p99 ms ({s['samples']} ticks)", f"{s['p99_ms']:.2f}", "—", "—", "≤ 10 ms",
+         _verdict(s["p99_ms"] <= 10)],
+        ["engine: no-op plugin call overhead, µs", f"{o['median_us']:.1f}", "—", "—", "≤ 200 µs",
+         _verdict(o["median_us"] <= 200)],
+    ]
+
+
+def memory_rows(r: dict[str, Any]) -> list[list[str]]:
+    return [[f"memory: peak RSS ingesting {r['lines']:,} lines, MiB", f"{r['peak_rss_mib']:.0f}", "—", "—",
+             "≤ 1024 MiB", _verdict(r["peak_rss_mib"] <= 1024)]]
+
+
+def s3_rows(r: dict[str, Any]) -> list[list[str]]:
+    i, snap, q = r["ingest"], r["snapshot"], r["query"]
+    return [
+        [f"S3 (moto): ingest, {r['connections']} connections ({r['rows']:,} lines, durable lines/s)",
+         _n(i["lines_per_s"]), "—", "—", "—", "—"],
+        [f"S3 (moto): PUTs per WAL flush ({i['wal_flushes']} flushes, {i['bytes_per_flush'] / 1024:.0f} KiB each)",
+         f"{i['puts_per_flush']:.2f}", "—", "—", "—", "—"],
+        [f"S3 (moto): PUT/COPY requests of one snapshot ({snap['files']} files)", str(snap["puts"]), "—", "—", "—",
+         "—"],
+        ["S3 (moto): query GROUP BY host over the snapshot, ms", f"{q['median_s'] * 1e3:.1f}", "—", "—", "—", "—"],
+    ]
+
+
+FORMATTERS: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
+    "ingest": ingest_rows, "query": query_rows, "engine": engine_rows, "memory": memory_rows, "s3": s3_rows}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [f"Run {m['date']} on {m['nproc']} cores ({m['cpu']}), {m['mem_gib']} GiB RAM, Python {m['python']}, "
+             f"Linux {m['kernel']}; sizes: {results['sizes_name']}.", "",
+             "| benchmark | lakeflux | peer (same run) | lakeflux/peer | target | met |",
+             "|---|---:|---:|---:|---|---|"]
+    for name, formatter in FORMATTERS.items():
+        r = results["benchmarks"].get(name)
+        if r is None:
+            continue
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error']} | | | | |")
+            continue
+        lines.extend("| " + " | ".join(cells) + " |" for cells in formatter(r))
+    lines += ["", NOISE_NOTE]
+    if not m["influxdb1"]:
+        lines.append("InfluxDB 1.x was not installed: its columns are skipped.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="the issues' full sizes (10M rows; about an hour)")
+    ap.add_argument("--only", nargs="+", choices=sorted(FORMATTERS), help="run only these benchmarks")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    sizes = FULL if args.full else QUICK
+    if not InfluxDB1.available():
+        print("InfluxDB 1.x (influxd) not installed: peer columns will be skipped", file=sys.stderr)
+    results: dict[str, Any] = {"machine": machine(), "sizes_name": "full" if args.full else "quick",
+                               "sizes": sizes, "benchmarks": {}}
+    for name, argv in commands(sizes).items():
+        if args.only and name not in args.only:
+            continue
+        results["benchmarks"][name] = run_one(name, argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (args.out / "latest.md").write_text(table)
+    print("\n" + table)
+    failed = [n for n, r in results["benchmarks"].items() if "error" in r]
+    if failed:
+        sys.exit(f"benchmarks failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
