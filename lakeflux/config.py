@@ -46,7 +46,7 @@ class Config:
     data_dir: Path = Path("data")
     s3: S3Settings = field(default_factory=S3Settings)
     http_bind: str = DEFAULT_BIND
-    without_auth: bool = True
+    without_auth: bool = False
     disable_authz: tuple[str, ...] = ()
     plugin_dir: Path | None = None
     plugin_repo: str = "https://raw.githubusercontent.com/influxdata/influxdb3_plugins/main/"

@@ -32,7 +32,7 @@ def s3_endpoint(s3_server):
 @pytest.fixture
 def fast_config(tmp_path) -> Config:
     """Defaults, but a short flush interval so tests do not wait a second per write."""
-    return Config(data_dir=tmp_path / "data", object_store="memory", wal_flush_interval=0.02)
+    return Config(data_dir=tmp_path / "data", object_store="memory", wal_flush_interval=0.02, without_auth=True)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -52,6 +53,8 @@ class Persister:
         self.wal = wal
         self.lock = lock
         self.manifest = Manifest()
+        # Manifest changes (snapshots, retention, deletes) happen one at a time: each takes seq + 1.
+        self._changing = threading.RLock()
         self.wal_segments_to_keep = wal_segments_to_keep
         # The lowest WAL sequence a reader (a WAL trigger's cursor) still needs, if any.
         self.wal_floor = wal_floor
@@ -76,11 +79,8 @@ class Persister:
         return self.manifest.wal_seq
 
     # --- snapshot ----------------------------------------------------------------------------------
-    def snapshot(self, upto: int) -> Manifest | None:
-        """Persist every buffered row from WAL segments ≤ `upto`; returns the new manifest (None if nothing).
-
-        Returns once the files and manifest are durable and the buffer no longer holds those rows.
-        """
+    def _snapshot_unlocked(self, upto: int) -> Manifest | None:
+        """`snapshot` with the change lock held."""
         if upto <= self.manifest.wal_seq:
             return None
         chunks = self.tables.chunks_upto(upto)
@@ -129,11 +129,8 @@ class Persister:
             self.wal.delete_through(floor)
 
     # --- removing files (retention, deletes) --------------------------------------------------------
-    def remove_files(self, doomed: Callable[[PersistedFile], bool]) -> int:
-        """Drop matching files from a new manifest, then delete them; returns how many.
-
-        Returns once the new manifest is durable and the objects are deleted.
-        """
+    def _remove_files_unlocked(self, doomed: Callable[[PersistedFile], bool]) -> int:
+        """`remove_files` with the change lock held."""
         gone = [f for f in self.manifest.files if doomed(f)]
         if not gone:
             return 0
@@ -145,6 +142,79 @@ class Persister:
             for f in gone:
                 self.store.delete(f.key)
         return len(gone)
+
+
+    def _move_to_trash_unlocked(self, doomed: Callable[[PersistedFile], bool], purge_at_ns: int | None) -> int:
+        """`move_to_trash` with the change lock held."""
+        gone = [f for f in self.manifest.files if doomed(f)]
+        if not gone:
+            return 0
+        for f in gone:
+            self.store.copy(f.key, paths.trash_file(self.node, purge_at_ns, f.key))
+        new = replace(self.manifest, seq=self.manifest.seq + 1,
+                      files=tuple(f for f in self.manifest.files if not doomed(f)))
+        mf.commit(self.store, self.node, new)
+        with self.lock.write():
+            self.manifest = new
+            for f in gone:
+                self.store.delete(f.key)
+        return len(gone)
+
+    def snapshot(self, upto: int) -> Manifest | None:
+        """Persist every buffered row from WAL segments ≤ `upto`; returns the new manifest (None if nothing).
+
+        Returns once the files and manifest are durable and the buffer no longer holds those rows.
+        """
+        with self._changing:
+            return self._snapshot_unlocked(upto)
+
+    def remove_files(self, doomed: Callable[[PersistedFile], bool]) -> int:
+        """Drop matching files from a new manifest, then delete them; returns how many.
+
+        Returns once the new manifest is durable and the objects are deleted.
+        """
+        with self._changing:
+            return self._remove_files_unlocked(doomed)
+
+    def move_to_trash(self, doomed: Callable[[PersistedFile], bool], purge_at_ns: int | None) -> int:
+        """Take matching files out of the manifest and the table prefixes (a re-created table starts
+        empty); they wait under `deleted/` until `purge_at_ns` (None: never). Returns how many.
+
+        Returns once the new manifest is durable and the files are moved.
+        """
+        with self._changing:
+            return self._move_to_trash_unlocked(doomed, purge_at_ns)
+
+    def purge_trash(self, now_ns: int) -> int:
+        """Hard-delete trashed files whose time has come; returns how many. Durable on return."""
+        n = 0
+        for meta in self.store.list(paths.trash_prefix(self.node)):
+            when = paths.trash_purge_at(meta.key)
+            if when is not None and when <= now_ns:
+                self.store.delete(meta.key)
+                n += 1
+        return n
+
+    def expire(self, now_ns: int) -> int:
+        """Delete files entirely older than their database's retention period; returns how many."""
+        state = self.catalog.state
+        cutoffs = {name: now_ns - db.retention_ns for name, db in state.databases.items()
+                   if not db.deleted and db.retention_ns}
+        if not cutoffs:
+            return 0
+        return self.remove_files(lambda f: f.db in cutoffs and f.max_time < cutoffs[f.db])
+
+    def parquet_files(self, db: str) -> pa.Table:
+        """`system.parquet_files` rows of `db`."""
+        files = [f for f in self.manifest.files if f.db == db]
+        return pa.table({
+            "table_name": pa.array([f.table for f in files], pa.string()),
+            "path": pa.array([f.key for f in files], pa.string()),
+            "size_bytes": pa.array([f.size for f in files], pa.int64()),
+            "row_count": pa.array([f.rows for f in files], pa.int64()),
+            "min_time": pa.array([f.min_time for f in files], pa.int64()),
+            "max_time": pa.array([f.max_time for f in files], pa.int64()),
+        })
 
 
 def _by_day(node: str, db: str, table: str, upto: int, data: pa.Table) -> list[tuple[str, pa.Table]]:

@@ -74,6 +74,9 @@ class WriteBuffer:
         self._snapshot_task: asyncio.Task[None] | None = None
         self._oldest_unpersisted: float | None = None
         self.snapshot_policy = SnapshotPolicy()
+        self.housekeeping_interval = 60.0
+        self._last_housekeeping = monotonic()
+        self._now_ns = time.time_ns
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def add_listener(self, listener: WalListener) -> None:
@@ -117,17 +120,31 @@ class WriteBuffer:
 
     # --- snapshots ---------------------------------------------------------------------------------
     def _maybe_snapshot(self) -> None:
-        """Start a snapshot in the background when the policy says so (one at a time)."""
+        """Start a snapshot, or else housekeeping, in the background when due (one task at a time)."""
         if self.persister is None or (self._snapshot_task is not None and not self._snapshot_task.done()):
             return
-        if self._oldest_unpersisted is None:
-            return
         last = self._next_seq - 1
-        due = self.snapshot_policy.due(segments=last - self.persister.manifest.wal_seq,
-                                       buffered_bytes=self.tables.nbytes,
-                                       age=self._monotonic() - self._oldest_unpersisted)
-        if due:
+        if self._oldest_unpersisted is not None and self.snapshot_policy.due(
+                segments=last - self.persister.manifest.wal_seq, buffered_bytes=self.tables.nbytes,
+                age=self._monotonic() - self._oldest_unpersisted):
             self._snapshot_task = asyncio.create_task(self.snapshot(last), name="snapshot")
+        elif self._monotonic() - self._last_housekeeping >= self.housekeeping_interval:
+            self._last_housekeeping = self._monotonic()
+            self._snapshot_task = asyncio.create_task(self.housekeep(), name="housekeeping")
+
+    async def housekeep(self) -> None:
+        """Delete files past their database's retention and trashed files past their hard-delete time."""
+        if self.persister is None:
+            return
+        now = self._now_ns()
+        try:
+            expired = await asyncio.to_thread(self.persister.expire, now)
+            purged = await asyncio.to_thread(self.persister.purge_trash, now)
+        except Exception:
+            log.exception("housekeeping failed; it is retried on the next round")
+            return
+        if expired or purged:
+            log.info("housekeeping: %d files past retention, %d deleted files purged", expired, purged)
 
     async def snapshot(self, upto: int | None = None) -> None:
         """Persist buffered rows through WAL segment `upto` (default: the last committed); logs failures."""

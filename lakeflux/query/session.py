@@ -7,8 +7,11 @@ InfluxDB 3 reports them.
 
 from __future__ import annotations
 
+import itertools
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +24,7 @@ from ..buffer import BufferedTables
 from ..buffer.manifest import PersistedFile
 from ..buffer.persist import Persister, read_parquet
 from ..buffer.viewlock import ViewLock
-from ..catalog import Catalog, TableDef
+from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Invalid, LakefluxError, NotFound
 from ..store import paths
 from .schema import conform, table_schema, type_name
@@ -34,6 +37,26 @@ _READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow
 _SHOW_TABLES = re.compile(r"^\s*show\s+tables\s*;?\s*$", re.IGNORECASE)
 _SHOW_COLUMNS = re.compile(r"^\s*show\s+columns\s+from\s+(\"[^\"]+\"|'[^']+'|\S+?)\s*;?\s*$", re.IGNORECASE)
 _SINGLE_QUOTED_FROM = re.compile(r"(\b(?:from|join)\s+)'([^']+)'", re.IGNORECASE)
+
+
+@dataclass
+class _LoggedQuery:
+    id: int
+    issue_time: int
+    text: str
+    started: float
+    phase: str = "running"
+    success: bool = False
+    running: bool = True
+    seconds: float | None = None
+
+    def finish(self, *, success: bool) -> None:
+        self.seconds = time.perf_counter() - self.started
+        self.success, self.running, self.phase = success, False, "success" if success else "fail"
+
+    def duration_ns(self) -> int:
+        seconds = self.seconds if self.seconds is not None else time.perf_counter() - self.started
+        return int(seconds * 1e9)
 
 
 @dataclass
@@ -50,13 +73,16 @@ class QueryEngine:
 
     def __init__(self, catalog: Catalog, buffer: BufferedTables, system_tables: SystemTables | None = None,
                  *, persister: Persister | None = None, lock: ViewLock | None = None,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, query_log_size: int = 1000) -> None:
         self._catalog = catalog
         self._buffer = buffer
         self._system_tables = system_tables
         self._persister = persister
         self._lock = lock or ViewLock()
         self._clock = clock
+        self._log: deque[_LoggedQuery] = deque(maxlen=max(1, query_log_size))
+        self._log_lock = threading.Lock()
+        self._ids = itertools.count(1)
         self._config = (
             SessionConfig()
             .with_information_schema(False)
@@ -69,6 +95,18 @@ class QueryEngine:
         dbdef = self._catalog.state.live_db(db)
         if dbdef is None:
             raise NotFound(f"database not found: {db}")
+        entry = _LoggedQuery(id=next(self._ids), issue_time=self._clock(), text=sql, started=time.perf_counter())
+        with self._log_lock:
+            self._log.append(entry)
+        try:
+            result = self._execute(dbdef, db, sql, params)
+        except BaseException:
+            entry.finish(success=False)
+            raise
+        entry.finish(success=True)
+        return result
+
+    def _execute(self, dbdef: DatabaseDef, db: str, sql: str, params: dict[str, Any] | None) -> QueryResult:
         sql = _rewrite_show(sql)
         values = _param_values(params)
         cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
@@ -98,7 +136,9 @@ class QueryEngine:
             if name.lower() not in lowered:
                 continue
             iox.register_table(name, self._table_provider(ctx, scratch, db, name, tdef, cutoff))
-        system = self._system_tables(db) if self._system_tables and "system" in lowered else {}
+        system: dict[str, pa.Table] = {}
+        if "system" in lowered:
+            system = {**(self._system_tables(db) if self._system_tables else {}), "queries": self._queries()}
         if system:
             schema = Schema.memory_schema()
             catalog.register_schema("system", schema)
@@ -109,6 +149,21 @@ class QueryEngine:
             catalog.register_schema("information_schema", info)
             for name, data in _information_schema(tables, system).items():
                 info.register_table(name, _provider(scratch, data))
+
+    def _queries(self) -> pa.Table:
+        """`system.queries`: the newest queries of this server (all databases), in memory only."""
+        with self._log_lock:
+            entries = list(self._log)
+        return pa.table({
+            "id": pa.array([str(e.id) for e in entries], pa.string()),
+            "phase": pa.array([e.phase for e in entries], pa.string()),
+            "issue_time": pa.array([e.issue_time for e in entries], pa.timestamp("ns")),
+            "query_type": pa.array(["sql"] * len(entries), pa.string()),
+            "query_text": pa.array([e.text for e in entries], pa.string()),
+            "end2end_duration": pa.array([e.duration_ns() for e in entries], pa.duration("ns")),
+            "success": pa.array([e.success for e in entries], pa.bool_()),
+            "running": pa.array([e.running for e in entries], pa.bool_()),
+        })
 
     def _table_provider(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str, tdef: TableDef,
                         cutoff: int | None) -> Any:

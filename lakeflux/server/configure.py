@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 from aiohttp import web
 
+from ..buffer.manifest import PersistedFile
 from ..catalog import INTERNAL_DB, check_db_name, check_table_name, check_writable
 from ..engine.durations import parse_duration
 from ..errors import Invalid
@@ -66,9 +69,10 @@ async def delete_database(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     db = _query_or_json(request, "db")
     check_writable(db)
-    _hard_delete(request.query.get("hard_delete_at"))
+    purge_at = _purge_at(request.query.get("hard_delete_at"), svc)
     await svc.run_blocking(svc.catalog.commit, [{"op": "delete_database", "db": db}])
     svc.buffer.tables.drop_database(db)
+    await _delete_files(svc, lambda f: f.db == db, purge_at)
     return web.Response(status=200)
 
 
@@ -107,9 +111,10 @@ async def delete_table(request: web.Request) -> web.StreamResponse:
     db = _query_or_json(request, "db")
     table = _query_or_json(request, "table")
     check_writable(db)
-    _hard_delete(request.query.get("hard_delete_at"))
+    purge_at = _purge_at(request.query.get("hard_delete_at"), svc)
     await svc.run_blocking(svc.catalog.commit, [{"op": "delete_table", "db": db, "table": table}])
     svc.buffer.tables.drop_table(db, table)
+    await _delete_files(svc, lambda f: f.db == db and f.table == table, purge_at)
     return web.Response(status=200)
 
 
@@ -161,10 +166,33 @@ def _retention(value: Any) -> int | None:
     return ns
 
 
-def _hard_delete(value: str | None) -> None:
-    if value is None or value in ("never", "now", "default"):
-        return
+_NEVER = -1
+
+
+def _purge_at(value: str | None, svc: Services) -> int:
+    """When a deleted database's or table's files are removed for good (ns; _NEVER to keep them)."""
+    now = time.time_ns()
+    if value is None or value == "default":
+        return now + int(svc.config.hard_delete_default_duration * 1e9)
+    if value == "never":
+        return _NEVER
+    if value == "now":
+        return now
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
         raise Invalid(f"invalid hard_delete_at {value!r}: expected never, now, default or an RFC3339 time") from e
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1e9)
+
+
+async def _delete_files(svc: Services, doomed: Callable[[PersistedFile], bool], purge_at: int) -> None:
+    """Soft delete moves persisted files out of sight until `purge_at`; `now` deletes them at once."""
+    persister = svc.buffer.persister
+    if persister is None:
+        return
+    if purge_at != _NEVER and purge_at <= time.time_ns():
+        await svc.run_blocking(persister.remove_files, doomed)
+    else:
+        await svc.run_blocking(persister.move_to_trash, doomed, None if purge_at == _NEVER else purge_at)

@@ -68,8 +68,9 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     replayed = buffer.recover(after=covered, fail_on_error=config.wal_replay_fail_on_error)
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
     engine_ref: list[Engine] = []
-    query = QueryEngine(catalog, buffer.tables, system_tables=lambda db: _system_tables(engine_ref[0], catalog, db),
-                        persister=persister, lock=lock)
+    query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,
+                        system_tables=lambda db: {**_system_tables(engine_ref[0], catalog, db),
+                                                  "parquet_files": persister.parquet_files(db)})
     plugin_writes = BufferWriteSink(buffer)
     engine = Engine(
         catalog=catalog, store=store, node=config.node_id, writer=plugin_writes, queries=EngineQueryRunner(query),

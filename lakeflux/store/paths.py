@@ -7,6 +7,7 @@ Layout under the store root:
     <node>/catalog/checkpoint.json                 catalog state as of a log sequence it names
     <node>/snapshots/<seq:020>.json                snapshot manifests (the list of persisted files)
     <node>/staging/<wal seq>/<db>/<table>/...       snapshot files before their manifest commits
+    <node>/deleted/<purge at ns|never>/<db>/<table>/...   files of deleted tables awaiting hard delete
     <node>/tables/<db>/<table>/date=<YYYY-MM-DD>/<name>.parquet   persisted table data (hive style)
     <node>/cursors/<db>/<trigger>.json             WAL trigger cursors
     <node>/plugin_logs/<db>/<seq:020>.parquet      persisted plugin log rows
@@ -112,6 +113,24 @@ def staging_seq(key: str) -> int | None:
 def snapshot_file_name(wal_seq: int) -> str:
     """Persisted files are named by the WAL sequence their snapshot covers: a replay rewrites, not adds."""
     return _seq(wal_seq)
+
+
+def trash_prefix(node: str) -> str:
+    return f"{node}/deleted/"
+
+
+def trash_file(node: str, purge_at_ns: int | None, final_key: str) -> str:
+    """Where a deleted table's files wait for their hard delete (None: kept until removed by hand)."""
+    when = "never" if purge_at_ns is None else f"{purge_at_ns:020d}"
+    return f"{trash_prefix(node)}{when}/{final_key[len(tables_prefix(node)):]}"
+
+
+def trash_purge_at(key: str) -> int | None:
+    """The hard-delete time (ns) of a trash key; None for 'never' or a key that is not trash."""
+    parts = key.split("/")
+    if len(parts) > 2 and parts[1] == "deleted" and parts[2].isdigit():
+        return int(parts[2])
+    return None
 
 
 # --- engine state --------------------------------------------------------------------------------

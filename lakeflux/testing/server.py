@@ -59,8 +59,10 @@ class InProcessServer:
 
     def start(self) -> None:
         self.services = build_services(self.config, self._store)
-        if not self.config.without_auth and not self.services.catalog.state.tokens:
-            self.token, _ = create_admin_token(self.services)
+        if not self.config.without_auth:
+            # A restarted test server cannot read back the hashed token: it takes a fresh one.
+            replace = bool(self.services.catalog.state.tokens)
+            self.token, _ = create_admin_token(self.services, replace=replace)
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
 

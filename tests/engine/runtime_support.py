@@ -27,7 +27,7 @@ def copy_plugins(target: Path) -> Path:
 
 def engine_config(tmp_path: Path, **changes: Any) -> Config:
     plugin_dir = copy_plugins(tmp_path / "plugins")
-    base = Config(plugin_dir=plugin_dir, wal_flush_interval=0.02, object_store="memory",
+    base = Config(plugin_dir=plugin_dir, wal_flush_interval=0.02, object_store="memory", without_auth=True,
                   data_dir=tmp_path / "data")
     return base.with_changes(**changes)
 

@@ -109,3 +109,55 @@ def test_retention_hides_old_rows(tmp_path):
         assert srv.query("ret", "SELECT v FROM m") == [{"v": 2.0}]
         snapshot(srv)
         assert srv.query("ret", "SELECT v FROM m") == [{"v": 2.0}]
+
+
+def test_system_parquet_files_and_queries(tmp_path):
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02)
+    with InProcessServer(cfg) as srv:
+        srv.write("lake", lines(0, 60))
+        snapshot(srv)
+        files = srv.query("lake", "SELECT table_name, path, size_bytes, row_count, min_time, max_time "
+                                  "FROM system.parquet_files ORDER BY min_time")
+        assert sum(f["row_count"] for f in files) == 60
+        assert all(f["table_name"] == "cpu" and f["path"].endswith(".parquet") for f in files)
+        assert files[0]["min_time"] == T0
+        q = srv.query("lake", "SELECT query_text, success, running FROM system.queries ORDER BY issue_time")
+        assert any("system.parquet_files" in r["query_text"] and r["success"] for r in q)
+        assert q[-1]["running"] is True  # this query itself
+
+
+@pytest.mark.parametrize("hard", ["now", "default", "never"])
+def test_deleted_table_files_leave_the_table_prefix(tmp_path, hard):
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02)
+    with InProcessServer(cfg) as srv:
+        srv.write("lake", lines(0, 30))
+        snapshot(srv)
+        assert srv.request("DELETE", f"/api/v3/configure/table?db=lake&table=cpu&hard_delete_at={hard}").status == 200
+        assert srv.request("POST", "/api/v3/query_sql", {"db": "lake", "q": "SELECT * FROM cpu"}).status == 400
+        srv.write("lake", "cpu,host=new usage=1 1")
+        assert srv.query("lake", "SELECT count(*) AS n FROM cpu") == [{"n": 1}]  # a fresh table
+        store = srv.services.store
+        trashed = store.list(paths.trash_prefix("node0"))
+        assert (len(trashed) == 0) == (hard == "now")
+        # Housekeeping purges only what is due.
+        srv.services.buffer.persister.purge_trash(now_ns=2**62)
+        left = store.list(paths.trash_prefix("node0"))
+        assert (len(left) > 0) == (hard == "never")
+    with InProcessServer(cfg) as srv:
+        assert srv.query("lake", "SELECT count(*) AS n FROM cpu") == [{"n": 1}]
+
+
+def test_retention_deletes_expired_files(tmp_path):
+    import time
+
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02)
+    with InProcessServer(cfg) as srv:
+        srv.request("POST", "/api/v3/configure/database", {"db": "ret", "retention_period": "1d"})
+        now = time.time_ns()
+        srv.write("ret", f"m v=1 {now - 3 * DAY}\nm v=2 {now}", precision="ns")
+        snapshot(srv)
+        assert len(srv.services.buffer.persister.manifest.files_of("ret", "m")) == 2
+        srv.call(srv.services.buffer.housekeep())
+        left = srv.services.buffer.persister.manifest.files_of("ret", "m")
+        assert len(left) == 1 and left[0].max_time == now
+        assert srv.query("ret", "SELECT v FROM m") == [{"v": 2.0}]
