@@ -77,7 +77,7 @@ def test_type_clash_in_captured_writes_is_an_error(srv):
 
 def test_plugin_exception_is_an_error_and_earlier_logs_are_kept(srv):
     result = wal_test(srv, input_arguments={"fail": "yes"})
-    assert result["errors"] == ["ValueError: boom (dr_wal.py, line 19)"]
+    assert result["errors"] == ["ValueError: boom (dr_wal.py, line 21)"]
     assert result["log_lines"][0] == "INFO: call 1 args {'fail': 'yes'}"
     # write() lines are dropped after a raise; write_sync lines had already been "sent".
     assert result["database_writes"] == {"other": ["ping n=1i"]}

@@ -1,4 +1,6 @@
 """Dry-run test plugin for schedules: reports its call_time and writes one line."""
+# LineBuilder is a builtin the engine installs for plugins.
+# ruff: noqa: F821
 
 
 def process_scheduled_call(influxdb3_local, call_time, args=None):

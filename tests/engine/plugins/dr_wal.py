@@ -1,4 +1,6 @@
 """Dry-run test plugin: logs, reads its args, counts calls in the cache, writes back, queries."""
+# LineBuilder is a builtin the engine installs for plugins.
+# ruff: noqa: F821
 
 
 def process_writes(influxdb3_local, table_batches, args=None):
