@@ -97,7 +97,7 @@ def _n(x: float) -> str:
 
 def ingest_rows(r: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for key in sorted(k for k in r if k.startswith("connections_")):
+    for key in sorted((k for k in r if k.startswith("connections_")), key=lambda k: int(k.split("_")[1])):
         row = r[key]
         ours, peer = row["lakeflux"], row.get("influxdb1")
         rows.append([f"ingest, {row['connections']} connections ({r['rows']:,} lines, durable lines/s)",
@@ -158,6 +158,8 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [f"Run {m['date']} on {m['nproc']} cores ({m['cpu']}), {m['mem_gib']} GiB RAM, Python {m['python']}, "
              f"Linux {m['kernel']}; sizes: {results['sizes_name']}.", "",
+             "lakeflux/peer compares lines/s for ingest (higher is better) and milliseconds for queries "
+             "(lower is better).", "",
              "| benchmark | lakeflux | peer (same run) | lakeflux/peer | target | met |",
              "|---|---:|---:|---:|---|---|"]
     for name, formatter in FORMATTERS.items():
@@ -179,7 +181,11 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="the issues' full sizes (10M rows; about an hour)")
     ap.add_argument("--only", nargs="+", choices=sorted(FORMATTERS), help="run only these benchmarks")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--table-only", action="store_true", help="rewrite latest.md from latest.json, run nothing")
     args = ap.parse_args()
+    if args.table_only:
+        (args.out / "latest.md").write_text(markdown(json.loads((args.out / "latest.json").read_text())))
+        return
     sizes = FULL if args.full else QUICK
     if not InfluxDB1.available():
         print("InfluxDB 1.x (influxd) not installed: peer columns will be skipped", file=sys.stderr)
