@@ -91,16 +91,16 @@ def _drop_conflicts(
         rows = np.nonzero(valid & ~bad)[0]
         msg = (f"invalid column type for column '{col}', expected {_TYPE_NAMES[have]}, "
                f"got {_TYPE_NAMES[kind]}")
-        for r in rows:
-            messages[int(r)] = msg
+        for row in rows.tolist():
+            messages[row] = msg
         bad |= valid
     if not bad.any():
         return pt.table, []
     errors = []
     lines = body.split(b"\n") if body is not None else None
     for r, msg in sorted(messages.items()):
-        n = int(pt.line_numbers[r])
-        raw = lines[n - 1] if lines is not None and n - 1 < len(lines) else b""
+        line_no = int(pt.line_numbers[r])
+        raw = lines[line_no - 1] if lines is not None and line_no - 1 < len(lines) else b""
         original = raw.rstrip(b"\r")[:1024].decode("utf-8", "replace")
-        errors.append(LineError(line_number=n, error_message=msg, original_line=original))
+        errors.append(LineError(line_number=line_no, error_message=msg, original_line=original))
     return pt.table.filter(pc.invert(pa.array(bad))), errors

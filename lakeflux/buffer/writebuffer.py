@@ -185,7 +185,7 @@ class WriteBuffer:
         entry = _Pending(db, [(t.name, t.data, t.tags) for t in checked.tables], checked.rows, done)
         self._batch.entries.append(entry)
         self._batch.rows += entry.rows
-        if self._batch.rows >= self._flush_size and self._wake is not None:
+        if self._wake is not None and (len(self._batch.entries) == 1 or self._batch.rows >= self._flush_size):
             self._wake.set()
         if done is not None:
             await done
@@ -216,18 +216,27 @@ class WriteBuffer:
             self._wake.set()
 
     async def _flush_loop(self) -> None:
+        """Commit the open batch at most once per flush interval, or at once when it reaches the flush
+        size. A write arriving after a quiet interval commits immediately instead of waiting a tick."""
         assert self._wake is not None
-        last = self._monotonic()
+        last_commit = self._monotonic() - self._flush_interval
         while True:
-            remaining = self._flush_interval - (self._monotonic() - last)
-            if remaining > 0 and not self._stopping:
+            if not self._batch.entries and not self._stopping:
+                try:  # idle: wake for the first write, or after an interval for snapshots/housekeeping
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(self._flush_interval, 0.05))
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+            remaining = self._flush_interval - (self._monotonic() - last_commit)
+            while remaining > 0 and not self._stopping and self._batch.rows < self._flush_size:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=remaining)
                 except TimeoutError:
                     pass
-            self._wake.clear()
-            last = self._monotonic()
+                self._wake.clear()
+                remaining = self._flush_interval - (self._monotonic() - last_commit)
             if self._batch.entries:
+                last_commit = self._monotonic()
                 await self._flush()
             self._maybe_snapshot()
             if self._stopping and not self._batch.entries:
@@ -304,8 +313,8 @@ def _merge(entries: list[_Pending]) -> list[WalTable]:
     """One WalTable per (db, table), in first-write order, rows in write order."""
     grouped: dict[tuple[str, str], list[tuple[pa.Table, tuple[str, ...]]]] = {}
     for e in entries:
-        for name, data, tags in e.tables:
-            grouped.setdefault((e.db, name), []).append((data, tags))
+        for name, data, table_tags in e.tables:
+            grouped.setdefault((e.db, name), []).append((data, table_tags))
     out = []
     for (db, name), parts in grouped.items():
         tags: list[str] = []

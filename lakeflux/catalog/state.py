@@ -153,10 +153,10 @@ def _add_columns_op(state: CatalogState, op: dict[str, Any]) -> None:
 
 def _add_columns(table: TableDef, columns: list[list[str]]) -> None:
     new = [(c, ColumnKind(k)) for c, k in columns if c not in table.columns]
-    for c, k in columns:
-        have = table.columns.get(c)
-        if have is not None and have.value != k:
-            raise Conflict(f"column {c!r} of table {table.name!r} is {have.value}, not {k}")
+    for name, kind_text in columns:
+        have = table.columns.get(name)
+        if have is not None and have.value != kind_text:
+            raise Conflict(f"column {name!r} of table {table.name!r} is {have.value}, not {kind_text}")
     if len(table.columns) + len(new) > MAX_COLUMNS_PER_TABLE:
         raise LimitExceeded(
             f"Update to schema would exceed number of columns per table ({MAX_COLUMNS_PER_TABLE}) "

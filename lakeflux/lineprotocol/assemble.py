@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -52,7 +53,7 @@ def _line_columns(line: ParsedLine) -> Columns:
     return columns
 
 
-def _conflict(established: dict[str, ColumnKind], columns: Columns, line_number: int) -> str | None:
+def _conflict(established: Mapping[str, ColumnKind], columns: Columns, line_number: int) -> str | None:
     """The error for the first column whose kind disagrees with the table so far, if any."""
     for name, kind in columns:
         expected = established.get(name)
@@ -157,10 +158,12 @@ class Assembler:
             line_number, _, item = heapq.heappop(self._queue)
             if isinstance(item, LineGroup):
                 self._process_group(item)
-            elif isinstance(item[0], LineGroup):
-                self._process_rejected_row(line_number, item[0], item[1])
+                continue
+            first, second = cast(tuple[Any, Any], item)
+            if isinstance(first, LineGroup):
+                self._process_rejected_row(line_number, first, second)
             else:
-                self._process_line(line_number, item[0], item[1])
+                self._process_line(line_number, first, second)
         tables = {name: _build_table(name, state) for name, state in self._tables.items() if state.columns}
         self._errors.sort(key=lambda error: error.line_number)
         return ParseResult(tables=tables, errors=self._errors, line_count=line_count)
@@ -171,10 +174,10 @@ def _lines_piece(state: _TableState) -> tuple[dict[str, pa.Array], np.ndarray, n
     rows = len(state.lines)
     values: dict[str, list[object]] = {name: [None] * rows for name in state.columns}
     for row, line in enumerate(state.lines):
-        for key, value in line.tags:
-            values[key][row] = value
-        for key, _, value in line.fields:
-            values[key][row] = value
+        for tag_key, tag_value in line.tags:
+            values[tag_key][row] = tag_value
+        for field_key, _, field_value in line.fields:
+            values[field_key][row] = field_value
     arrays = {
         name: pa.array(values[name], type=ARROW_TYPES[kind])
         for name, kind in state.columns.items()

@@ -109,7 +109,9 @@ class _Cursor:
     def skip_blanks(self) -> bool:
         """Skip spaces and tabs; True if there were any."""
         start = self.pos
-        self.pos = _BLANKS.match(self.text, self.pos).end()
+        match = _BLANKS.match(self.text, self.pos)
+        assert match is not None  # the pattern matches the empty string
+        self.pos = match.end()
         return self.pos > start
 
 
