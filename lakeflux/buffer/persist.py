@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Catalog
 from ..errors import NotFound
+from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
 from ..wal import Wal
@@ -100,16 +101,22 @@ class Persister:
                 new_files.append(PersistedFile(db=db, table=table, key=key, rows=part.num_rows, size=len(body),
                                                min_time=mm["min"].as_py(), max_time=mm["max"].as_py(),
                                                wal_seq=upto))
+        failpoint("snapshot.staged")
         replaced = {f.key for f in new_files}
         kept = tuple(f for f in self.manifest.files if f.key not in replaced)
         new = Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files))
         mf.commit(self.store, self.node, new)
+        failpoint("snapshot.committed")
         with self.lock.write():
-            for f in new_files:
+            for i, f in enumerate(new_files):
                 self.store.copy(paths.staging_file(self.node, upto, f.key), f.key)
+                if i == 0:
+                    failpoint("snapshot.copying")
             self.tables.drop_upto(upto)
             self.manifest = new
+        failpoint("snapshot.swapped")
         self._clean_up(upto, new_files)
+        failpoint("snapshot.cleaned")
         log.info("snapshot %d: %d rows in %d files through WAL segment %d", new.seq,
                  sum(f.rows for f in new_files), len(new_files), upto)
         return new

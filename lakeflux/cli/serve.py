@@ -20,6 +20,7 @@ from lakeflux.errors import Invalid, LakefluxError
 from .args import parse_name_list
 from .options import DEFAULT_DATA_DIR
 from .output import CliFailure, warn
+from .write import parse_size
 
 OBJECT_STORES = ("memory", "file", "s3")
 PACKAGE_MANAGERS = ("discover", "pip", "uv", "disabled")
@@ -38,7 +39,7 @@ UNUSED_VALUE_FLAGS = frozenset({
     "parquet-mem-cache-query-path-duration", "num-cores", "num-io-threads", "num-datafusion-threads",
     "datafusion-num-threads", "datafusion-runtime-type", "datafusion-max-parquet-fanout",
     "datafusion-use-cached-parquet-loader", "datafusion-config", "ram-pool-data-bytes",
-    "force-snapshot-mem-threshold", "wal-snapshot-size", "snapshotted-wal-files-to-keep", "query-file-limit",
+    "wal-snapshot-size", "query-file-limit",
     "table-index-cache-max-entries", "table-index-cache-concurrency-limit", "last-cache-eviction-interval",
     "distinct-cache-eviction-interval", "gen1-lookback-duration", "retention-check-interval",
     "delete-grace-period", "telemetry-endpoint", "object-store-connection-limit",
@@ -87,6 +88,8 @@ class ServeFlags:
     wal_replay_fail_on_error: bool | None = None
     query_log_size: int | None = None
     hard_delete_default_duration: str | None = None
+    force_snapshot_mem_threshold: str | None = None
+    snapshotted_wal_files_to_keep: int | None = None
 
 
 def _text(flag: str | None, *names: str, default: str | None = None) -> str | None:
@@ -118,7 +121,7 @@ def _bool(flag: bool | None, option: str, *names: str) -> bool:
     raise CliFailure(f"invalid value {text!r} for {option} (from the environment): expected true or false", code=2)
 
 
-def _int(flag: int | None, option: str, name: str, default: int) -> int:
+def _int(flag: int | None, option: str, name: str, default: int, minimum: int = 1) -> int:
     if flag is not None:
         value = flag
     else:
@@ -127,8 +130,8 @@ def _int(flag: int | None, option: str, name: str, default: int) -> int:
             value = int(text) if text is not None else default
         except ValueError:
             raise CliFailure(f"invalid {option} {text!r}: expected an integer", code=2) from None
-    if value <= 0:
-        raise CliFailure(f"invalid {option} {value}: must be positive", code=2)
+    if value < minimum:
+        raise CliFailure(f"invalid {option} {value}: must be at least {minimum}", code=2)
     return value
 
 
@@ -187,6 +190,21 @@ def _gen1(text: str) -> float:
     return GEN1_DURATIONS[text]
 
 
+def _memory_threshold(text: str) -> int:
+    """Bytes (with an optional KiB/MiB/GiB or KB/MB/GB suffix) or a percentage of physical memory."""
+    value = text.strip()
+    if value.endswith("%"):
+        try:
+            percent = float(value[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 < percent <= 100:
+            raise CliFailure(f"invalid --force-snapshot-mem-threshold {text!r}: a percentage is 0-100%", code=2)
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(total * percent / 100)
+    return parse_size(value)
+
+
 def _optional_path(text: str | None) -> Path | None:
     return Path(text) if text else None
 
@@ -236,6 +254,11 @@ def build_config(flags: ServeFlags) -> Config:
             flags.wal_replay_fail_on_error, "--wal-replay-fail-on-error", "WAL_REPLAY_FAIL_ON_ERROR"
         ),
         query_log_size=_int(flags.query_log_size, "--query-log-size", "QUERY_LOG_SIZE", Config.query_log_size),
+        snapshot_memory_bytes=_memory_threshold(
+            _text(flags.force_snapshot_mem_threshold, "FORCE_SNAPSHOT_MEM_THRESHOLD", default="256MiB") or "256MiB"),
+        snapshotted_wal_files_to_keep=_int(
+            flags.snapshotted_wal_files_to_keep, "--snapshotted-wal-files-to-keep", "SNAPSHOTTED_WAL_FILES_TO_KEEP",
+            Config.snapshotted_wal_files_to_keep, minimum=0),
         hard_delete_default_duration=_seconds(
             _text(flags.hard_delete_default_duration, "HARD_DELETE_DEFAULT_DURATION", default="72h") or "72h",
             "--hard-delete-default-duration",
@@ -331,6 +354,12 @@ def serve_command(
     hard_delete_default_duration: Annotated[str | None, _opt(
         "--hard-delete-default-duration", env_name="HARD_DELETE_DEFAULT_DURATION",
         help="Delay before a soft-deleted object is removed [default: 72h]")] = None,
+    force_snapshot_mem_threshold: Annotated[str | None, _opt(
+        "--force-snapshot-mem-threshold", env_name="FORCE_SNAPSHOT_MEM_THRESHOLD",
+        help="Snapshot once buffered rows use this much memory: bytes, 256MiB or 10% [default: 256MiB]")] = None,
+    snapshotted_wal_files_to_keep: Annotated[int | None, _opt(
+        "--snapshotted-wal-files-to-keep", env_name="SNAPSHOTTED_WAL_FILES_TO_KEEP",
+        help="WAL segments kept after a snapshot covers them [default: 300]")] = None,
 ) -> None:
     """Run the lakeflux server (blocks until SIGINT or SIGTERM)."""
     given = dict(locals())

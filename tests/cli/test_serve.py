@@ -86,7 +86,7 @@ def test_plain_aws_and_virtual_env_variables(monkeypatch: pytest.MonkeyPatch) ->
     (ServeFlags(restrict_plugin_triggers_to="wal,cron"), "invalid --restrict-plugin-triggers-to"),
     (ServeFlags(disable_authz="write"), "invalid --disable-authz"),
     (ServeFlags(http_bind="8181"), "expected HOST:PORT"),
-    (ServeFlags(query_log_size=0), "must be positive"),
+    (ServeFlags(query_log_size=0), "must be at least 1"),
 ])
 def test_invalid_settings(flags: ServeFlags, message: str) -> None:
     with pytest.raises(CliFailure, match=message):

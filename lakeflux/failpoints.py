@@ -1,0 +1,18 @@
+"""Named crash points for crash tests: with LAKEFLUX_FAILPOINT=<name> the process SIGKILLs itself there.
+
+Crash tests arm one point in a real server process to kill it at an exact step of a protocol
+(e.g. between a snapshot's manifest commit and its file swap); unarmed, a point costs one compare.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_ARMED = os.environ.get("LAKEFLUX_FAILPOINT") or None
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL this process if the crash test armed `name`; otherwise do nothing."""
+    if _ARMED is not None and _ARMED == name:
+        os.kill(os.getpid(), signal.SIGKILL)
