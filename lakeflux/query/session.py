@@ -175,7 +175,8 @@ class QueryEngine:
         files = self._persister.manifest.files_of(db, name) if self._persister is not None else []
         if not files and cutoff is None:
             return _provider(scratch, buffered)
-        parts = [_register_batches(scratch, "b", buffered)]
+        # One scratch context serves every table of the query: each part needs its own name there.
+        parts = [_register_batches(scratch, _scratch_name("b"), buffered)]
         if files:
             parts.append(self._register_files(ctx, scratch, db, name, schema, files))
         union = " UNION ALL ".join(f"SELECT * FROM {p}" for p in parts)
@@ -195,11 +196,20 @@ class QueryEngine:
                 bucket = getattr(store, "bucket", None)
                 for c in (scratch, ctx):
                     c.register_object_store("s3://", native, bucket)
-            scratch.register_listing_table("p", url, schema=schema, file_extension=".parquet")
-            return "p"
+            listing = _scratch_name("p")
+            scratch.register_listing_table(listing, url, schema=schema, file_extension=".parquet")
+            return listing
         # Stores DataFusion cannot reach (memory): read the manifest's files through the store.
         data = pa.concat_tables([conform(read_parquet(store.get(f.key)), schema) for f in files])
-        return _register_batches(scratch, "p", data)
+        return _register_batches(scratch, _scratch_name("p"), data)
+
+
+_SCRATCH_IDS = itertools.count()
+
+
+def _scratch_name(prefix: str) -> str:
+    """A name no other part of this (or any) query's scratch context uses."""
+    return f"{prefix}{next(_SCRATCH_IDS)}"
 
 
 def _register_batches(scratch: SessionContext, name: str, data: pa.Table) -> str:
