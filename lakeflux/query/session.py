@@ -176,13 +176,16 @@ class QueryEngine:
         if not files and cutoff is None:
             return _provider(scratch, buffered)
         # One scratch context serves every table of the query: each part needs its own name there.
-        parts = [_register_batches(scratch, _scratch_name("b"), buffered)]
+        parts = [_register_batches(scratch, _scratch_name("b"), buffered)] if buffered.num_rows else []
         if files:
             parts.append(self._register_files(ctx, scratch, db, name, schema, files))
+        if not parts:
+            parts = [_register_batches(scratch, _scratch_name("b"), buffered)]
+        if len(parts) == 1 and cutoff is None:
+            return scratch.table_provider(parts[0])  # no union to plan through: all rows are persisted
         union = " UNION ALL ".join(f"SELECT * FROM {p}" for p in parts)
         where = f" WHERE time >= to_timestamp_nanos({int(cutoff)})" if cutoff is not None else ""
-        view = scratch.sql(f"SELECT * FROM ({union}){where}").into_view()
-        return view
+        return scratch.sql(f"SELECT * FROM ({union}){where}").into_view()
 
     def _register_files(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str,
                         schema: pa.Schema, files: list[PersistedFile]) -> str:
