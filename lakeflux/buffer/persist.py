@@ -59,6 +59,10 @@ class Persister:
         self.wal_segments_to_keep = wal_segments_to_keep
         # The lowest WAL sequence a reader (a WAL trigger's cursor) still needs, if any.
         self.wal_floor = wal_floor
+        # A manifest commit whose outcome is unknown may have landed: its slot is never reused.
+        self._next_manifest_seq = 0
+        # A committed snapshot whose swap into the table prefixes failed; finished before the next change.
+        self._pending_swap: tuple[Manifest, int, list[PersistedFile]] | None = None
 
     # --- recovery ----------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -82,6 +86,7 @@ class Persister:
     # --- snapshot ----------------------------------------------------------------------------------
     def _snapshot_unlocked(self, upto: int) -> Manifest | None:
         """`snapshot` with the change lock held."""
+        self._finish_swap()
         if upto <= self.manifest.wal_seq:
             return None
         chunks = self.tables.chunks_upto(upto)
@@ -104,9 +109,35 @@ class Persister:
         failpoint("snapshot.staged")
         replaced = {f.key for f in new_files}
         kept = tuple(f for f in self.manifest.files if f.key not in replaced)
-        new = Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files))
-        mf.commit(self.store, self.node, new)
+        new = self._commit(Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files)))
         failpoint("snapshot.committed")
+        self._pending_swap = (new, upto, new_files)
+        self._finish_swap()
+        failpoint("snapshot.swapped")
+        self._clean_up(upto, new_files)
+        failpoint("snapshot.cleaned")
+        log.info("snapshot %d: %d rows in %d files through WAL segment %d", new.seq,
+                 sum(f.rows for f in new_files), len(new_files), upto)
+        return new
+
+    def _commit(self, new: Manifest) -> Manifest:
+        """Commit `new` at the next unused manifest slot; returns it (with that seq) once durable.
+
+        Raises Unavailable when the outcome is unknown; that slot is then skipped by every later commit,
+        so our own lost attempt is never taken for another server's manifest (Fenced).
+        """
+        new = replace(new, seq=max(new.seq, self._next_manifest_seq))
+        self._next_manifest_seq = new.seq + 1
+        mf.commit(self.store, self.node, new)
+        return new
+
+    def _finish_swap(self) -> None:
+        """Copy a committed snapshot's staged files to their table keys and drop its rows from the buffer,
+        under the view lock. A failed copy leaves the swap pending (copies are idempotent): the next
+        snapshot finishes it first, as recovery would after a crash."""
+        if self._pending_swap is None:
+            return
+        new, upto, new_files = self._pending_swap
         with self.lock.write():
             for i, f in enumerate(new_files):
                 self.store.copy(paths.staging_file(self.node, upto, f.key), f.key)
@@ -114,12 +145,7 @@ class Persister:
                     failpoint("snapshot.copying")
             self.tables.drop_upto(upto)
             self.manifest = new
-        failpoint("snapshot.swapped")
-        self._clean_up(upto, new_files)
-        failpoint("snapshot.cleaned")
-        log.info("snapshot %d: %d rows in %d files through WAL segment %d", new.seq,
-                 sum(f.rows for f in new_files), len(new_files), upto)
-        return new
+        self._pending_swap = None
 
     def _clean_up(self, upto: int, new_files: list[PersistedFile]) -> None:
         for f in new_files:
@@ -138,12 +164,12 @@ class Persister:
     # --- removing files (retention, deletes) --------------------------------------------------------
     def _remove_files_unlocked(self, doomed: Callable[[PersistedFile], bool]) -> int:
         """`remove_files` with the change lock held."""
+        self._finish_swap()  # build on the newest committed manifest
         gone = [f for f in self.manifest.files if doomed(f)]
         if not gone:
             return 0
-        new = replace(self.manifest, seq=self.manifest.seq + 1,
-                      files=tuple(f for f in self.manifest.files if not doomed(f)))
-        mf.commit(self.store, self.node, new)
+        new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1,
+                                   files=tuple(f for f in self.manifest.files if not doomed(f))))
         with self.lock.write():
             self.manifest = new
             for f in gone:
@@ -153,14 +179,14 @@ class Persister:
 
     def _move_to_trash_unlocked(self, doomed: Callable[[PersistedFile], bool], purge_at_ns: int | None) -> int:
         """`move_to_trash` with the change lock held."""
+        self._finish_swap()  # build on the newest committed manifest
         gone = [f for f in self.manifest.files if doomed(f)]
         if not gone:
             return 0
         for f in gone:
             self.store.copy(f.key, paths.trash_file(self.node, purge_at_ns, f.key))
-        new = replace(self.manifest, seq=self.manifest.seq + 1,
-                      files=tuple(f for f in self.manifest.files if not doomed(f)))
-        mf.commit(self.store, self.node, new)
+        new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1,
+                                   files=tuple(f for f in self.manifest.files if not doomed(f))))
         with self.lock.write():
             self.manifest = new
             for f in gone:

@@ -64,6 +64,9 @@ class WriteBuffer:
         self._monotonic = monotonic
         self._batch = _Batch()
         self._next_seq = 0
+        # Every segment ≤ this is settled (applied to the buffer, or failed): a snapshot must never cover
+        # the segment still being committed, or drop_upto would drop rows chunks_upto never saw.
+        self._settled_seq = -1
         self._listeners: list[WalListener] = []
         self._catalog_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
@@ -91,6 +94,7 @@ class WriteBuffer:
         self._next_seq = after + 1
         for seq in self.wal.list_seqs(after):
             self._next_seq = max(self._next_seq, seq + 1)
+        self._settled_seq = self._next_seq - 1
         for segment in self.wal.replay(after, fail_on_error=fail_on_error):
             self._apply(segment)
             n += 1
@@ -123,7 +127,7 @@ class WriteBuffer:
         """Start a snapshot, or else housekeeping, in the background when due (one task at a time)."""
         if self.persister is None or (self._snapshot_task is not None and not self._snapshot_task.done()):
             return
-        last = self._next_seq - 1
+        last = self._settled_seq
         if self._oldest_unpersisted is not None and self.snapshot_policy.due(
                 segments=last - self.persister.manifest.wal_seq, buffered_bytes=self.tables.nbytes,
                 age=self._monotonic() - self._oldest_unpersisted):
@@ -150,7 +154,7 @@ class WriteBuffer:
         """Persist buffered rows through WAL segment `upto` (default: the last committed); logs failures."""
         if self.persister is None:
             return
-        upto = self._next_seq - 1 if upto is None else upto
+        upto = self._settled_seq if upto is None else min(upto, self._settled_seq)
         started = self._monotonic()
         try:
             await asyncio.to_thread(self.persister.snapshot, upto)
@@ -254,18 +258,21 @@ class WriteBuffer:
             self.fenced = e
             log.error("%s", e)
             self._fail(batch, e)
+            self._settled_seq = segment.seq
             return
         except Exception as e:  # any failure: nobody in this batch is acknowledged
             self.stats.failures += 1
             log.error("WAL flush of segment %d failed: %s", segment.seq, e)
             err = e if isinstance(e, Unavailable) else Unavailable(f"WAL commit failed: {e}")
             self._fail(batch, err)
+            self._settled_seq = segment.seq
             return
         self.stats.segments += 1
         self.stats.rows += segment.rows
         self.stats.bytes += size
         self.stats.last_flush_seconds = self._monotonic() - started
         await asyncio.to_thread(self._apply, segment)
+        self._settled_seq = segment.seq
         if self._oldest_unpersisted is None:
             self._oldest_unpersisted = self._monotonic()
         for entry in batch.entries:

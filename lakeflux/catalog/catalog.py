@@ -8,27 +8,32 @@ every CHECKPOINT_EVERY entries. Loading reads the checkpoint and applies every l
 from __future__ import annotations
 
 import copy
+import logging
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from ..errors import Corrupt, Fenced, NotFound
+from ..errors import Corrupt, Fenced, NotFound, Unavailable
 from ..store import paths
 from ..store.base import ObjectStore
 from .names import INTERNAL_DB
 from .state import CatalogState, apply_op, state_from_json, state_to_json
 
 CHECKPOINT_EVERY = 100
+log = logging.getLogger("lakeflux.catalog")
 
 
 class Catalog:
     """Thread-safe catalog. Reads see committed state only; `commit` is the one way to change it."""
 
-    def __init__(self, store: ObjectStore, node: str) -> None:
+    def __init__(self, store: ObjectStore, node: str, writer_id: str | None = None) -> None:
         self._store = store
         self._node = node
+        # Written into every log entry: a slot holding our own entry is a commit whose response was lost.
+        self._writer_id = writer_id or uuid.uuid4().hex
         self._lock = threading.RLock()
         self._state = CatalogState()
         self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
@@ -82,7 +87,7 @@ class Catalog:
         """Validate and durably commit `ops` as one log entry; returns the new state once it is durable.
 
         Raises the validation error of the first bad op (nothing committed), Fenced if another writer
-        took our next log slot, Unavailable if the store failed (nothing visible; safe to retry).
+        took our next log slot, Unavailable if the store failed (the change may still land; retry).
         """
         if not ops:
             return self._state
@@ -92,17 +97,46 @@ class Catalog:
                 apply_op(new, op)
             seq = self._state.seq + 1
             key = paths.catalog_log(self._node, seq)
-            data = orjson.dumps({"seq": seq, "ops": ops})
+            data = orjson.dumps({"seq": seq, "writer": self._writer_id, "ops": ops})
             if not self._store.put_if_absent(key, data):
-                if self._store.get(key) != data:
-                    raise Fenced(
-                        f"catalog log slot {key} was written by another server with node id {self._node!r}; "
-                        "this server stops accepting changes"
-                    )
+                existing = self._store.get(key)
+                if existing != data:
+                    self._adopt_lost_commit(key, seq, existing)
             new.seq = seq
             self._state = new
-            if seq % CHECKPOINT_EVERY == 0:
-                self._store.put(paths.catalog_checkpoint(self._node), orjson.dumps(state_to_json(new)))
+            self._checkpoint(new)
         for fn in self._listeners:
             fn(ops)
         return new
+
+    def _adopt_lost_commit(self, key: str, seq: int, existing: bytes) -> None:
+        """Our next slot is taken. If by an earlier commit of ours whose response was lost, apply it (it is
+        durable) and raise Unavailable so the caller re-checks its change; else raise Fenced."""
+        try:
+            entry = orjson.loads(existing)
+        except orjson.JSONDecodeError:
+            entry = None
+        if not isinstance(entry, dict) or entry.get("writer") != self._writer_id:
+            raise Fenced(
+                f"catalog log slot {key} was written by another server with node id {self._node!r}; "
+                "this server stops accepting changes"
+            )
+        adopted = copy.deepcopy(self._state)
+        for op in entry["ops"]:
+            apply_op(adopted, op)
+        adopted.seq = seq
+        self._state = adopted
+        self._checkpoint(adopted)
+        for fn in self._listeners:
+            fn(entry["ops"])
+        raise Unavailable("the catalog changed while committing (an earlier commit's reply was lost); retry")
+
+    def _checkpoint(self, state: CatalogState) -> None:
+        """Rewrite the checkpoint every CHECKPOINT_EVERY entries; the log alone is already durable, so a
+        failure here is logged, not raised (the next checkpoint covers it)."""
+        if state.seq % CHECKPOINT_EVERY != 0:
+            return
+        try:
+            self._store.put(paths.catalog_checkpoint(self._node), orjson.dumps(state_to_json(state)))
+        except Unavailable as e:
+            log.warning("catalog checkpoint at %d failed (the log keeps every change): %s", state.seq, e)

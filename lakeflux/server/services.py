@@ -52,9 +52,10 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 def build_services(config: Config, store: ObjectStore | None = None) -> Services:
     """Open the store, load the catalog and replay the WAL; blocking, call before serving."""
     store = store if store is not None else open_store(config)
-    catalog = Catalog(store, config.node_id)
+    writer_id = f"{config.node_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    catalog = Catalog(store, config.node_id, writer_id=writer_id)
     catalog.load()
-    wal = Wal(store, config.node_id, writer_id=f"{config.node_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    wal = Wal(store, config.node_id, writer_id=writer_id)
     buffer = WriteBuffer(catalog, wal, flush_interval=config.wal_flush_interval, flush_size=config.wal_flush_size,
                          max_pending_writes=config.wal_max_write_buffer_size)
     lock = ViewLock()

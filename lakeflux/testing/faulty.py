@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import Invalid, Unavailable
 from ..store.base import ObjectMeta, ObjectStore
 
-OPERATIONS = ("get", "get_range", "put_if_absent", "put", "list", "delete", "exists")
+OPERATIONS = ("get", "get_range", "put_if_absent", "put", "copy", "list", "delete", "exists")
 FAIL_BEFORE = "fail_before"
 LOSE_RESPONSE = "lose_response"
 LATENCY = "latency"
