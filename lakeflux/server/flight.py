@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from .. import errors as E
+from ..buffer.sqltypes import tags_as_dictionaries
 from .auth import authenticate, metadata_token
 from .metrics import Metrics
 from .services import Services
@@ -206,13 +207,17 @@ class FlightService(flight.FlightServerBase):
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
         return []
 
+    def _tag_names(self, db: str) -> set[str]:
+        dbdef = self._services.catalog.state.live_db(db)
+        return {name for t in dbdef.tables.values() for name in t.tags} if dbdef is not None else set()
+
     def _run(self, query: TicketQuery) -> pa.Table:
         started = time.perf_counter()
         ok = False
         try:
             result = self._services.query.execute(query.database, query.sql, query.params)
             ok = True
-            return result.to_table()
+            return tags_as_dictionaries(result.to_table(), self._tag_names(query.database))
         except E.NotFound as e:
             raise pa.ArrowKeyError(e.message) from None
         except E.Forbidden as e:

@@ -151,3 +151,11 @@ def test_listener_routes_a_short_http_request_and_a_split_preface(srv):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"PRIME /ping HTTP/1.0\r\n\r\n")  # starts like the preface, then differs: HTTP
         assert sock.recv(64).startswith(b"HTTP/1.0 400")  # aiohttp's answer to an unknown method
+
+
+def test_do_get_sends_influxdb_types_for_tags_and_time(srv):
+    ticket = _ticket(database="db1", sql_query="SELECT * FROM cpu ORDER BY host", query_type="sql")
+    table = _client(srv).do_get(ticket, _options(srv.token)).read_all()
+    assert table.schema.field("host").type == pa.dictionary(pa.int32(), pa.string())
+    assert table.schema.field("time").type == pa.timestamp("ns")
+    assert table.column("host").to_pylist() == ["a", "b"]
