@@ -73,4 +73,4 @@ def commit(store: ObjectStore, node: str, manifest: Manifest) -> None:
     key = paths.snapshot_manifest(node, manifest.seq)
     data = manifest.to_bytes()
     if not store.put_if_absent(key, data) and store.get(key) != data:
-        raise Fenced(f"snapshot manifest {key} was written by another server with node id {node!r}")
+        raise Fenced(f"fenced: snapshot manifest {key} was written by another server with node id {node!r}")

@@ -127,6 +127,8 @@ class WriteBuffer:
         """Start a snapshot, or else housekeeping, in the background when due (one task at a time)."""
         if self.persister is None or (self._snapshot_task is not None and not self._snapshot_task.done()):
             return
+        if self.fenced is not None:
+            return  # another server owns this node now: a fenced server never changes the store again
         last = self._settled_seq
         if self._oldest_unpersisted is not None and self.snapshot_policy.due(
                 segments=last - self.persister.manifest.wal_seq, buffered_bytes=self.tables.nbytes,
@@ -152,12 +154,17 @@ class WriteBuffer:
 
     async def snapshot(self, upto: int | None = None) -> None:
         """Persist buffered rows through WAL segment `upto` (default: the last committed); logs failures."""
-        if self.persister is None:
+        if self.persister is None or self.fenced is not None:
             return
         upto = self._settled_seq if upto is None else min(upto, self._settled_seq)
         started = self._monotonic()
         try:
             await asyncio.to_thread(self.persister.snapshot, upto)
+        except Fenced as e:
+            # Another server committed our next manifest: it is live on this node id, so stop writing too.
+            self.fenced = e
+            log.error("%s", e)
+            return
         except Exception:
             log.exception("snapshot through WAL segment %d failed; the rows stay buffered and in the WAL", upto)
             return

@@ -118,7 +118,7 @@ class Catalog:
             entry = None
         if not isinstance(entry, dict) or entry.get("writer") != self._writer_id:
             raise Fenced(
-                f"catalog log slot {key} was written by another server with node id {self._node!r}; "
+                f"fenced: catalog log slot {key} was written by another server with node id {self._node!r}; "
                 "this server stops accepting changes"
             )
         adopted = copy.deepcopy(self._state)

@@ -54,7 +54,7 @@ class Wal:
                 if self.store.get(key) == data:
                     return len(data)
                 raise Fenced(
-                    f"WAL slot {key} was written by another server with node id {self.node!r}; "
+                    f"fenced: WAL slot {key} was written by another server with node id {self.node!r}; "
                     "this server stops accepting writes"
                 )
             except Fenced:
