@@ -74,3 +74,22 @@ def test_replay_skips_corrupt_segment_unless_strict():
     with pytest.raises(Corrupt):
         list(wal.replay(-1, fail_on_error=True))
     assert wal.list_seqs(after=0) == [1, 2]
+
+
+def test_many_tables_share_typed_slots():
+    """A flush touching many tables keeps the file as wide as its widest table, not the sum of all."""
+    import io
+
+    tables = []
+    for i in range(300):
+        data = pa.table({f"tag{i}": ["x"], f"f{i}": [float(i)], f"n{i}": pa.array([i], pa.int64()),
+                         "time": pa.array([i], pa.int64())})
+        tables.append(WalTable("db", f"t{i}", data, (f"tag{i}",)))
+    store = MemoryStore()
+    wal = Wal(store, "n", "w")
+    wal.commit(Segment(seq=0, writer_id="w", tables=tables))
+    width = len(pq.ParquetFile(io.BytesIO(store.get(paths.wal_segment("n", 0)))).schema_arrow)
+    assert width == 4  # string/0, double/0, int64/0, int64/1
+    got = wal.read(0, only={("db", "t123")})
+    assert got.tables[0].data.to_pydict() == {"tag123": ["x"], "f123": [123.0], "n123": [123], "time": [123]}
+    assert [t.table for t in wal.read(0).tables] == [f"t{i}" for i in range(300)]
