@@ -11,6 +11,7 @@ Recovery completes step 3 from the newest manifest and deletes staging of uncomm
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import threading
@@ -134,15 +135,24 @@ class Persister:
     def _finish_swap(self) -> None:
         """Copy a committed snapshot's staged files to their table keys and drop its rows from the buffer,
         under the view lock. A failed copy leaves the swap pending (copies are idempotent): the next
-        snapshot finishes it first, as recovery would after a crash."""
+        snapshot finishes it first, as recovery would after a crash. Files already copied by the failed
+        attempt are taken out again, so queries never see them beside the same rows in the buffer."""
         if self._pending_swap is None:
             return
         new, upto, new_files = self._pending_swap
         with self.lock.write():
-            for i, f in enumerate(new_files):
-                self.store.copy(paths.staging_file(self.node, upto, f.key), f.key)
-                if i == 0:
-                    failpoint("snapshot.copying")
+            try:
+                for i, f in enumerate(new_files):
+                    self.store.copy(paths.staging_file(self.node, upto, f.key), f.key)
+                    if i == 0:
+                        failpoint("snapshot.copying")
+            except Exception:
+                # These keys are new to this snapshot (named by its WAL sequence): removing them all
+                # also catches a copy that landed although its reply was lost.
+                for f in new_files:
+                    with contextlib.suppress(Exception):
+                        self.store.delete(f.key)
+                raise
             self.tables.drop_upto(upto)
             self.manifest = new
         self._pending_swap = None
@@ -176,22 +186,13 @@ class Persister:
                 self.store.delete(f.key)
         return len(gone)
 
-
     def _move_to_trash_unlocked(self, doomed: Callable[[PersistedFile], bool], purge_at_ns: int | None) -> int:
-        """`move_to_trash` with the change lock held."""
+        """`move_to_trash` with the change lock held: copy to the trash, then remove as usual."""
         self._finish_swap()  # build on the newest committed manifest
-        gone = [f for f in self.manifest.files if doomed(f)]
-        if not gone:
-            return 0
-        for f in gone:
-            self.store.copy(f.key, paths.trash_file(self.node, purge_at_ns, f.key))
-        new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1,
-                                   files=tuple(f for f in self.manifest.files if not doomed(f))))
-        with self.lock.write():
-            self.manifest = new
-            for f in gone:
-                self.store.delete(f.key)
-        return len(gone)
+        for f in self.manifest.files:
+            if doomed(f):
+                self.store.copy(f.key, paths.trash_file(self.node, purge_at_ns, f.key))
+        return self._remove_files_unlocked(doomed)
 
     def snapshot(self, upto: int) -> Manifest | None:
         """Persist every buffered row from WAL segments ≤ `upto`; returns the new manifest (None if nothing).

@@ -91,7 +91,9 @@ def assert_recovered(srv: InProcessServer, ledger: Ledger, seed: int) -> None:
     assert buffer.persister is not None
     seq = buffer.persister.manifest.seq
     srv.call(buffer.snapshot(), timeout=120)
-    assert buffer.persister.manifest.seq == seq + 1, "snapshots do not succeed again after the faults"
+    # A manifest slot whose commit outcome was unknown during the faults is skipped, so the number may jump.
+    assert buffer.persister.manifest.seq > seq, "snapshots do not succeed again after the faults"
+    assert buffer.persister.manifest.wal_seq == buffer.next_seq - 1, "the snapshot did not cover every segment"
     assert buffer.tables.rows == 0
     assert_ledger(srv, ledger)
 
