@@ -6,6 +6,7 @@ file (cumulative), so loading state needs only the newest one.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..store import paths
 from ..store.base import ObjectStore
 
 FORMAT_VERSION = 1
+log = logging.getLogger("lakeflux.snapshot")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ def load_latest(store: ObjectStore, node: str) -> tuple[Manifest, list[str]]:
     for key in reversed(keys):
         try:
             return Manifest.from_bytes(store.get(key), key), keys
-        except (Corrupt, NotFound):
+        except (Corrupt, NotFound) as e:
+            # An older manifest still describes a consistent lake; the newer one is named for the operator.
+            log.error("skipping unreadable snapshot manifest %s: %s", key, e)
             continue
     return Manifest(), keys
 

@@ -238,6 +238,18 @@ class Persister:
             return 0
         return self.remove_files(lambda f: f.db in cutoffs and f.max_time < cutoffs[f.db])
 
+    def broken_files(self, files: list[PersistedFile]) -> list[tuple[str, str]]:
+        """(key, reason) of each listed file that is missing or not readable Parquet (diagnosis only)."""
+        broken = []
+        for f in files:
+            try:
+                pq.read_metadata(io.BytesIO(self.store.get(f.key)))
+            except NotFound:
+                broken.append((f.key, "missing"))
+            except Exception as e:  # pyarrow raises several kinds for garbled files
+                broken.append((f.key, str(e)))
+        return broken
+
     def parquet_files(self, db: str) -> pa.Table:
         """`system.parquet_files` rows of `db`."""
         files = [f for f in self.manifest.files if f.db == db]

@@ -25,7 +25,7 @@ from ..buffer.manifest import PersistedFile
 from ..buffer.persist import Persister, read_parquet
 from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
-from ..errors import Invalid, LakefluxError, NotFound
+from ..errors import Corrupt, Invalid, LakefluxError, NotFound
 from ..store import paths
 from .schema import conform, table_schema, type_name
 
@@ -123,8 +123,21 @@ class QueryEngine:
         except LakefluxError:
             raise
         except Exception as e:  # DataFusion raises plain exceptions for planning and execution errors
-            raise Invalid(_clean(str(e))) from e
+            message = _clean(str(e))
+            if "parquet" in message.lower() and self._persister is not None:
+                self._name_broken_files(db, sql, message)
+            raise Invalid(message) from e
         return QueryResult(schema=schema, batches=batches)
+
+    def _name_broken_files(self, db: str, sql: str, message: str) -> None:
+        """A Parquet read failed: find which persisted file is broken and raise Corrupt naming it."""
+        assert self._persister is not None
+        lowered = sql.lower()
+        files = [f for f in self._persister.manifest.files if f.db == db and f.table.lower() in lowered]
+        broken = self._persister.broken_files(files)
+        if broken:
+            detail = "; ".join(f"{key}: {why}" for key, why in broken)
+            raise Corrupt(f"persisted Parquet file(s) of database {db!r} are unreadable: {detail}")
 
     def _register(self, ctx: SessionContext, db: str, tables: dict[str, TableDef], sql: str,
                   cutoff: int | None) -> None:

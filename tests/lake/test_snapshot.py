@@ -161,3 +161,15 @@ def test_retention_deletes_expired_files(tmp_path):
         left = srv.services.buffer.persister.manifest.files_of("ret", "m")
         assert len(left) == 1 and left[0].max_time == now
         assert srv.query("ret", "SELECT v FROM m") == [{"v": 2.0}]
+
+
+def test_corrupt_persisted_file_is_named_and_other_tables_keep_working(tmp_path):
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02, without_auth=True)
+    with InProcessServer(cfg) as srv:
+        srv.write("db", "cpu,host=a v=1 1\nmem,host=a v=2 2")
+        snapshot(srv)
+        broken = srv.services.buffer.persister.manifest.files_of("db", "cpu")[0]
+        (tmp_path / "d" / broken.key).write_bytes(b"not parquet at all")
+        r = srv.request("POST", "/api/v3/query_sql", {"db": "db", "q": "SELECT * FROM cpu"})
+        assert r.status == 500 and broken.key in r.json()["error"]
+        assert srv.query("db", "SELECT v FROM mem") == [{"v": 2.0}]
