@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -217,8 +218,13 @@ class WriteBuffer:
             if checked.errors and not accept_partial:
                 raise Invalid("line protocol parsing error", data=checked.errors[0].to_json())
             if checked.ops:
-                await asyncio.to_thread(self.catalog.commit, checked.ops)
+                await asyncio.to_thread(self.catalog.commit, self.stamp_new_tables(checked.ops))
         return checked
+
+    def stamp_new_tables(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Mark new tables with the next WAL sequence: rows of older segments belong to an earlier table
+        of the same name, and replay must not revive them."""
+        return [{**op, "wal_seq": self._next_seq} if op.get("op") == "create_table" else op for op in ops]
 
     # --- flushing ----------------------------------------------------------------------------------
     async def flush_now(self) -> None:
@@ -300,8 +306,9 @@ class WriteBuffer:
         state = self.catalog.state
         for t in segment.tables:
             db = state.live_db(t.db)
-            if db is None or t.table not in db.tables:
-                continue
+            tdef = db.tables.get(t.table) if db is not None else None
+            if tdef is None or segment.seq < tdef.since_wal_seq:
+                continue  # the table was deleted (and maybe re-created since): these rows are not its
             self.tables.add(t.db, t.table, segment.seq, t.data, t.tags)
         for listener in self._listeners:
             try:

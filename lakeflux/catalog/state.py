@@ -25,6 +25,9 @@ class TableDef:
     columns: dict[str, ColumnKind] = field(default_factory=dict)  # first-seen order, "time" included
     deleted: bool = False
     version: int = 0  # bumped whenever columns change, so cached conformed data can be reused safely
+    # WAL segments before this one hold rows of an earlier table of the same name (deleted since):
+    # replay must not give them to this one.
+    since_wal_seq: int = 0
 
     @property
     def tags(self) -> list[str]:
@@ -142,7 +145,7 @@ def _create_table(state: CatalogState, op: dict[str, Any]) -> None:
         raise LimitExceeded(
             f"Update to schema would exceed number of tables allowed per database ({MAX_TABLES_PER_DB})"
         )
-    table = TableDef(name=name)
+    table = TableDef(name=name, since_wal_seq=int(op.get("wal_seq", 0)))
     _add_columns(table, op["columns"])
     db.tables[name] = table
 
@@ -241,7 +244,8 @@ def state_to_json(state: CatalogState) -> dict[str, Any]:
                 "retention_ns": db.retention_ns,
                 "deleted": db.deleted,
                 "tables": [
-                    {"name": t.name, "columns": [[c, k.value] for c, k in t.columns.items()], "version": t.version}
+                    {"name": t.name, "columns": [[c, k.value] for c, k in t.columns.items()], "version": t.version,
+                     "since_wal_seq": t.since_wal_seq}
                     for t in db.tables.values()
                 ],
                 "triggers": [t.to_json() for t in db.triggers.values()],
@@ -258,7 +262,8 @@ def state_from_json(d: dict[str, Any]) -> CatalogState:
         db = DatabaseDef(name=dbj["name"], retention_ns=dbj["retention_ns"], deleted=dbj["deleted"])
         for tj in dbj["tables"]:
             db.tables[tj["name"]] = TableDef(
-                name=tj["name"], columns={c: ColumnKind(k) for c, k in tj["columns"]}, version=tj["version"]
+                name=tj["name"], columns={c: ColumnKind(k) for c, k in tj["columns"]}, version=tj["version"],
+                since_wal_seq=tj.get("since_wal_seq", 0),
             )
         for trj in dbj["triggers"]:
             db.triggers[trj["name"]] = TriggerDef.from_json(trj)

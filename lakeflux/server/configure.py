@@ -102,7 +102,7 @@ async def create_table(request: web.Request) -> web.StreamResponse:
     if svc.catalog.state.live_db(db) is None:
         ops.append({"op": "create_database", "db": db})
     ops.append({"op": "create_table", "db": db, "table": table, "columns": columns})
-    await svc.run_blocking(svc.catalog.commit, ops)
+    await svc.run_blocking(svc.catalog.commit, svc.buffer.stamp_new_tables(ops))
     return web.Response(status=200)
 
 

@@ -218,3 +218,19 @@ def test_data_survives_restart_on_file_store(tmp_path):
     with InProcessServer(cfg) as srv:
         rows = srv.query("db1", "SELECT host, v, extra FROM cpu ORDER BY host")
         assert rows == [{"host": "a", "v": 1.0}, {"host": "b", "v": 2.0}, {"host": "c", "v": 3.0, "extra": 1}]
+
+
+@pytest.mark.parametrize("recreate", ["write", "configure"])
+def test_recreated_table_does_not_get_old_rows_back_on_replay(tmp_path, recreate):
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02, without_auth=True)
+    with InProcessServer(cfg) as srv:
+        assert srv.write("db1", "cpu,host=old v=1 1\ncpu,host=old v=2 2").status == 204
+        assert srv.request("DELETE", "/api/v3/configure/table?db=db1&table=cpu&hard_delete_at=now").status == 200
+        if recreate == "configure":
+            r = srv.request("POST", "/api/v3/configure/table", {"db": "db1", "table": "cpu", "tags": ["host"],
+                                                                "fields": [{"name": "v", "type": "float64"}]})
+            assert r.status == 200
+        assert srv.write("db1", "cpu,host=new v=3 3").status == 204
+        assert srv.query("db1", "SELECT host FROM cpu") == [{"host": "new"}]
+    with InProcessServer(cfg) as srv:  # the old rows are still in the WAL: replay must skip them
+        assert srv.query("db1", "SELECT host FROM cpu") == [{"host": "new"}]
