@@ -76,8 +76,13 @@ class InProcessServer:
         if self._serving is not None:
             asyncio.run_coroutine_threadsafe(self._serving.stop(), self._loop).result(timeout=30)
             self._serving = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            # The loop's default executor (asyncio.to_thread) would otherwise leave threads behind.
+            asyncio.run_coroutine_threadsafe(self._loop.shutdown_default_executor(), self._loop).result(timeout=30)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
 
     @property
     def app(self) -> web.Application:
