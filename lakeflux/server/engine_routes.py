@@ -110,18 +110,20 @@ async def delete_trigger(request: web.Request) -> web.StreamResponse:
 
 
 async def enable_trigger(request: web.Request) -> web.StreamResponse:
-    params = await _params(request)
-    engine = _engine(request)
-    db, name = _required(params, "db"), _required(params, "trigger_name")
-    await _services(request).run_blocking(lambda: engine.enable_trigger(db, name))
-    return web.Response(status=200)
+    return await _switch_trigger(request, enable=True)
 
 
 async def disable_trigger(request: web.Request) -> web.StreamResponse:
+    return await _switch_trigger(request, enable=False)
+
+
+async def _switch_trigger(request: web.Request, *, enable: bool) -> web.StreamResponse:
+    """Enable or disable: 200 even when the trigger already was (CONTRACT §2.2)."""
     params = await _params(request)
     engine = _engine(request)
     db, name = _required(params, "db"), _required(params, "trigger_name")
-    await _services(request).run_blocking(lambda: engine.disable_trigger(db, name))
+    switch = engine.enable_trigger if enable else engine.disable_trigger
+    await _services(request).run_blocking(lambda: switch(db, name))
     return web.Response(status=200)
 
 
