@@ -81,7 +81,3 @@ class BufferedTables:
             if t is not None:
                 self.rows -= t.rows
                 self.nbytes -= t.nbytes
-
-    def tables_of(self, db: str) -> list[str]:
-        with self._lock:
-            return [t for d, t in self._tables if d == db]
