@@ -61,8 +61,13 @@ def tags_as_dictionaries(table: pa.Table, tags: set[str]) -> pa.Table:
 
 
 def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Reorder `data` to `schema`, filling absent columns with nulls (cheap: no re-encoding)."""
+    """Reorder `data` to `schema`, filling absent columns with nulls; a column of another type (a
+    query's Utf8View for a buffered Utf8) is cast, everything else is reused as it is."""
     n = data.num_rows
     names = set(data.column_names)
-    cols = [data.column(f.name) if f.name in names else pa.nulls(n, f.type) for f in schema]
+    cols = [_as(data.column(f.name), f.type) if f.name in names else pa.nulls(n, f.type) for f in schema]
     return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _as(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
+    return column if column.type == kind else column.cast(kind)

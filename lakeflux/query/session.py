@@ -27,7 +27,7 @@ from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Corrupt, Invalid, LakefluxError, NotFound
 from ..store import paths
-from .schema import conform, table_schema, type_name
+from .schema import conform, execution_schema, plain_strings, plain_strings_schema, type_name
 
 CATALOG_NAME = "public"
 SCHEMA_NAME = "iox"
@@ -117,9 +117,9 @@ class QueryEngine:
                 ctx = SessionContext(self._config)
                 self._register(ctx, db, dbdef.tables, sql, cutoff)
                 df = ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
-                schema = df.schema()
+                schema = plain_strings_schema(df.schema())
                 stream = df.execute_stream()
-            batches = [b.to_pyarrow() for b in stream]
+            batches = [plain_strings(b.to_pyarrow()) for b in stream]
         except LakefluxError:
             raise
         except Exception as e:  # DataFusion raises plain exceptions for planning and execution errors
@@ -182,7 +182,7 @@ class QueryEngine:
                         cutoff: int | None) -> Any:
         """Buffered rows UNION ALL persisted files (native listing table where DataFusion can read the
         store), filtered by the database's retention period."""
-        schema = table_schema(tdef.columns)
+        schema = execution_schema(tdef.columns)
         chunks = [conform(data, schema) for _, data in self._buffer.chunks(db, name)]
         buffered = pa.concat_tables(chunks) if chunks else schema.empty_table()
         files = self._persister.manifest.files_of(db, name) if self._persister is not None else []
