@@ -81,6 +81,16 @@ def _unescape(text: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
+def unescape_measurement(text: str) -> str:
+    """A measurement's raw text without its escapes (`\\,` `\\ ` `\\\\`)."""
+    return _unescape(text, _MEASUREMENT_ESCAPE)
+
+
+def unescape_key(text: str) -> str:
+    """A tag key's, tag value's or field key's raw text without its escapes (also `\\=`)."""
+    return _unescape(text, _KEY_ESCAPE)
+
+
 def _trailing(text: str) -> str:
     shown = text if len(text) <= 10 else text[:10] + "..."
     return f"Could not parse entire line. Found trailing content: `{shown}`"

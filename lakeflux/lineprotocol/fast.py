@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 
 from ..model import ColumnKind, Precision
 from .assemble import Assembler, LineGroup
-from .exact import add_record
+from .exact import STRING_LIMIT, add_record, unescape_key, unescape_measurement
+from .masking import mask_escapes, mask_strings
 from .records import check_utf8, multiline_spans
 from .timestamps import to_nanoseconds_array
 from .tokens import (
@@ -34,6 +35,7 @@ from .tokens import (
     TAB,
     Body,
     decimal_shape,
+    drop_backslashes,
     equal_groups,
     fingerprint,
     gather,
@@ -44,10 +46,10 @@ from .tokens import (
 )  # fmt: skip
 from .types import ParseResult
 
-_FLOAT_CODE, _INT_CODE, _UINT_CODE, _BOOL_CODE = 0, 1, 2, 3
+_FLOAT_CODE, _INT_CODE, _UINT_CODE, _BOOL_CODE, _STRING_CODE = 0, 1, 2, 3, 4
 _CODE_KINDS = {
     _FLOAT_CODE: ColumnKind.FLOAT64, _INT_CODE: ColumnKind.INT64,
-    _UINT_CODE: ColumnKind.UINT64, _BOOL_CODE: ColumnKind.BOOL,
+    _UINT_CODE: ColumnKind.UINT64, _BOOL_CODE: ColumnKind.BOOL, _STRING_CODE: ColumnKind.STRING,
 }  # fmt: skip
 _BOOL_SPELLINGS = {b"t": True, b"T": True, b"true": True, b"True": True, b"TRUE": True,
                    b"f": False, b"F": False, b"false": False, b"False": False, b"FALSE": False}  # fmt: skip
@@ -66,10 +68,11 @@ class _Records:
         starts = np.concatenate(([0], newlines + 1))
         ends = np.concatenate((newlines, [len(body.bytes)]))
         line_numbers = np.arange(1, len(starts) + 1, dtype=np.int64)
-        quotes = special[kinds == QUOTE]
+        escapes = mask_escapes(special, kinds) if body.escaped else np.empty(0, dtype=np.int64)
         keep = np.ones(len(starts), dtype=bool)
-        if len(quotes):
-            quoted_lines = np.unique(np.searchsorted(newlines, quotes)).tolist()
+        if b'"' in body.raw:
+            # Lines whose strings were masked end their record; only the others need the scanner.
+            quoted_lines = np.flatnonzero(mask_strings(special, kinds, newlines, starts, escapes)).tolist()
             line_at = lambda i: body.raw[starts[i] : ends[i]]  # noqa: E731
             for first, last in multiline_spans(quoted_lines, line_at, len(starts)):
                 ends[first] = ends[last]
@@ -138,6 +141,7 @@ class _Shape:
         codes = np.where((first == 116) | (first == 102), _BOOL_CODE, _FLOAT_CODE).astype(np.uint64)
         codes[last == 117] = _UINT_CODE
         codes[last == 105] = _INT_CODE
+        codes[self.body.at(starts) == 34] = _STRING_CODE  # a masked plain string (see `masking`)
         return codes
 
     def signature(self) -> list[np.ndarray]:
@@ -224,11 +228,26 @@ class _GroupBuilder:
         values = np.isin(self.shape.body.bytes[starts], (116, 84))
         return lambda keep: pa.array(values if keep is None else values[keep], type=pa.bool_())
 
+    def _string(self, starts, ends):
+        """A masked plain string: `"`, content without quotes or backslashes, `"`."""
+        lengths = ends - starts
+        self.good &= (lengths >= 2) & (self.shape.body.at(ends - 1) == 34) & (lengths - 2 <= STRING_LIMIT)
+        texts = strings(self.shape.body, starts + 1, np.maximum(ends - 1, starts + 1))
+        return lambda keep: texts if keep is None else texts.filter(keep)
+
+    def _tag(self, starts, ends):
+        data, offsets = gather(self.shape.body, starts, ends)
+        if self.shape.body.escaped:  # every backslash left in a simple record's tag value is an escape
+            data, offsets = drop_backslashes(data, offsets)
+        texts = string_array(data, offsets)
+        return lambda keep: texts if keep is None else texts.filter(keep)
+
     def column(self, kind: ColumnKind, starts: np.ndarray, ends: np.ndarray) -> None:
         """Validate a column now; convert it in `finish`, once the rejected rows are known."""
         if kind is ColumnKind.TAG:
-            texts = strings(self.shape.body, starts, ends)
-            self.finishers.append(lambda keep: texts if keep is None else texts.filter(keep))
+            self.finishers.append(self._tag(starts, ends))
+        elif kind is ColumnKind.STRING:
+            self.finishers.append(self._string(starts, ends))
         elif kind is ColumnKind.FLOAT64:
             self.finishers.append(self._float(starts, ends))
         elif kind is ColumnKind.BOOL:
@@ -253,9 +272,9 @@ class _GroupBuilder:
 def _names(shape: _Shape) -> tuple[str, list[str], list[str]]:
     body = shape.body
     text = lambda span: body.text(int(span[0][0]), int(span[1][0]))  # noqa: E731
-    table = text(shape.measurement())
-    tag_keys = [text(shape.tag_key(j)) for j in range(shape.tags)]
-    field_keys = [text(shape.field_key(j)) for j in range(shape.fields)]
+    table = unescape_measurement(text(shape.measurement()))
+    tag_keys = [unescape_key(text(shape.tag_key(j))) for j in range(shape.tags)]
+    field_keys = [unescape_key(text(shape.field_key(j))) for j in range(shape.fields)]
     return table, tag_keys, field_keys
 
 

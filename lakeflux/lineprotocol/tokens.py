@@ -36,6 +36,7 @@ class Body:
 
     def __init__(self, body: bytes) -> None:
         self.raw = body
+        self.escaped = b"\\" in body  # any backslash at all (most bodies have none: skip escape work)
         self.bytes = np.frombuffer(body, dtype=np.uint8)
         padded = np.zeros(_FRONT + len(body) + 16, dtype=np.uint8)
         padded[_FRONT : _FRONT + len(body)] = self.bytes
@@ -120,6 +121,16 @@ def string_array(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
                                                            pa.py_buffer(data)])
     large = pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     return large.cast(pa.string())
+
+
+def drop_backslashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gathered tokens without their backslash bytes (for tokens whose every backslash is an escape)."""
+    backslash = data == 92
+    if not backslash.any():
+        return data, offsets
+    dropped = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(backslash, out=dropped[1:])
+    return data[~backslash], offsets - dropped[offsets]
 
 
 def strings(body: Body, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
