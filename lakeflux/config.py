@@ -63,6 +63,8 @@ class Config:
     # Snapshot early once buffered rows take this much memory (bounded memory under heavy ingest).
     snapshot_memory_bytes: int = 256 * 1024 * 1024
     snapshotted_wal_files_to_keep: int = 300
+    # `--wal-snapshot-size`: snapshot after this many WAL segments; None derives it from gen1_duration.
+    wal_snapshot_size: int | None = None
     max_http_request_size: int = DEFAULT_MAX_REQUEST
     wal_replay_fail_on_error: bool = False
     query_log_size: int = 1000

@@ -39,7 +39,7 @@ UNUSED_VALUE_FLAGS = frozenset({
     "parquet-mem-cache-query-path-duration", "num-cores", "num-io-threads", "num-datafusion-threads",
     "datafusion-num-threads", "datafusion-runtime-type", "datafusion-max-parquet-fanout",
     "datafusion-use-cached-parquet-loader", "datafusion-config", "ram-pool-data-bytes",
-    "wal-snapshot-size", "query-file-limit",
+    "query-file-limit",
     "table-index-cache-max-entries", "table-index-cache-concurrency-limit", "last-cache-eviction-interval",
     "distinct-cache-eviction-interval", "gen1-lookback-duration", "retention-check-interval",
     "delete-grace-period", "telemetry-endpoint", "object-store-connection-limit",
@@ -90,6 +90,7 @@ class ServeFlags:
     hard_delete_default_duration: str | None = None
     force_snapshot_mem_threshold: str | None = None
     snapshotted_wal_files_to_keep: int | None = None
+    wal_snapshot_size: int | None = None
 
 
 def _text(flag: str | None, *names: str, default: str | None = None) -> str | None:
@@ -133,6 +134,13 @@ def _int(flag: int | None, option: str, name: str, default: int, minimum: int = 
     if value < minimum:
         raise CliFailure(f"invalid {option} {value}: must be at least {minimum}", code=2)
     return value
+
+
+def _optional_int(flag: int | None, option: str, name: str) -> int | None:
+    """Like `_int`, but None when neither the flag nor its environment variable is given."""
+    if flag is None and env(name) is None:
+        return None
+    return _int(flag, option, name, default=0)
 
 
 def _seconds(text: str, option: str) -> float:
@@ -259,6 +267,7 @@ def build_config(flags: ServeFlags) -> Config:
         snapshotted_wal_files_to_keep=_int(
             flags.snapshotted_wal_files_to_keep, "--snapshotted-wal-files-to-keep", "SNAPSHOTTED_WAL_FILES_TO_KEEP",
             Config.snapshotted_wal_files_to_keep, minimum=0),
+        wal_snapshot_size=_optional_int(flags.wal_snapshot_size, "--wal-snapshot-size", "WAL_SNAPSHOT_SIZE"),
         hard_delete_default_duration=_seconds(
             _text(flags.hard_delete_default_duration, "HARD_DELETE_DEFAULT_DURATION", default="72h") or "72h",
             "--hard-delete-default-duration",
@@ -360,6 +369,9 @@ def serve_command(
     snapshotted_wal_files_to_keep: Annotated[int | None, _opt(
         "--snapshotted-wal-files-to-keep", env_name="SNAPSHOTTED_WAL_FILES_TO_KEEP",
         help="WAL segments kept after a snapshot covers them [default: 300]")] = None,
+    wal_snapshot_size: Annotated[int | None, _opt(
+        "--wal-snapshot-size", env_name="WAL_SNAPSHOT_SIZE",
+        help="Snapshot after this many WAL segments [default: gen1 duration / WAL flush interval, 600]")] = None,
 ) -> None:
     """Run the lakeflux server (blocks until SIGINT or SIGTERM)."""
     given = dict(locals())

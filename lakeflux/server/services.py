@@ -64,7 +64,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     covered = persister.recover()
     buffer.persister = persister
     buffer.snapshot_policy = SnapshotPolicy(
-        segments=max(1, round(config.gen1_duration / max(config.wal_flush_interval, 1e-3))),
+        segments=snapshot_segments(config),
         buffered_bytes=config.snapshot_memory_bytes, age=config.gen1_duration)
     replayed = buffer.recover(after=covered, fail_on_error=config.wal_replay_fail_on_error)
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
@@ -86,6 +86,13 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     buffer.add_listener(EngineWalListener(engine.segment_committed))
     return Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
                     engine=engine, plugin_writes=plugin_writes)
+
+
+def snapshot_segments(config: Config) -> int:
+    """WAL segments per snapshot: `--wal-snapshot-size`, else one gen1 window's worth of flush intervals."""
+    if config.wal_snapshot_size:
+        return config.wal_snapshot_size
+    return max(1, round(config.gen1_duration / max(config.wal_flush_interval, 1e-3)))
 
 
 def _allowed_types(config: Config) -> frozenset[PluginType] | None:

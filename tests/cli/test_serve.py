@@ -11,6 +11,7 @@ from lakeflux.cli.main import app
 from lakeflux.cli.output import CliFailure
 from lakeflux.cli.serve import ServeFlags, build_config, unused_flags
 from lakeflux.config import Config, S3Settings
+from lakeflux.server.services import snapshot_segments
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +31,7 @@ def test_every_flag_maps_to_config() -> None:
         virtual_env_location="/srv/venv", package_manager="uv", restrict_plugin_triggers_to="wal,request",
         plugin_timeout="30s", wal_flush_interval="250ms", wal_flush_size=500, wal_max_write_buffer_size=7,
         gen1_duration="5m", max_http_request_size=1024, wal_replay_fail_on_error=True, query_log_size=9,
-        hard_delete_default_duration="1d",
+        hard_delete_default_duration="1d", wal_snapshot_size=50,
     )
     assert build_config(flags) == Config(
         node_id="n1", object_store="s3", data_dir=Path("/srv/lf"),
@@ -41,7 +42,7 @@ def test_every_flag_maps_to_config() -> None:
         package_manager="uv", restrict_plugin_triggers_to=("wal", "request"), plugin_timeout=30.0,
         wal_flush_interval=0.25, wal_flush_size=500, wal_max_write_buffer_size=7, gen1_duration=300.0,
         max_http_request_size=1024, wal_replay_fail_on_error=True, query_log_size=9,
-        hard_delete_default_duration=86400.0,
+        hard_delete_default_duration=86400.0, wal_snapshot_size=50,
     )
 
 
@@ -101,6 +102,16 @@ def test_invalid_env_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAKEFLUX_WAL_REPLAY_FAIL_ON_ERROR", "maybe")
     with pytest.raises(CliFailure, match="expected true or false"):
         build_config(ServeFlags())
+
+
+def test_wal_snapshot_size_sets_segments_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert snapshot_segments(build_config(ServeFlags())) == 600  # 10m gen1 / 1s flushes, as InfluxDB's default
+    assert snapshot_segments(build_config(ServeFlags(gen1_duration="1m", wal_flush_interval="500ms"))) == 120
+    assert snapshot_segments(build_config(ServeFlags(wal_snapshot_size=20))) == 20
+    monkeypatch.setenv("INFLUXDB3_WAL_SNAPSHOT_SIZE", "30")
+    assert build_config(ServeFlags()).wal_snapshot_size == 30
+    with pytest.raises(CliFailure, match="invalid --wal-snapshot-size 0"):
+        build_config(ServeFlags(wal_snapshot_size=0))
 
 
 def test_plugin_timeout_off_spellings() -> None:
