@@ -1,48 +1,42 @@
 """The fast line-protocol parser: numpy over the whole body, Python only per shape of line.
 
-1. Classify every byte once (separators, quotes, backslashes, tabs, newlines) and split records.
-2. A record is *simple* if it has no quote, backslash or tab and does not start with a blank or
-   `#`. Everything else goes to the exact parser, one record at a time.
+1. Classify every byte once (separators, quotes, backslashes, tabs, newlines) and split records;
+   escaped separators and plain quoted strings are masked to ordinary bytes (`masking`).
+2. A record is *simple* if it has no unmasked quote, backslash or tab and does not start with a
+   blank or `#`. Everything else goes to the exact parser, one record at a time.
 3. Simple records are bucketed by separator layout (tags, fields, timestamp or not); a bucket is
    checked against the one separator pattern valid for it, so each token's span is a column of a
    matrix. Records are then grouped by shape: measurement, keys and field types, compared exactly
-   through fingerprints of their bytes.
-4. Per group, values are converted column by column (numbers validated and parsed in numpy, floats
-   cast by Arrow). A record with any token the kernels do not accept goes to the exact parser,
+   by their bytes with one record of each shape (hashing only when a bucket has many shapes).
+4. The value tokens of all groups are converted together, one kernel call per column kind
+   (`columns`). A record with any token the kernels do not accept goes to the exact parser,
    which then either parses it the same way or produces its error message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..model import ColumnKind, Precision
 from .assemble import Assembler, LineGroup
-from .exact import STRING_LIMIT, add_record, unescape_key, unescape_measurement
+from .columns import Converter, Slot
+from .exact import add_record, unescape_key, unescape_measurement
 from .masking import mask_escapes, mask_strings
 from .records import check_utf8, multiline_spans
-from .timestamps import to_nanoseconds_array
 from .tokens import (
     COMMA,
     EQUALS,
+    LOW_BYTES_MASK,
     NEWLINE,
     QUOTE,
     SPACE,
     TAB,
     Body,
-    decimal_shape,
-    drop_backslashes,
     equal_groups,
     fingerprint,
-    gather,
-    signed_values,
-    string_array,
-    strings,
-    unsigned_values,
 )  # fmt: skip
 from .types import ParseResult
 
@@ -51,10 +45,6 @@ _CODE_KINDS = {
     _FLOAT_CODE: ColumnKind.FLOAT64, _INT_CODE: ColumnKind.INT64,
     _UINT_CODE: ColumnKind.UINT64, _BOOL_CODE: ColumnKind.BOOL, _STRING_CODE: ColumnKind.STRING,
 }  # fmt: skip
-_BOOL_SPELLINGS = {b"t": True, b"T": True, b"true": True, b"True": True, b"TRUE": True,
-                   b"f": False, b"F": False, b"false": False, b"False": False, b"FALSE": False}  # fmt: skip
-_BOOL_KEYS = np.array([len(s) << 56 | int.from_bytes(s, "little") for s in _BOOL_SPELLINGS], dtype=np.uint64)
-_FLOAT_TOKEN_LIMIT = 300  # longer decimals could overflow to inf; the exact parser reports those
 
 
 class _Records:
@@ -155,6 +145,50 @@ class _Shape:
         return columns
 
 
+_TEMPLATE_ROUNDS = 4
+"""Shapes found in a layout bucket by comparing every record with one record of the shape; a bucket
+with more distinct shapes than this is grouped by hashing the rest (one argsort, more numpy calls)."""
+
+
+def _same_shape(shape: _Shape, spans: list, codes: list[np.ndarray], row: int, candidates: np.ndarray) -> np.ndarray:
+    """The candidates (record indices) whose measurement, keys and field types equal record `row`'s."""
+    same = np.ones(len(candidates), dtype=bool)
+    for starts, ends in spans:
+        same &= ends[candidates] - starts[candidates] == ends[row] - starts[row]
+    for column in codes:
+        same &= column[candidates] == column[row]
+    candidates = candidates[same]
+    for starts, ends in spans:  # equal lengths now: reading the words stays inside each token's record
+        length = int(ends[row] - starts[row])
+        for offset in range(0, length, 8):
+            low_bytes = LOW_BYTES_MASK[min(8, length - offset)]
+            template = shape.body.words(starts[row : row + 1] + offset)[0] & low_bytes
+            candidates = candidates[(shape.body.words(starts[candidates] + offset) & low_bytes) == template]
+    return candidates
+
+
+def _shape_groups(shape: _Shape) -> tuple[list[np.ndarray], list[list[int]], np.ndarray]:
+    """Split a bucket into groups of equal shape: (record indices, field type codes) per group, and
+    the records left over by a hash collision."""
+    spans = [shape.measurement(), *map(shape.tag_key, range(shape.tags)),
+             *map(shape.field_key, range(shape.fields))]
+    codes = [shape.type_codes(j) for j in range(shape.fields)]
+    unassigned = np.arange(len(shape.starts))
+    groups: list[np.ndarray] = []
+    for _ in range(_TEMPLATE_ROUNDS):
+        if not len(unassigned):
+            break
+        members = _same_shape(shape, spans, codes, int(unassigned[0]), unassigned)
+        groups.append(members)
+        unassigned = unassigned[~np.isin(unassigned, members, assume_unique=True)]
+    collisions = np.empty(0, dtype=np.int64)
+    if len(unassigned):
+        hashed, collided = equal_groups(shape.take(unassigned).signature())
+        groups += [unassigned[part] for part in hashed]
+        collisions = unassigned[collided]
+    return groups, [[int(column[part[0]]) for column in codes] for part in groups], collisions
+
+
 def _layout_buckets(records: _Records, rows: np.ndarray):
     """Yield (tags, fields, timestamp, rows) for simple records whose separator counts fit a layout."""
     if not len(rows):
@@ -197,78 +231,6 @@ def _shape_of(body: Body, records: _Records, tags: int, fields: int, timestamp: 
     return shape, rows[ok]
 
 
-class _GroupBuilder:
-    """Converts one group of same-shaped records to Arrow columns; records it cannot take are `rejected`."""
-
-    def __init__(self, shape: _Shape, precision: Precision, default_time_ns: int) -> None:
-        self.shape, self.precision, self.default_time_ns = shape, precision, default_time_ns
-        self.good = np.ones(len(shape.starts), dtype=bool)
-        self.finishers: list = []
-
-    def _float(self, starts, ends):
-        data, offsets = gather(self.shape.body, starts, ends)
-        self.good &= decimal_shape(data, offsets, allow_point=True) & (ends - starts <= _FLOAT_TOKEN_LIMIT)
-        texts = string_array(data, offsets)
-        return lambda keep: pc.cast(texts if keep is None else texts.filter(keep), pa.float64())
-
-    def _integer(self, starts, ends, kind: ColumnKind):
-        if kind is ColumnKind.INT64:
-            values, good = signed_values(self.shape.body, starts, ends - 1)
-        else:
-            values, good = unsigned_values(self.shape.body, starts, ends - 1)
-        self.good &= good
-        arrow_type = pa.int64() if kind is ColumnKind.INT64 else pa.uint64()
-        return lambda keep: pa.array(values if keep is None else values[keep], type=arrow_type)
-
-    def _boolean(self, starts, ends):
-        lengths = (ends - starts).astype(np.uint64)
-        word = self.shape.body.words(starts) & np.where(lengths >= 8, np.uint64(2**64 - 1),
-                                                         (np.uint64(1) << (lengths * np.uint64(8))) - np.uint64(1))
-        self.good &= np.isin((lengths << np.uint64(56)) | word, _BOOL_KEYS) & (lengths <= 5)
-        values = np.isin(self.shape.body.bytes[starts], (116, 84))
-        return lambda keep: pa.array(values if keep is None else values[keep], type=pa.bool_())
-
-    def _string(self, starts, ends):
-        """A masked plain string: `"`, content without quotes or backslashes, `"`."""
-        lengths = ends - starts
-        self.good &= (lengths >= 2) & (self.shape.body.at(ends - 1) == 34) & (lengths - 2 <= STRING_LIMIT)
-        texts = strings(self.shape.body, starts + 1, np.maximum(ends - 1, starts + 1))
-        return lambda keep: texts if keep is None else texts.filter(keep)
-
-    def _tag(self, starts, ends):
-        data, offsets = gather(self.shape.body, starts, ends)
-        if self.shape.body.escaped:  # every backslash left in a simple record's tag value is an escape
-            data, offsets = drop_backslashes(data, offsets)
-        texts = string_array(data, offsets)
-        return lambda keep: texts if keep is None else texts.filter(keep)
-
-    def column(self, kind: ColumnKind, starts: np.ndarray, ends: np.ndarray) -> None:
-        """Validate a column now; convert it in `finish`, once the rejected rows are known."""
-        if kind is ColumnKind.TAG:
-            self.finishers.append(self._tag(starts, ends))
-        elif kind is ColumnKind.STRING:
-            self.finishers.append(self._string(starts, ends))
-        elif kind is ColumnKind.FLOAT64:
-            self.finishers.append(self._float(starts, ends))
-        elif kind is ColumnKind.BOOL:
-            self.finishers.append(self._boolean(starts, ends))
-        else:
-            self.finishers.append(self._integer(starts, ends, kind))
-
-    def times(self) -> np.ndarray:
-        rows = len(self.shape.starts)
-        if not self.shape.timestamp:
-            return np.full(rows, self.default_time_ns, dtype=np.int64)
-        values, good = signed_values(self.shape.body, *self.shape.timestamp_token())
-        nanoseconds, in_range = to_nanoseconds_array(values, self.precision)
-        self.good &= good & in_range
-        return nanoseconds
-
-    def finish(self) -> list[pa.Array]:
-        keep = None if self.good.all() else pa.array(self.good)
-        return [finisher(keep) for finisher in self.finishers]
-
-
 def _names(shape: _Shape) -> tuple[str, list[str], list[str]]:
     body = shape.body
     text = lambda span: body.text(int(span[0][0]), int(span[1][0]))  # noqa: E731
@@ -284,33 +246,56 @@ def _plain_keys(tag_keys: list[str], field_keys: list[str]) -> bool:
     return len(set(keys)) == len(keys) and "time" not in keys
 
 
-def _group(shape: _Shape, rows, line_numbers, precision, default_time_ns) -> tuple[LineGroup | None, np.ndarray]:
-    """Convert one shape group; returns the group (None if empty) and the rows left to the exact parser."""
+@dataclass
+class _Pending:
+    """A group whose columns wait in the converter: its rows, names and slots."""
+
+    shape: _Shape
+    rows: np.ndarray
+    line_numbers: np.ndarray
+    table: str
+    columns: list[tuple[str, ColumnKind]]
+    slots: list[Slot]
+    times: Slot | None
+
+
+def _plan(shape: _Shape, rows, line_numbers, codes: list[int], converter: Converter) -> _Pending | None:
+    """Register one shape group's columns with the converter; None if its keys need the exact parser."""
     table, tag_keys, field_keys = _names(shape)
     if not _plain_keys(tag_keys, field_keys):
-        return None, rows
-    builder = _GroupBuilder(shape, precision, default_time_ns)
+        return None
     columns = [(key, ColumnKind.TAG) for key in tag_keys]
-    for j in range(shape.tags):
-        builder.column(ColumnKind.TAG, *shape.tag_value(j))
-    # Equal within a group (they are part of the signature): read them off the first record.
-    first = shape.take(np.zeros(1, dtype=np.int64))
-    codes = [int(first.type_codes(j)[0]) for j in range(shape.fields)]
+    slots = [converter.add(ColumnKind.TAG, *shape.tag_value(j)) for j in range(shape.tags)]
     for j, code in enumerate(codes):
         columns.append((field_keys[j], _CODE_KINDS[code]))
-        builder.column(_CODE_KINDS[code], *shape.field_value(j))
-    times = builder.times()
-    good = builder.good
+        slots.append(converter.add(_CODE_KINDS[code], *shape.field_value(j)))
+    times = converter.add(ColumnKind.TIME, *shape.timestamp_token()) if shape.timestamp else None
+    return _Pending(shape, rows, line_numbers, table, columns, slots, times)
+
+
+def _finish(pending: _Pending, converter: Converter, default_time_ns: int) -> tuple[LineGroup | None, np.ndarray]:
+    """The converted group (None if no row survived) and the rows left to the exact parser."""
+    good = np.ones(len(pending.rows), dtype=bool)
+    for slot in [*pending.slots, pending.times]:
+        valid = converter.good(slot) if slot is not None else None
+        if valid is not None:
+            good &= valid
     if not good.any():
-        return None, rows
-    arrays = builder.finish()
-    starts, ends = shape.starts[good], shape.ends[good]
-    body = shape.body
+        return None, pending.rows
+    keep = None if good.all() else good
+    arrays = [converter.array(slot, keep) for slot in pending.slots]
+    if pending.times is None:
+        times = np.full(int(good.sum()), default_time_ns, dtype=np.int64)
+    else:
+        times = converter.times(pending.times, keep)
+    shape = pending.shape
+    starts, ends, body = shape.starts[good], shape.ends[good], shape.body
     group = LineGroup(
-        table=table, columns=columns, arrays=arrays, times=times[good], line_numbers=line_numbers[good],
+        table=pending.table, columns=pending.columns, arrays=arrays, times=times,
+        line_numbers=pending.line_numbers[good],
         original_line=lambda row: body.text(int(starts[row]), int(ends[row])),
     )
-    return group, rows[~good]
+    return group, pending.rows[~good]
 
 
 def _fast_groups(body: Body, records: _Records, assembler: Assembler, precision, default_time_ns) -> list:
@@ -318,19 +303,27 @@ def _fast_groups(body: Body, records: _Records, assembler: Assembler, precision,
     simple = np.flatnonzero(records.simple)
     left: list[np.ndarray] = [np.empty(0, dtype=np.int64)]  # concatenate needs one array
     covered = np.zeros(len(records.starts), dtype=bool)
+    converter = Converter(body, precision)
+    pending: list[_Pending] = []
     for tags, fields, timestamp, rows, first in _layout_buckets(records, simple):
         shape, rows = _shape_of(body, records, tags, fields, timestamp, rows, first)
         covered[rows] = True
         if not len(rows):
             continue
-        groups, collisions = equal_groups(shape.signature())
+        groups, codes, collisions = _shape_groups(shape)
         left.append(rows[collisions])
-        for part in groups:
-            group, rejected = _group(shape.take(part), rows[part], records.line_numbers[rows[part]],
-                                     precision, default_time_ns)
-            if group is not None:
-                assembler.add_group(group)
-            left.append(rejected)
+        for part, part_codes in zip(groups, codes, strict=True):
+            planned = _plan(shape.take(part), rows[part], records.line_numbers[rows[part]], part_codes, converter)
+            if planned is None:
+                left.append(rows[part])
+            else:
+                pending.append(planned)
+    converter.run()
+    for planned in pending:
+        group, rejected = _finish(planned, converter, default_time_ns)
+        if group is not None:
+            assembler.add_group(group)
+        left.append(rejected)
     left.append(simple[~covered[simple]])
     return left
 

@@ -18,7 +18,7 @@ for _byte, _class in ((b",", COMMA), (b"=", EQUALS), (b" ", SPACE), (b'"', QUOTE
     BYTE_CLASS[_byte[0]] = _class
 _CLASS_TABLE = bytes(BYTE_CLASS.tolist())
 
-_LOW_BYTES_MASK = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)
+LOW_BYTES_MASK = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _DIGIT_LIMIT = 19  # 19 decimal digits always fit in a uint64
 _NIBBLES_HIGH = np.uint64(0xF0F0F0F0F0F0F0F0)
@@ -67,7 +67,7 @@ def fingerprint(body: Body, starts: np.ndarray, ends: np.ndarray) -> list[np.nda
     longest = int(lengths.max()) if len(lengths) else 0
     for chunk in range((longest + 7) // 8):
         remaining = np.minimum(np.maximum(lengths - 8 * chunk, 0), 8)
-        columns.append(body.words(starts + 8 * chunk) & _LOW_BYTES_MASK[remaining])
+        columns.append(body.words(starts + 8 * chunk) & LOW_BYTES_MASK[remaining])
     return columns
 
 
@@ -183,7 +183,7 @@ def unsigned_values(body: Body, starts: np.ndarray, ends: np.ndarray) -> tuple[n
         # The word ending 8*chunk bytes before the token end; bytes before the token become '0'.
         chunk_end = ends - 8 * chunk
         outside = 8 - np.minimum(np.maximum(chunk_end - starts, 0), 8)
-        fill = _LOW_BYTES_MASK[outside]
+        fill = LOW_BYTES_MASK[outside]
         words = (body.words(chunk_end - 8) & ~fill) | (_ZEROS & fill)
         value, digits = _eight_digits(words)
         good &= digits
