@@ -24,6 +24,7 @@ from .cache import PluginCache
 from .interrupt import CallGuard
 from .plugin import PluginError
 from .ports import LogSink, QueryRunner, WriteSink
+from .stats import TriggerCounter
 
 logger = logging.getLogger("lakeflux.engine")
 
@@ -56,6 +57,7 @@ class CallTarget:
     cache: PluginCache
     guard: CallGuard
     timeout_s: float | None = None  # `--plugin-timeout`: interrupt calls running longer
+    counter: TriggerCounter | None = None  # the trigger's /metrics counters; None: not counted
 
 
 @dataclass
@@ -112,7 +114,31 @@ def call_plugin(
     invoke: Callable[[PluginApi], Any],
     plugin_file: str | None = None,
 ) -> CallOutcome:
-    """Make one call; never raises. `invoke(api)` looks up the entry point and calls it."""
+    """Make one call; never raises. `invoke(api)` looks up the entry point and calls it.
+
+    Every plugin call of a trigger passes here, so this is where its /metrics counters are kept.
+    """
+    counter = target.counter
+    if counter is None:
+        return _call_plugin(ports, target, kind, start_message, invoke, plugin_file)
+    started = counter.started()
+    ok = False  # stays False if the call machinery itself raised
+    try:
+        outcome = _call_plugin(ports, target, kind, start_message, invoke, plugin_file)
+        ok = outcome.ok
+        return outcome
+    finally:
+        counter.finished(started, ok)
+
+
+def _call_plugin(
+    ports: Ports,
+    target: CallTarget,
+    kind: PluginKind,
+    start_message: str,
+    invoke: Callable[[PluginApi], Any],
+    plugin_file: str | None,
+) -> CallOutcome:
     api = PluginApi(database=target.database, trigger_name=target.trigger, kind=kind, writer=ports.writer,
                     queries=ports.queries, logs=ports.logs, cache=target.cache)
     record(ports, target, "INFO", start_message)

@@ -9,6 +9,10 @@ influxdata/influxdb3_plugins on its main branch). The body is kept under
 - starting a trigger (boot, enable) uses the cached copy when its checksum matches, so a restart works
   offline, and downloads only when the copy is missing or damaged.
 
+Downloads run unlocked (the engine fetches before taking its lifecycle lock, so a slow repository
+stalls only the request that asked for it); only writing and checking the cached pair of files is
+serialised, so a check never sees a new body with the old checksum while another thread stores one.
+
 A non-2xx answer is "error fetching plugin from repository: <status> <url>"; an unreachable repository
 names the cause. Both are `BadGateway` (HTTP 502): the upstream failed, not the caller.
 """
@@ -19,6 +23,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -80,6 +85,7 @@ class PluginSource:
     def __init__(self, plugin_dir: Path | None, repo: str | None = None) -> None:
         self.plugin_dir = Path(plugin_dir) if plugin_dir is not None else None
         self.repo = repo or DEFAULT_PLUGIN_REPO
+        self._cache_lock = threading.Lock()  # body + checksum are written and read as one pair
 
     def resolve(self, filename: str, *, refresh: bool = False) -> Path:
         """The local path of the plugin. `refresh` re-downloads a `gh:` plugin (create, update).
@@ -95,7 +101,8 @@ class PluginSource:
         target = self.cache_file(path)
         if not refresh and self._verified(target):
             return target
-        self._store(target, download(plugin_url(self.repo, path)))
+        body = download(plugin_url(self.repo, path))  # slow: no lock held
+        self._store(target, body)
         return target
 
     def cache_file(self, path: str) -> Path:
@@ -108,6 +115,10 @@ class PluginSource:
         return target.with_name(target.name + ".sha256")
 
     def _verified(self, target: Path) -> bool:
+        with self._cache_lock:
+            return self._verified_unlocked(target)
+
+    def _verified_unlocked(self, target: Path) -> bool:
         try:
             body = target.read_bytes()
             expected = self._checksum_file(target).read_text().strip()
@@ -118,9 +129,11 @@ class PluginSource:
     def _store(self, target: Path, body: bytes) -> None:
         """Write body and checksum, each by rename, so a crash leaves the old copy or a detectable mismatch."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        _replace_file(target, body)
-        _replace_file(self._checksum_file(target), hashlib.sha256(body).hexdigest().encode() + b"\n")
-        if not self._verified(target):
+        with self._cache_lock:
+            _replace_file(target, body)
+            _replace_file(self._checksum_file(target), hashlib.sha256(body).hexdigest().encode() + b"\n")
+            verified = self._verified_unlocked(target)
+        if not verified:
             raise Corrupt(f"cached plugin {target} does not match its checksum after writing")
 
 

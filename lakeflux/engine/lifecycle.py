@@ -1,8 +1,10 @@
 """Checking trigger definitions before they are committed (CONTRACT §2.2, §4.5).
 
-Pure functions over the catalog state: the engine calls them under its lifecycle lock, then commits
-the catalog operation they produce. Every refusal is a lakeflux error whose kind gives the status:
-Invalid 400, NotFound 404, Conflict 409.
+Pure functions over the catalog state (apart from the plugin `resolve` callback). The engine runs
+`validate_definition` twice: once before its lifecycle lock, with a resolver that downloads `gh:`
+plugins (slow, so no lock is held), then under the lock against the then-current catalog with one
+that reads the cached copy, and commits the catalog operation only after that second pass. Every
+refusal is a lakeflux error whose kind gives the status: Invalid 400, NotFound 404, Conflict 409.
 """
 
 from __future__ import annotations

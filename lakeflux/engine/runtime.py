@@ -26,13 +26,13 @@ from typing import Any
 import pyarrow as pa
 
 from ..catalog import Catalog, TriggerDef
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, Invalid, LakefluxError
 from ..model import SYSTEM_CLOCK, Clock
 from ..store.base import ObjectStore
 from .cache import SWEEP_INTERVAL_S, CacheStore
 from .cursors import CursorStore
 from .execution import Ports
-from .github import PluginSource
+from .github import PluginSource, is_gh
 from .lifecycle import (
     check_arguments,
     check_bool,
@@ -46,6 +46,7 @@ from .plugin import prepare_plugin_environment
 from .pluginfiles import PLUGIN_FILES, plugin_files_table
 from .ports import CommittedSegment, QueryRunner, WriteSink
 from .specs import PluginType, TriggerSpec
+from .stats import EngineStats, Family
 from .system_tables import engine_system_tables
 from .timer import SYSTEM_TIMER, Timer
 from .triggers import (
@@ -95,6 +96,8 @@ class Engine:
         self.allowed_types = allowed_types
         self.logs = PluginLogs(store, node, clock)
         self.caches = CacheStore(clock)
+        # Per-trigger call counters for /metrics; kept across disable/enable, dropped on delete.
+        self.stats = EngineStats()
         self.cursors: CursorStore | _NoCursors = CursorStore(store, node) if store is not None else _NoCursors()
         self.timer = timer
         self.plugin_timeout_s = plugin_timeout_s
@@ -188,6 +191,15 @@ class Engine:
         with self._lock:
             return self._paths.get(path)
 
+    # -- metrics -----------------------------------------------------------------------------------
+
+    def metric_families(self) -> list[Family]:
+        """Per-trigger call counters and the queue length of each running WAL trigger, for /metrics."""
+        # Not under the lifecycle lock: a scrape runs on the event loop and a lifecycle change may hold
+        # the lock while a stopping trigger winds down. dict.copy() is atomic under the GIL.
+        walers = [t for t in self._running.copy().values() if isinstance(t, WalTrigger)]
+        return self.stats.families((*t.key, t.backlog) for t in walers)
+
     # -- system tables -----------------------------------------------------------------------------
 
     def system_tables(self, db: str) -> dict[str, pa.Table]:
@@ -222,8 +234,9 @@ class Engine:
     ) -> TriggerDef:
         """Check, commit and (unless disabled) start a trigger; it sees only later segments.
 
-        Returns once the definition is durable in the catalog. Raises Invalid (400), NotFound (404) or
-        Conflict (409) naming what is wrong; nothing is committed then.
+        A `gh:` plugin is downloaded before the lifecycle lock is taken. Returns once the definition is
+        durable in the catalog. Raises Invalid (400), NotFound (404), Conflict (409) or BadGateway (502,
+        the plugin repository failed) naming what is wrong; nothing is committed then.
         """
         if not isinstance(plugin_filename, str) or not plugin_filename:
             raise Invalid("missing or invalid 'plugin_filename': expected a non-empty string")
@@ -239,10 +252,9 @@ class Engine:
             error_behavior=normalise_error_behavior(error_behavior),
             disabled=check_bool(disabled, "disabled", False),
         )
+        self._validate(definition, creating=True, resolve=self._fetch_plugin)
         with self._lock:
-            parsed = validate_definition(self.catalog.state, definition, plugin_dir=self.plugin_dir,
-                                         allowed=self.allowed_types, creating=True,
-                                         resolve=self._fetch_plugin)
+            parsed = self._validate(definition, creating=True, resolve=self.plugin_source.resolve)
             definition = dataclasses.replace(definition, spec=parsed.canonical())
             self.catalog.commit([{"op": "create_trigger", "trigger": definition.to_json()}])
             if not definition.disabled:
@@ -252,15 +264,15 @@ class Engine:
     def update_trigger(self, *, db: str, name: str, **changes: Any) -> TriggerDef:
         """Change a trigger in place (omitted fields kept), with create's checks; restarts it.
 
-        The cache is dropped; a WAL trigger that stays a WAL trigger keeps its cursor. Returns once the
-        new definition is durable.
+        The cache is dropped; a WAL trigger that stays a WAL trigger keeps its cursor. A `gh:` plugin is
+        downloaded again, before the lifecycle lock is taken. Returns once the new definition is durable.
         """
+        self._validate(_apply_changes(require_trigger(self.catalog.state, db, name), changes), creating=False,
+                       resolve=self._fetch_plugin)
         with self._lock:
             current = require_trigger(self.catalog.state, db, name)
             updated = _apply_changes(current, changes)
-            parsed = validate_definition(self.catalog.state, updated, plugin_dir=self.plugin_dir,
-                                         allowed=self.allowed_types, creating=False,
-                                         resolve=self._fetch_plugin)
+            parsed = self._validate(updated, creating=False, resolve=self.plugin_source.resolve)
             updated = dataclasses.replace(updated, spec=parsed.canonical())
             keeps_cursor = (TriggerSpec.parse(current.spec).plugin_type == "wal"
                             and parsed.plugin_type == "wal" and not current.disabled)
@@ -276,6 +288,7 @@ class Engine:
 
     def enable_trigger(self, db: str, name: str) -> None:
         """Set `disabled=false` and start at the WAL head (nothing from the disabled period). Idempotent."""
+        self._warm_plugin_cache(require_trigger(self.catalog.state, db, name).plugin_filename)
         with self._lock:
             current = require_trigger(self.catalog.state, db, name)
             if not current.disabled and (db, name) in self._running:
@@ -303,6 +316,7 @@ class Engine:
             self._stop(db, name)
             self.catalog.commit([{"op": "delete_trigger", "db": db, "trigger": name}])
             self.cursors.delete(db, name)
+            self.stats.forget_trigger(db, name)
 
     def _error_disable(self, definition: TriggerDef, error: str) -> None:
         """The `disable` error behaviour: persist `disabled=true` and stop (from the trigger's thread)."""
@@ -335,7 +349,32 @@ class Engine:
             plugin_timeout_s=self.plugin_timeout_s,
             on_error_disable=self._error_disable,
             resolve_plugin=self.plugin_source.resolve,
+            stats=self.stats,
         )
+
+    def _validate(self, definition: TriggerDef, *, creating: bool, resolve: Callable[[str], Path]) -> TriggerSpec:
+        """Create's and update's checks against the catalog as it is now (CONTRACT §2.2).
+
+        They run twice. First without the lifecycle lock, with `resolve=_fetch_plugin`: a `gh:` plugin
+        is downloaded then, so a slow plugin repository holds up no other trigger's lifecycle change,
+        and a refused request fails as before. Then under the lock, against the catalog as it is by
+        then (the name or request path may have been taken meanwhile), reading the plugin from the
+        cache the first pass filled.
+        """
+        return validate_definition(self.catalog.state, definition, plugin_dir=self.plugin_dir,
+                                   allowed=self.allowed_types, creating=creating, resolve=resolve)
+
+    def _warm_plugin_cache(self, filename: str) -> None:
+        """Download a `gh:` plugin whose cached copy is missing or damaged, before the lifecycle lock.
+
+        A failure is left for the locked start to report, which resolves the plugin again.
+        """
+        if not is_gh(filename):
+            return
+        try:
+            self.plugin_source.resolve(filename)
+        except LakefluxError:
+            pass
 
     def _fetch_plugin(self, filename: str) -> Path:
         """Create and update check the plugin and re-download a `gh:` one (CONTRACT §2.2)."""
@@ -397,6 +436,7 @@ class Engine:
                     self._stop(db, name)
             self.caches.drop_database(db)
             self.logs.drop_database(db)
+            self.stats.forget_database(db)
 
 
 class _NoCursors:

@@ -36,6 +36,7 @@ from .response import HttpReply, exception_reply, to_http_response
 from .rows import table_batches
 from .schedule import call_time
 from .specs import TriggerSpec
+from .stats import EngineStats
 from .timer import Timer
 
 log = logging.getLogger("lakeflux.engine")
@@ -76,6 +77,8 @@ class TriggerServices:
     on_error_disable: Callable[[TriggerDef, str], None]
     # plugin_filename -> local path (local files and cached `gh:` plugins); None: plugin-dir files only.
     resolve_plugin: Callable[[str], Path] | None = None
+    # Per-trigger call counters for /metrics; None: calls are not counted.
+    stats: EngineStats | None = None
 
 
 class RunningTrigger:
@@ -99,6 +102,8 @@ class RunningTrigger:
             cache=services.caches.trigger_cache(definition.database, definition.name),
             guard=self.guard,
             timeout_s=services.plugin_timeout_s,
+            counter=(services.stats.counter(definition.database, definition.name, spec.plugin_type)
+                     if services.stats is not None else None),
         )
         self._thread: threading.Thread | None = None
 

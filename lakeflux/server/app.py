@@ -56,6 +56,7 @@ def make_app(services: Services) -> web.Application:
                           client_max_size=services.config.max_http_request_size)
     app[SERVICES] = services
     app[METRICS] = Metrics()
+    app[METRICS].add_collector(services.engine.metric_families)  # per-trigger plugin call counters
     r = app.router
     tokens.add_routes(r)
     r.add_get("/metrics", metrics_route)

@@ -1,8 +1,8 @@
 """`GET /metrics`: counters in the Prometheus text format (CONTRACT §4.7).
 
 The HTTP middleware counts write and query requests; Flight counts its own queries through the same
-`Metrics`; WAL numbers come from `WriteBuffer.stats`. Other parts (the processing engine) can add
-their own samples with `add_collector`.
+`Metrics`; WAL numbers come from `WriteBuffer.stats`. The processing engine adds its per-trigger
+call counters (engine/stats.py) with `add_collector`, registered by the app factory.
 """
 
 from __future__ import annotations
