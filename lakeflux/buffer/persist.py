@@ -31,6 +31,7 @@ from ..store import paths
 from ..store.base import ObjectStore
 from ..wal import Wal
 from . import manifest as mf
+from .dedupe import dedupe
 from .manifest import Manifest, PersistedFile
 from .sqltypes import TAG_TYPE, conform, table_schema
 from .tables import BufferedTables
@@ -98,9 +99,12 @@ class Persister:
             tdef = dbdef.tables.get(table) if dbdef is not None else None
             if tdef is None:
                 continue  # deleted meanwhile: its rows are dropped with the buffer below
-            data = pa.concat_tables([conform(p, table_schema(tdef.columns)) for p in parts])
+            tags = tdef.tags
+            # Chunks are in commit order, so rows are in write order: later writes win each point's fields,
+            # and every persisted file is free of duplicate points (queries merge only across files).
+            data = dedupe(pa.concat_tables([conform(p, table_schema(tdef.columns)) for p in parts]), tags)
             for key, part in _by_day(self.node, db, table, upto, data):
-                body = encode_parquet(part, [c for c, k in tdef.columns.items() if k.value == "tag"])
+                body = encode_parquet(part, tags)
                 self.store.put(paths.staging_file(self.node, upto, key), body)
                 times = part.column("time")
                 mm = pc.min_max(times.cast(pa.int64()))

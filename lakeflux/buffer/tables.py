@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from .sqltypes import to_query_form
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -15,6 +20,8 @@ class _TableChunks:
     chunks: list[tuple[int, pa.Table]] = field(default_factory=list)  # (WAL seq, rows in SQL types)
     rows: int = 0
     nbytes: int = 0
+    version: int = 0  # changes whenever `chunks` does (unique across tables and their re-creations)
+    derived: tuple[Hashable, Any] | None = None  # (key, value) a reader derived from these chunks
 
 
 class BufferedTables:
@@ -23,6 +30,8 @@ class BufferedTables:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tables: dict[tuple[str, str], _TableChunks] = {}
+        # One counter for every table: a dropped and re-created table never repeats an old version.
+        self._versions = itertools.count(1)
         self.rows = 0
         self.nbytes = 0
 
@@ -34,6 +43,7 @@ class BufferedTables:
             t = self._tables.setdefault((db, table), _TableChunks())
             # Copy-on-write so a reader's list never changes under it.
             t.chunks = [*t.chunks, (seq, data)]
+            self._changed(t)
             t.rows += data.num_rows
             t.nbytes += size
             self.rows += data.num_rows
@@ -43,6 +53,28 @@ class BufferedTables:
         with self._lock:
             t = self._tables.get((db, table))
             return t.chunks if t is not None else []
+
+    def derived(self, db: str, table: str, key: Hashable,
+                derive: Callable[[list[tuple[int, pa.Table]]], T]) -> T:
+        """What `derive` makes of the table's chunks (e.g. rows merged for queries), computed once and kept
+        until the chunks change or a caller asks with another `key`. Kept beside the chunks, so it is
+        dropped with them and never outlives the rows it was made from."""
+        with self._lock:
+            t = self._tables.get((db, table))
+            if t is not None and t.derived is not None and t.derived[0] == key:
+                cached: T = t.derived[1]
+                return cached
+            version, chunks = (t.version, t.chunks) if t is not None else (0, [])
+        value = derive(chunks)  # outside the lock: writers and other tables' readers go on meanwhile
+        with self._lock:
+            if t is not None and self._tables.get((db, table)) is t and t.version == version:
+                t.derived = (key, value)
+        return value
+
+    def _changed(self, t: _TableChunks) -> None:
+        """Called with the lock held whenever `t.chunks` is replaced."""
+        t.version = next(self._versions)
+        t.derived = None
 
     def chunks_upto(self, seq: int) -> dict[tuple[str, str], list[pa.Table]]:
         """Every table's chunks from WAL segments ≤ `seq` (what a snapshot at `seq` persists)."""
@@ -62,6 +94,8 @@ class BufferedTables:
                 keep = [(s, d) for s, d in t.chunks if s > seq]
                 dropped_rows = t.rows - sum(d.num_rows for _, d in keep)
                 dropped_bytes = t.nbytes - sum(d.nbytes for _, d in keep)
+                if len(keep) != len(t.chunks):
+                    self._changed(t)
                 t.chunks, t.rows, t.nbytes = keep, t.rows - dropped_rows, t.nbytes - dropped_bytes
                 self.rows -= dropped_rows
                 self.nbytes -= dropped_bytes

@@ -21,13 +21,14 @@ from datafusion import SessionConfig, SessionContext, SQLOptions
 from datafusion.catalog import Schema
 
 from ..buffer import BufferedTables
+from ..buffer.dedupe import Overlaps, Points, dedupe, dirty_ranges
 from ..buffer.manifest import PersistedFile
 from ..buffer.persist import Persister, read_parquet
 from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Corrupt, Invalid, LakefluxError, NotFound
 from ..store import paths
-from .schema import conform, execution_schema, plain_strings, plain_strings_schema, type_name
+from .schema import conform, execution_schema, plain_strings, plain_strings_schema, table_schema, type_name
 
 CATALOG_NAME = "public"
 SCHEMA_NAME = "iox"
@@ -136,8 +137,7 @@ class QueryEngine:
         files = [f for f in self._persister.manifest.files if f.db == db and f.table.lower() in lowered]
         broken = self._persister.broken_files(files)
         if broken:
-            detail = "; ".join(f"{key}: {why}" for key, why in broken)
-            raise Corrupt(f"persisted Parquet file(s) of database {db!r} are unreadable: {detail}")
+            raise _unreadable(db, "; ".join(f"{key}: {why}" for key, why in broken))
 
     def _register(self, ctx: SessionContext, db: str, tables: dict[str, TableDef], sql: str,
                   cutoff: int | None) -> None:
@@ -180,28 +180,49 @@ class QueryEngine:
 
     def _table_provider(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str, tdef: TableDef,
                         cutoff: int | None) -> Any:
-        """Buffered rows UNION ALL persisted files (native listing table where DataFusion can read the
-        store), filtered by the database's retention period."""
+        """Buffered rows UNION ALL persisted files, duplicate points merged (CONTRACT.md §7: last write
+        wins per field), filtered by the database's retention period.
+
+        Each file is duplicate-free (snapshots merge before writing) and the buffered rows are merged among
+        themselves once per buffer change (kept beside the chunks). A duplicate can then only sit where
+        two sources meet in time: the dirty ranges where file intervals overlap each other or buffered
+        rows. Those are read into memory and merged, files in snapshot order and then the buffer (later
+        writes win); every other file stays in DataFusion's native scan, with the dirty ranges cut out.
+        """
         schema = execution_schema(tdef.columns)
-        chunks = [conform(data, schema) for _, data in self._buffer.chunks(db, name)]
-        buffered = pa.concat_tables(chunks) if chunks else schema.empty_table()
+        plain = table_schema(tdef.columns)  # merging runs on plain strings: pyarrow cannot take Utf8View
+        tags = tdef.tags
+        buffered = self._buffer.derived(db, name, plain, lambda chunks: _merged_buffer(chunks, plain, tags))
         files = self._persister.manifest.files_of(db, name) if self._persister is not None else []
         if not files and cutoff is None:
-            return _provider(scratch, buffered)
+            return _provider(scratch, conform(buffered.rows, schema))
+        overlaps = dirty_ranges([f.min_time for f in files], [f.max_time for f in files], buffered.sorted_times)
+        inside, outside = overlaps.split(buffered)
+        dirty = overlaps.dirty.tolist()
         # One scratch context serves every table of the query: each part needs its own name there.
-        parts = [_register_batches(scratch, _scratch_name("b"), buffered)] if buffered.num_rows else []
-        if files:
-            parts.append(self._register_files(ctx, scratch, db, name, schema, files))
+        parts: list[_Part] = []
+        if outside.num_rows:
+            parts.append(_Part(_register_batches(scratch, _scratch_name("b"), conform(outside, schema))))
+        clean = [f for f, d in zip(files, dirty, strict=True) if not d]
+        if clean:
+            parts.append(self._register_files(ctx, scratch, db, name, schema, clean, overlaps))
+        overlapping = sorted((f for f, d in zip(files, dirty, strict=True) if d), key=lambda f: f.wal_seq)
+        if overlapping:
+            merged = dedupe(pa.concat_tables([*self._read_files(db, plain, overlapping), inside]), tags)
+            parts.append(_Part(_register_batches(scratch, _scratch_name("d"), conform(merged, schema))))
         if not parts:
-            parts = [_register_batches(scratch, _scratch_name("b"), buffered)]
-        if len(parts) == 1 and cutoff is None:
-            return scratch.table_provider(parts[0])  # no union to plan through: all rows are persisted
-        union = " UNION ALL ".join(f"SELECT * FROM {p}" for p in parts)
-        where = f" WHERE time >= to_timestamp_nanos({int(cutoff)})" if cutoff is not None else ""
+            parts = [_Part(_register_batches(scratch, _scratch_name("b"), schema.empty_table()))]
+        if len(parts) == 1 and cutoff is None and not parts[0].where:
+            return scratch.table_provider(parts[0].name)  # no union or filter to plan through
+        union = " UNION ALL ".join(p.sql() for p in parts)
+        where = f" WHERE time >= {_timestamp(cutoff)}" if cutoff is not None else ""
         return scratch.sql(f"SELECT * FROM ({union}){where}").into_view()
 
     def _register_files(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str,
-                        schema: pa.Schema, files: list[PersistedFile]) -> str:
+                        schema: pa.Schema, files: list[PersistedFile], overlaps: Overlaps) -> _Part:
+        """The rows of `files` (the table's clean files): the native listing table of the whole table
+        prefix, minus the dirty time ranges (which hold every other file's rows; DataFusion skips those
+        files by their statistics), where DataFusion can reach the store."""
         assert self._persister is not None
         store = self._persister.store
         url_for = getattr(store, "url_for", None)
@@ -214,10 +235,55 @@ class QueryEngine:
                     c.register_object_store("s3://", native, bucket)
             listing = _scratch_name("p")
             scratch.register_listing_table(listing, url, schema=schema, file_extension=".parquet")
-            return listing
+            outside = [f"(time < {_timestamp(lo)} OR time > {_timestamp(hi)})"
+                       for lo, hi in zip(overlaps.lo.tolist(), overlaps.hi.tolist(), strict=True)]
+            return _Part(listing, " AND ".join(outside))
         # Stores DataFusion cannot reach (memory): read the manifest's files through the store.
-        data = pa.concat_tables([conform(read_parquet(store.get(f.key)), schema) for f in files])
-        return _register_batches(scratch, _scratch_name("p"), data)
+        data = pa.concat_tables(self._read_files(db, schema, files))
+        return _Part(_register_batches(scratch, _scratch_name("p"), data))
+
+    def _read_files(self, db: str, schema: pa.Schema, files: list[PersistedFile]) -> list[pa.Table]:
+        """Persisted files read through the store, in the order given, as `schema`'s columns; Corrupt
+        naming the object when one is missing or not Parquet (as for DataFusion's reads)."""
+        assert self._persister is not None
+        store = self._persister.store
+        out = []
+        for f in files:
+            try:
+                out.append(conform(read_parquet(store.get(f.key)), schema))
+            except NotFound as e:
+                raise _unreadable(db, f"{f.key}: missing") from e
+            except LakefluxError:
+                raise  # the store is unavailable: not the file's fault
+            except Exception as e:  # pyarrow raises several kinds for garbled files
+                raise _unreadable(db, f"{f.key}: {e}") from e
+        return out
+
+
+def _merged_buffer(chunks: list[tuple[int, pa.Table]], plain: pa.Schema, tags: list[str]) -> Points:
+    """A table's buffered rows with duplicate points merged; chunks are in commit order = write order."""
+    rows = pa.concat_tables([conform(data, plain) for _, data in chunks]) if chunks else plain.empty_table()
+    return Points.merged(rows, tags)
+
+
+def _unreadable(db: str, detail: str) -> Corrupt:
+    """The error for broken persisted files; `detail` names each object and what is wrong with it."""
+    return Corrupt(f"persisted Parquet file(s) of database {db!r} are unreadable: {detail}")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One source of a table's rows: a name registered in the scratch context, and a filter on it."""
+
+    name: str
+    where: str = ""
+
+    def sql(self) -> str:
+        return f"SELECT * FROM {self.name}" + (f" WHERE {self.where}" if self.where else "")
+
+
+def _timestamp(ns: int) -> str:
+    return f"to_timestamp_nanos({int(ns)})"
 
 
 _SCRATCH_IDS = itertools.count()
