@@ -1,6 +1,7 @@
 """Lines per second of the fast and the exact line-protocol parsers on the mixed body.
 
-Run: python benchmarks/parse.py [lines] — prints the median of several runs of each parser.
+Run: python benchmarks/parse.py [lines] — prints the median of several runs of each parser, then the fast
+parser on the same lines cut into 5,000-line bodies, as the server sees them (per-body costs included).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lpgen import mixed_body  # noqa: E402
+from lpgen import mixed_batches, mixed_body  # noqa: E402
 
 from lakeflux.lineprotocol import parse, parse_exact  # noqa: E402
 from lakeflux.model import Precision  # noqa: E402
+
+BATCH_LINES = 5000
 
 
 def _median_seconds(function, body: bytes, runs: int) -> tuple[float, float]:
@@ -28,6 +31,17 @@ def _median_seconds(function, body: bytes, runs: int) -> tuple[float, float]:
         wall.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def _batched_cpu_seconds(batches: list[bytes], runs: int) -> float:
+    """Median CPU seconds to parse every batch once."""
+    cpu = []
+    for _ in range(runs):
+        started = time.process_time()
+        for batch in batches:
+            parse(batch, precision=Precision.NANOSECOND, default_time_ns=0)
+        cpu.append(time.process_time() - started)
+    return statistics.median(cpu)
 
 
 def main() -> None:
@@ -42,6 +56,10 @@ def main() -> None:
         print(f"{name:<12}{lines / wall:>10,.0f} lines/s wall ({wall * 1000:.0f} ms), "
               f"{lines / cpu:>10,.0f} lines/s cpu ({cpu * 1000:.0f} ms)")
     print(f"exact / fast  {exact / fast:.1f}x")
+    batches = list(mixed_batches(lines, BATCH_LINES))
+    cpu = _batched_cpu_seconds(batches, runs=7)
+    print(f"parse in {BATCH_LINES:,}-line bodies: {lines / cpu:,.0f} lines/s cpu, "
+          f"{cpu / len(batches) * 1000:.2f} ms per body")
 
 
 if __name__ == "__main__":
