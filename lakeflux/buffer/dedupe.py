@@ -14,7 +14,9 @@ reads only those time ranges through the merge and leaves everything else to Dat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,15 +26,18 @@ import pyarrow.compute as pc
 TIME = "time"
 
 
-def dedupe(table: pa.Table, tags: Sequence[str]) -> pa.Table:
+def dedupe(table: pa.Table, tags: Sequence[str], *, clean_rows: int = 0) -> pa.Table:
     """Merge duplicate points of `table`, whose rows are in write order (earlier rows first).
 
     Each field takes the last non-null value written for the point; the merged row sits where the point
     was first written, so a table sorted by time stays sorted. `tags` may name columns the table lacks
     (they are absent in every row). Returns `table` itself when it holds no duplicates.
+
+    `clean_rows`: the first rows are known to be duplicate-free among themselves (an earlier result with
+    rows appended since), so only points involving a later row are looked for.
     """
     times = time_values(table)
-    candidates = _equal_time_rows(times)
+    candidates = _equal_time_rows(times) if clean_rows == 0 else _appended_candidates(times, clean_rows)
     if candidates is None:
         return table
     groups = _duplicate_groups(table, [t for t in tags if t in table.column_names], times, candidates)
@@ -57,16 +62,39 @@ def _equal_time_rows(times: np.ndarray) -> np.ndarray | None:
     steps = np.diff(times)
     if (steps > 0).all():
         return None  # strictly increasing: sorted by time (persisted files, most buffers) and unique
+    if (steps >= 0).all():
+        return _in_runs(steps == 0, None)  # sorted already (many series per timestamp): no sort needed
     # Stable: equal times keep write order. Timsort is near-linear on the mostly sorted times of a buffer.
     order = np.argsort(times, kind="stable")
     ordered = times[order]
     same = ordered[1:] == ordered[:-1]
-    if not same.any():
-        return None
-    in_run = np.zeros(len(times), dtype=bool)
+    return _in_runs(same, order) if same.any() else None
+
+
+def _in_runs(same: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """Row numbers (through `order`, None = identity) of the rows in runs of equal neighbours."""
+    in_run = np.zeros(len(same) + 1, dtype=bool)
     in_run[1:] = same
     in_run[:-1] |= same
-    return order[in_run]
+    if in_run.all():  # common when many series share each timestamp
+        return np.arange(len(in_run)) if order is None else order
+    return np.flatnonzero(in_run) if order is None else order[in_run]
+
+
+def _appended_candidates(times: np.ndarray, clean: int) -> np.ndarray | None:
+    """Like `_equal_time_rows` when rows before `clean` hold no duplicates among themselves: the appended
+    rows, and the earlier rows sharing a time with one of them (only those could be their duplicates)."""
+    appended = times[clean:]
+    if not len(appended):
+        return None
+    old = times[:clean]
+    near = np.flatnonzero((old >= appended.min()) & (old <= appended.max()))  # new data is mostly recent
+    ordered = np.sort(appended)
+    at = np.minimum(np.searchsorted(ordered, old[near]), len(ordered) - 1)
+    rows = np.concatenate((near[ordered[at] == old[near]], np.arange(clean, len(times))))
+    if len(rows) < 2:
+        return None
+    return rows[np.argsort(times[rows], kind="stable")]  # rows ascend, so equal times keep write order
 
 
 @dataclass(frozen=True)
@@ -81,32 +109,70 @@ class _Groups:
 def _duplicate_groups(table: pa.Table, tags: list[str], times: np.ndarray,
                       candidates: np.ndarray) -> _Groups | None:
     """Group the equal-time candidates by (time, tag set); keep only groups of two or more rows."""
-    keys = [times[candidates]] + [_tag_codes(table.column(t), candidates) for t in tags]
-    # lexsort takes its primary key last; the row number as the final tie-break keeps write order.
-    order = np.lexsort([candidates, *reversed(keys)])
-    rows = candidates[order]
-    new_point = np.zeros(len(rows), dtype=bool)
-    new_point[0] = True
-    for key in keys:
-        k = key[order]
-        new_point[1:] |= k[1:] != k[:-1]
+    key = _point_keys(table, tags, times, candidates)
+    if not _repeats(key):
+        return None  # equal times, but all of different series (many hosts reporting at one instant)
+    order = np.argsort(key, kind="stable")  # stable: a point's rows stay in write order
+    rows, key = candidates[order], key[order]
+    new_point = np.ones(len(rows), dtype=bool)
+    new_point[1:] = key[1:] != key[:-1]
     starts = np.flatnonzero(new_point)
     sizes = np.diff(np.append(starts, len(rows)))
     duplicated = sizes > 1
-    if not duplicated.any():
-        return None
     kept_sizes = sizes[duplicated]
     dup_rows = rows[np.repeat(duplicated, sizes)]
     return _Groups(rows=dup_rows, starts=np.concatenate(([0], np.cumsum(kept_sizes)[:-1])))
 
 
-def _tag_codes(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """Integer codes of a tag's values at `rows`: equal strings share a code, null (absent) is -1."""
-    values = _take(column, pa.array(rows)).combine_chunks()
+def _point_keys(table: pa.Table, tags: list[str], times: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """One int64 per candidate, equal exactly for rows of one point: its time (as an offset, or as a rank
+    among the candidates, which are sorted by time) and each tag's code, packed (one sort key, not many)."""
+    whole = len(candidates) == table.num_rows  # then encode the columns as they are: no string copies
+    codes = []
+    for tag in tags:
+        c = _tag_codes(table.column(tag), None if whole else candidates)
+        codes.append((c[candidates] if whole else c) + 1)  # absent (-1) becomes 0
+    widths = [int(c.max()) + 1 for c in codes]
+    candidate_times = times[candidates]
+    span = int(candidate_times[-1]) - int(candidate_times[0]) + 1
+    if span * math.prod(widths) < 2**62:
+        key = candidate_times - candidate_times[0]
+    else:
+        key = np.zeros(len(candidates), dtype=np.int64)
+        key[1:] = np.cumsum(candidate_times[1:] != candidate_times[:-1])
+    for c, width in zip(codes, widths, strict=True):
+        if int(key.max()) >= (2**62) // width:
+            key = _dense_rank(key)  # many tags of many values: renumber before the product overflows
+        key = key * width + c
+    return key
+
+
+def _repeats(key: np.ndarray) -> bool:
+    """Whether any value occurs twice (an unstable in-place sort is the cheapest check here)."""
+    ordered = np.sort(key)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
+def _dense_rank(key: np.ndarray) -> np.ndarray:
+    """`key` renumbered 0, 1, 2… in the same order (equal stays equal)."""
+    order = np.argsort(key)
+    ordered = key[order]
+    rank = np.empty_like(key)
+    rank[order] = np.concatenate(([0], np.cumsum(ordered[1:] != ordered[:-1])))
+    return rank
+
+
+def _tag_codes(column: pa.ChunkedArray, rows: np.ndarray | None) -> np.ndarray:
+    """Integer codes of a tag's values (at `rows`, None = all): equal strings share a code, absent is -1."""
+    values = column if rows is None else _take(column, pa.array(rows))
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)  # codes must not depend on per-chunk dictionaries
-    indices = pc.dictionary_encode(values).indices
-    return np.asarray(indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    encoded = pc.dictionary_encode(values)
+    chunks = encoded.chunks
+    if any(not c.dictionary.equals(chunks[0].dictionary) for c in chunks[1:]):
+        chunks = [pc.dictionary_encode(values.combine_chunks())]  # one dictionary for all codes
+    indices = pa.chunked_array([c.indices for c in chunks], pa.int32())
+    return np.asarray(indices.fill_null(-1).to_numpy(), dtype=np.int64)
 
 
 def _merge(table: pa.Table, tags: Sequence[str], groups: _Groups) -> pa.Table:
@@ -115,19 +181,34 @@ def _merge(table: pa.Table, tags: Sequence[str], groups: _Groups) -> pa.Table:
     keep = np.ones(table.num_rows, dtype=bool)
     keep[groups.rows] = False
     keep[first] = True
-    kept = np.flatnonzero(keep)
-    kept_index = pa.array(kept)
-    merged_at = np.searchsorted(kept, first)  # where each point's merged row lands in the output
+    mask = pa.array(keep)
+    merged_at = (np.cumsum(keep) - 1)[first]  # where each point's merged row lands in the output
     tag_set = set(tags)
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         if name == TIME or name in tag_set:
-            columns.append(_take(column, kept_index))  # equal within a point: any of its rows will do
+            # Equal within a point: any of its rows will do. Filtering is 3-4x faster than a take here.
+            columns.append(_on_plain(column, lambda c: c.filter(mask)))
         else:
-            source = kept.copy()
-            source[merged_at] = _last_written(column, groups, first)
-            columns.append(_take(column, pa.array(source)))
+            patch = functools.partial(_patched, mask=mask, merged_at=merged_at, first=first,
+                                      chosen=_last_written(column, groups, first))
+            columns.append(_on_plain(column, patch))
     return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _patched(column: pa.ChunkedArray, mask: pa.Array, merged_at: np.ndarray, first: np.ndarray,
+             chosen: np.ndarray) -> pa.ChunkedArray:
+    """`column` filtered by `mask`, with each point's row taking the value of row `chosen` (not `first`)."""
+    kept = column.filter(mask)
+    moved = chosen != first
+    if not moved.any():
+        return kept
+    at = merged_at[moved]
+    order = np.argsort(at)  # replace_with_mask takes the replacements in output order
+    where = np.zeros(len(kept), dtype=bool)
+    where[at] = True
+    values = column.take(pa.array(chosen[moved][order])).combine_chunks()
+    return pc.replace_with_mask(kept, pa.array(where), values)
 
 
 def _last_written(column: pa.ChunkedArray, groups: _Groups, first: np.ndarray) -> np.ndarray:
@@ -139,11 +220,15 @@ def _last_written(column: pa.ChunkedArray, groups: _Groups, first: np.ndarray) -
 
 
 def _take(column: pa.ChunkedArray, indices: pa.Array) -> pa.ChunkedArray:
-    """`column.take`, also for Utf8View, which pyarrow cannot take from: that goes through a plain-string
-    copy of the whole column, so callers with a choice merge plain strings and cast afterwards."""
+    return _on_plain(column, lambda c: c.take(indices))
+
+
+def _on_plain(column: pa.ChunkedArray, op: Callable[[pa.ChunkedArray], pa.ChunkedArray]) -> pa.ChunkedArray:
+    """`op(column)`, also for Utf8View, which pyarrow cannot take from or filter: that goes through a
+    plain-string copy of the whole column, so callers with a choice merge plain strings."""
     if pa.types.is_string_view(column.type):
-        return column.cast(pa.string()).take(indices).cast(column.type)
-    return column.take(indices)
+        return op(column.cast(pa.string())).cast(column.type)
+    return op(column)
 
 
 @dataclass(frozen=True)
@@ -181,9 +266,25 @@ class Points:
     @classmethod
     def merged(cls, table: pa.Table, tags: Sequence[str]) -> Points:
         """`table` (rows in write order) with its duplicate points merged."""
-        rows = dedupe(table, tags)
+        return cls.of_merged(dedupe(table, tags))
+
+    @classmethod
+    def of_merged(cls, rows: pa.Table) -> Points:
+        """`rows`, known to hold no duplicate points, with their times."""
         times = time_values(rows)
         return cls(rows=rows, times=times, sorted_times=np.sort(times, kind="stable"))
+
+    def extended(self, more: pa.Table, tags: Sequence[str]) -> Points:
+        """These points followed by `more` (later writes, same schema), merged: only the new rows and the
+        points they meet are compared, so a growing buffer is not merged from scratch at every commit."""
+        table = pa.concat_tables([self.rows, more])
+        rows = dedupe(table, tags, clean_rows=self.rows.num_rows)
+        if rows is not table:
+            return Points.of_merged(rows)  # rare (a retried write): times from the merged rows
+        added = time_values(more)
+        # Stable sort = timsort: two sorted runs are merged in linear time.
+        sorted_times = np.sort(np.concatenate((self.sorted_times, np.sort(added))), kind="stable")
+        return Points(rows=rows, times=np.concatenate((self.times, added)), sorted_times=sorted_times)
 
 
 def dirty_ranges(min_times: Sequence[int], max_times: Sequence[int], sorted_buffer_times: np.ndarray) -> Overlaps:

@@ -13,6 +13,8 @@ import pyarrow as pa
 from .sqltypes import to_query_form
 
 T = TypeVar("T")
+# derive(chunks, previous): previous = (chunks covered, value) of an earlier call, or None.
+Derive = Callable[[list[tuple[int, pa.Table]], tuple[int, T] | None], T]
 
 
 @dataclass
@@ -21,7 +23,15 @@ class _TableChunks:
     rows: int = 0
     nbytes: int = 0
     version: int = 0  # changes whenever `chunks` does (unique across tables and their re-creations)
-    derived: tuple[Hashable, Any] | None = None  # (key, value) a reader derived from these chunks
+    derived: _Derived | None = None  # what a reader made of these chunks (or of a prefix of them)
+
+
+@dataclass(frozen=True)
+class _Derived:
+    key: Hashable
+    version: int  # of the chunks it was made from
+    chunks: int  # how many chunks it covers (the first ones)
+    value: Any
 
 
 class BufferedTables:
@@ -43,7 +53,7 @@ class BufferedTables:
             t = self._tables.setdefault((db, table), _TableChunks())
             # Copy-on-write so a reader's list never changes under it.
             t.chunks = [*t.chunks, (seq, data)]
-            self._changed(t)
+            self._changed(t, appended=True)
             t.rows += data.num_rows
             t.nbytes += size
             self.rows += data.num_rows
@@ -54,27 +64,32 @@ class BufferedTables:
             t = self._tables.get((db, table))
             return t.chunks if t is not None else []
 
-    def derived(self, db: str, table: str, key: Hashable,
-                derive: Callable[[list[tuple[int, pa.Table]]], T]) -> T:
-        """What `derive` makes of the table's chunks (e.g. rows merged for queries), computed once and kept
-        until the chunks change or a caller asks with another `key`. Kept beside the chunks, so it is
-        dropped with them and never outlives the rows it was made from."""
+    def derived(self, db: str, table: str, key: Hashable, derive: Derive[T]) -> T:
+        """What `derive` makes of the table's chunks (e.g. rows merged for queries), kept until the chunks
+        change or a caller asks with another `key`. When chunks were only appended since, `derive` gets
+        the earlier value and how many chunks it covered, to extend it instead of starting over. Kept
+        beside the chunks: dropping rows drops it too, so it never outlives the rows it was made from."""
         with self._lock:
             t = self._tables.get((db, table))
-            if t is not None and t.derived is not None and t.derived[0] == key:
-                cached: T = t.derived[1]
-                return cached
+            previous = None
+            if t is not None and t.derived is not None and t.derived.key == key:
+                if t.derived.version == t.version:
+                    cached: T = t.derived.value
+                    return cached
+                previous = (t.derived.chunks, t.derived.value)
             version, chunks = (t.version, t.chunks) if t is not None else (0, [])
-        value = derive(chunks)  # outside the lock: writers and other tables' readers go on meanwhile
+        value = derive(chunks, previous)  # outside the lock: writers and other readers go on meanwhile
         with self._lock:
             if t is not None and self._tables.get((db, table)) is t and t.version == version:
-                t.derived = (key, value)
+                t.derived = _Derived(key, version, len(chunks), value)
         return value
 
-    def _changed(self, t: _TableChunks) -> None:
-        """Called with the lock held whenever `t.chunks` is replaced."""
+    def _changed(self, t: _TableChunks, *, appended: bool) -> None:
+        """Called with the lock held whenever `t.chunks` is replaced; a derived value stays usable as
+        the start of the next one only when chunks were appended."""
         t.version = next(self._versions)
-        t.derived = None
+        if not appended:
+            t.derived = None
 
     def chunks_upto(self, seq: int) -> dict[tuple[str, str], list[pa.Table]]:
         """Every table's chunks from WAL segments ≤ `seq` (what a snapshot at `seq` persists)."""
@@ -95,7 +110,7 @@ class BufferedTables:
                 dropped_rows = t.rows - sum(d.num_rows for _, d in keep)
                 dropped_bytes = t.nbytes - sum(d.nbytes for _, d in keep)
                 if len(keep) != len(t.chunks):
-                    self._changed(t)
+                    self._changed(t, appended=False)
                 t.chunks, t.rows, t.nbytes = keep, t.rows - dropped_rows, t.nbytes - dropped_bytes
                 self.rows -= dropped_rows
                 self.nbytes -= dropped_bytes

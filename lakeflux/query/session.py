@@ -192,7 +192,8 @@ class QueryEngine:
         schema = execution_schema(tdef.columns)
         plain = table_schema(tdef.columns)  # merging runs on plain strings: pyarrow cannot take Utf8View
         tags = tdef.tags
-        buffered = self._buffer.derived(db, name, plain, lambda chunks: _merged_buffer(chunks, plain, tags))
+        buffered = self._buffer.derived(db, name, plain, lambda chunks, previous: _merged_buffer(
+            chunks, previous, plain, tags))
         files = self._persister.manifest.files_of(db, name) if self._persister is not None else []
         if not files and cutoff is None:
             return _provider(scratch, conform(buffered.rows, schema))
@@ -260,10 +261,15 @@ class QueryEngine:
         return out
 
 
-def _merged_buffer(chunks: list[tuple[int, pa.Table]], plain: pa.Schema, tags: list[str]) -> Points:
-    """A table's buffered rows with duplicate points merged; chunks are in commit order = write order."""
-    rows = pa.concat_tables([conform(data, plain) for _, data in chunks]) if chunks else plain.empty_table()
-    return Points.merged(rows, tags)
+def _merged_buffer(chunks: list[tuple[int, pa.Table]], previous: tuple[int, Points] | None, plain: pa.Schema,
+                   tags: list[str]) -> Points:
+    """A table's buffered rows with duplicate points merged (chunks are in commit order = write order),
+    extending the merge of the first chunks when there is one."""
+    done, points = previous if previous is not None else (0, None)
+    fresh = [conform(data, plain) for _, data in chunks[done:]]
+    if points is None:
+        return Points.merged(pa.concat_tables(fresh) if fresh else plain.empty_table(), tags)
+    return points.extended(pa.concat_tables(fresh), tags) if fresh else points
 
 
 def _unreadable(db: str, detail: str) -> Corrupt:

@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lakeflux.buffer.dedupe import dedupe, dirty_ranges
+from lakeflux.buffer.dedupe import Points, dedupe, dirty_ranges
 
 TAGS = ["host", "region"]
 
@@ -109,6 +109,22 @@ def test_matches_the_reference_model(rows, views):
     assert plain(out) == expected
     if len(expected) == len(rows):
         assert out is t
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(rows_strategy, rows_strategy)
+def test_appended_rows_merge_like_a_full_merge(earlier, later):
+    """A buffer's merge is extended commit by commit: only appended rows and the points they meet."""
+    first = table(earlier)
+    merged = dedupe(first, TAGS)
+    both = pa.concat_tables([merged, table(later)])
+    out = dedupe(both, TAGS, clean_rows=merged.num_rows)
+    assert plain(out) == reference(earlier + later)
+    extended = Points.merged(first, TAGS).extended(table(later), TAGS)
+    assert plain(extended.rows) == reference(earlier + later)
+    times = extended.rows.column("time").cast(pa.int64()).to_numpy()
+    assert extended.times.tolist() == times.tolist()
+    assert extended.sorted_times.tolist() == sorted(times.tolist())
 
 
 def test_dirty_ranges_sweep():

@@ -58,7 +58,7 @@ def test_buffer_merge_is_reused_until_the_buffer_changes(server):
     tables = server.services.buffer.tables
     key = table_schema(server.services.catalog.state.live_db("db").tables["cpu"].columns)
 
-    def merged_again(chunks):
+    def merged_again(chunks, previous):
         raise AssertionError("the buffer was merged again although it did not change")
 
     cached = tables.derived("db", "cpu", key, merged_again)
@@ -68,3 +68,15 @@ def test_buffer_merge_is_reused_until_the_buffer_changes(server):
     ok(server, f"cpu,host=a v=3 {T}")
     assert server.query("db", "SELECT v FROM cpu") == [{"v": 3.0}]
     assert tables.derived("db", "cpu", key, merged_again) is not cached
+
+
+def test_commits_between_queries_merge_with_earlier_ones(server):
+    ok(server, f"cpu,host=a v=1,w=1 {T}\ncpu,host=b v=1 {T}")
+    assert server.query("db", "SELECT count(*) AS n FROM cpu") == [{"n": 2}]
+    ok(server, f"cpu,host=c v=1 {T}")  # new series, same time
+    assert server.query("db", "SELECT count(*) AS n FROM cpu") == [{"n": 3}]
+    ok(server, f"cpu,host=a v=2 {T}\ncpu,host=c v=5 {T + 1}")  # a retried point with one field, a new point
+    assert server.query("db", "SELECT host, v, w FROM cpu ORDER BY host, time") == [
+        {"host": "a", "v": 2.0, "w": 1.0}, {"host": "b", "v": 1.0}, {"host": "c", "v": 1.0}, {"host": "c", "v": 5.0}]
+    ok(server, f"cpu,host=b v=7 {T}")
+    assert server.query("db", "SELECT host, v FROM cpu WHERE host = 'b'") == [{"host": "b", "v": 7.0}]
