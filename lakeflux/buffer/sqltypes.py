@@ -54,10 +54,20 @@ def tags_as_dictionaries(table: pa.Table, tags: set[str]) -> pa.Table:
     """Result columns named like a tag and holding strings become Dictionary(Int32, Utf8), the type
     InfluxDB 3 clients receive for tags."""
     for i, f in enumerate(table.schema):
-        if f.name in tags and pa.types.is_string(f.type):
+        if _is_tag_column(f, tags):
             table = table.set_column(i, pa.field(f.name, DICTIONARY_TAG_TYPE, f.nullable),
                                      pc.dictionary_encode(table.column(i)))
     return table
+
+
+def tag_fields_as_dictionaries(schema: pa.Schema, tags: set[str]) -> pa.Schema:
+    """The schema `tags_as_dictionaries` gives a result of `schema`."""
+    return pa.schema([f.with_type(DICTIONARY_TAG_TYPE) if _is_tag_column(f, tags) else f for f in schema],
+                     metadata=schema.metadata)
+
+
+def _is_tag_column(f: pa.Field, tags: set[str]) -> bool:
+    return f.name in tags and pa.types.is_string(f.type)
 
 
 def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:

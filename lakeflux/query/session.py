@@ -107,17 +107,35 @@ class QueryEngine:
         entry.finish(success=True)
         return result
 
+    def result_schema(self, db: str, sql: str, params: dict[str, Any] | None = None) -> pa.Schema:
+        """The schema `execute` would answer with, from planning alone: the query is not run (Flight
+        SQL's GetFlightInfo needs the schema before DoGet runs the query)."""
+        dbdef = self._catalog.state.live_db(db)
+        if dbdef is None:
+            raise NotFound(f"database not found: {db}")
+        try:
+            with self._lock.read():
+                return plain_strings_schema(self._plan(dbdef, db, _rewrite_show(sql), _param_values(params)).schema())
+        except LakefluxError:
+            raise
+        except Exception as e:  # DataFusion raises plain exceptions for planning errors
+            raise Invalid(_clean(str(e))) from e
+
+    def _plan(self, dbdef: DatabaseDef, db: str, sql: str, values: dict[str, Any] | None) -> Any:
+        """A DataFusion DataFrame for `sql` over the tables it names; call under the view lock."""
+        cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
+        ctx = SessionContext(self._config)
+        self._register(ctx, db, dbdef.tables, sql, cutoff)
+        return ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
+
     def _execute(self, dbdef: DatabaseDef, db: str, sql: str, params: dict[str, Any] | None) -> QueryResult:
         sql = _rewrite_show(sql)
         values = _param_values(params)
-        cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
         try:
             # Buffered rows and the persisted file list are captured, and files listed by planning,
             # under the view lock: a snapshot swapping files in cannot make a row appear twice or vanish.
             with self._lock.read():
-                ctx = SessionContext(self._config)
-                self._register(ctx, db, dbdef.tables, sql, cutoff)
-                df = ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
+                df = self._plan(dbdef, db, sql, values)
                 schema = plain_strings_schema(df.schema())
                 stream = df.execute_stream()
             batches = [plain_strings(b.to_pyarrow()) for b in stream]

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pyarrow as pa
 import pyarrow.flight as flight
 
 from .. import errors as E
-from ..buffer.sqltypes import tags_as_dictionaries
+from ..buffer.sqltypes import tag_fields_as_dictionaries, tags_as_dictionaries
 from .auth import authenticate, metadata_token
 from .metrics import Metrics
 from .services import Services
+
+T = TypeVar("T")
 
 log = logging.getLogger("lakeflux.flight")
 
@@ -196,8 +199,10 @@ class FlightService(flight.FlightServerBase):
         if not database:
             raise pa.ArrowInvalid("missing database: send it in the 'database' metadata header")
         query = TicketQuery(database, statement_sql(value), None)
-        # The schema is only known once planned; running the query is the simplest honest way.
-        schema = self._run(query).schema
+        # Planned, not run: DoGet runs it once, when the client asks for the rows.
+        schema = self._answer(query, lambda: tag_fields_as_dictionaries(
+            self._services.query.result_schema(query.database, query.sql, query.params),
+            self._tag_names(query.database)))
         endpoint = flight.FlightEndpoint(query.encode(), [])
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
@@ -215,9 +220,19 @@ class FlightService(flight.FlightServerBase):
         started = time.perf_counter()
         ok = False
         try:
-            result = self._services.query.execute(query.database, query.sql, query.params)
+            table = self._answer(query, lambda: tags_as_dictionaries(
+                self._services.query.execute(query.database, query.sql, query.params).to_table(),
+                self._tag_names(query.database)))
             ok = True
-            return tags_as_dictionaries(result.to_table(), self._tag_names(query.database))
+            return table
+        finally:
+            if self._metrics is not None:
+                self._metrics.count_query("flight", ok, time.perf_counter() - started)
+
+    def _answer(self, query: TicketQuery, compute: Callable[[], T]) -> T:
+        """`compute()`, with lakeflux errors turned into the Flight errors clients expect."""
+        try:
+            return compute()
         except E.NotFound as e:
             raise pa.ArrowKeyError(e.message) from None
         except E.Forbidden as e:
@@ -229,9 +244,6 @@ class FlightService(flight.FlightServerBase):
         except Exception:
             log.exception("unexpected error running a Flight query on %s", query.database)
             raise flight.FlightInternalError("internal error") from None
-        finally:
-            if self._metrics is not None:
-                self._metrics.count_query("flight", ok, time.perf_counter() - started)
 
 
 def _call(context: flight.ServerCallContext) -> CallContext:

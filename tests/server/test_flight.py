@@ -159,3 +159,20 @@ def test_do_get_sends_influxdb_types_for_tags_and_time(srv):
     assert table.schema.field("host").type == pa.dictionary(pa.int32(), pa.string())
     assert table.schema.field("time").type == pa.timestamp("ns")
     assert table.column("host").to_pylist() == ["a", "b"]
+
+
+def test_flight_sql_plans_in_get_flight_info_and_runs_once_in_do_get(srv):
+    client, opts = _client(srv), _options(srv.token, database="db1")
+    sql = b"SELECT host, v FROM cpu WHERE v > 2 ORDER BY host"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(any_command(STATEMENT_URL, _len_field(1, sql))),
+                                  opts)
+    assert info.schema.field("host").type == pa.dictionary(pa.int32(), pa.string())  # tags as InfluxDB sends them
+    assert sql.decode() not in _logged_queries(srv)  # planned only: nothing ran yet
+    table = client.do_get(info.endpoints[0].ticket, opts).read_all()
+    assert table.schema == info.schema
+    assert table.to_pydict() == {"host": ["b"], "v": [2.5]}
+    assert _logged_queries(srv).count(sql.decode()) == 1
+
+
+def _logged_queries(srv: InProcessServer) -> list[str]:
+    return srv.services.query.execute("db1", "SELECT query_text FROM system.queries").to_table().column(0).to_pylist()
