@@ -25,6 +25,8 @@ from .tables import BufferedTables
 from .validate import CheckedWrite, check_write
 
 log = logging.getLogger("lakeflux.buffer")
+# Temp files older than this are a crashed writer's leftovers (a live write finishes in seconds).
+TEMP_GRACE_S = 3_600.0
 
 
 @dataclass
@@ -140,18 +142,22 @@ class WriteBuffer:
             self._snapshot_task = asyncio.create_task(self.housekeep(), name="housekeeping")
 
     async def housekeep(self) -> None:
-        """Delete files past their database's retention and trashed files past their hard-delete time."""
+        """Delete files past their database's retention, trashed files past their hard-delete time, and
+        temp files that crashed writers left behind (stores that write through temp files)."""
         if self.persister is None:
             return
         now = self._now_ns()
+        sweep = getattr(self.persister.store, "sweep_temp", None)
         try:
             expired = await asyncio.to_thread(self.persister.expire, now)
             purged = await asyncio.to_thread(self.persister.purge_trash, now)
+            swept = await asyncio.to_thread(sweep, TEMP_GRACE_S, now / 1e9) if sweep is not None else 0
         except Exception:
             log.exception("housekeeping failed; it is retried on the next round")
             return
-        if expired or purged:
-            log.info("housekeeping: %d files past retention, %d deleted files purged", expired, purged)
+        if expired or purged or swept:
+            log.info("housekeeping: %d files past retention, %d deleted files purged, %d orphaned temp files "
+                     "removed", expired, purged, swept)
 
     async def snapshot(self, upto: int | None = None) -> None:
         """Persist buffered rows through WAL segment `upto` (default: the last committed); logs failures."""

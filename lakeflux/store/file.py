@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,6 +253,26 @@ class FileStore:
         """True if `key` is a published object (a temp file or a directory is not)."""
         check_key(key)
         return not is_temp(key) and self._path(key).is_file()
+
+    def sweep_temp(self, older_than_s: float, now: float | None = None) -> int:
+        """Delete temp files left by writers that crashed mid-write, if last modified more than
+        `older_than_s` seconds before `now` (default: the wall clock); returns how many were removed.
+
+        A live writer's temp file is seconds old, so a grace period of minutes never removes one in use.
+        Temp files hold no published object: removing them cannot lose an acknowledged write.
+        """
+        cutoff = (time.time() if now is None else now) - older_than_s
+        removed = 0
+        for key, path in self._walk(self.root, ""):
+            if not is_temp(key):
+                continue
+            try:
+                if path.stat().st_mtime < cutoff:
+                    os.unlink(path)
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its writer finished or cleaned up meanwhile
+        return removed
 
     # --- native readers --------------------------------------------------------------------------
     def url_for(self, key: str) -> str:

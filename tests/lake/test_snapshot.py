@@ -173,3 +173,26 @@ def test_corrupt_persisted_file_is_named_and_other_tables_keep_working(tmp_path)
         r = srv.request("POST", "/api/v3/query_sql", {"db": "db", "q": "SELECT * FROM cpu"})
         assert r.status == 500 and broken.key in r.json()["error"]
         assert srv.query("db", "SELECT v FROM mem") == [{"v": 2.0}]
+
+
+def test_housekeeping_sweeps_temp_files_left_by_a_crashed_writer(tmp_path):
+    import os
+    import time
+
+    from lakeflux.buffer.writebuffer import TEMP_GRACE_S
+    from lakeflux.store.paths import TEMP_SUFFIX
+
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02, without_auth=True)
+    with InProcessServer(cfg) as srv:
+        srv.write("db", "cpu,host=a v=1 1")
+        snapshot(srv)
+        persisted = tmp_path / "d" / srv.services.buffer.persister.manifest.files_of("db", "cpu")[0].key
+        stale = persisted.with_name(f"{persisted.name}.dead{TEMP_SUFFIX}")  # killed between write and rename
+        fresh = persisted.with_name(f"{persisted.name}.live{TEMP_SUFFIX}")  # a writer still at work
+        for path in (stale, fresh):
+            path.write_bytes(b"half an object")
+        old = time.time() - TEMP_GRACE_S - 60
+        os.utime(stale, (old, old))
+        srv.call(srv.services.buffer.housekeep())
+        assert not stale.exists() and fresh.exists() and persisted.exists()
+        assert srv.query("db", "SELECT v FROM cpu") == [{"v": 1.0}]

@@ -50,6 +50,20 @@ def test_crash_leftover_temp_files_are_invisible(tmp_path: Path) -> None:
     assert not leftover.endswith((".parquet", ".json"))
 
 
+def test_sweep_temp_removes_only_old_leftovers(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.put_if_absent("node0/wal/00000000000000000001.parquet", b"segment")
+    old = tmp_path / f"node0/wal/00000000000000000002.parquet.dead{paths.TEMP_SUFFIX}"
+    new = tmp_path / f"node0/wal/00000000000000000003.parquet.live{paths.TEMP_SUFFIX}"
+    for path, mtime in ((old, 1_000.0), (new, 5_000.0)):
+        path.write_bytes(b"half")
+        os.utime(path, (mtime, mtime))
+    assert store.sweep_temp(older_than_s=3_600, now=5_000.0) == 1
+    assert not old.exists() and new.exists()
+    assert [m.key for m in store.list("node0/")] == ["node0/wal/00000000000000000001.parquet"]
+    assert store.sweep_temp(older_than_s=3_600, now=5_000.0) == 0
+
+
 def test_a_key_below_an_object_is_invalid(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
     store.put_if_absent("a", b"x")
