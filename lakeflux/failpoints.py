@@ -2,6 +2,9 @@
 
 Crash tests arm one point in a real server process to kill it at an exact step of a protocol
 (e.g. between a snapshot's manifest commit and its file swap); unarmed, a point costs one compare.
+Points are named `<protocol>.<step just done>`: `snapshot.staged|committed|copying|swapped|cleaned`, and
+for a snapshot that compacts overlapping files also `compaction.<those>` plus `compaction.trashed`
+(replaced files copied under deleted/) and `compaction.retiring` (first replaced file deleted).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Snapshot manifests: the committed list of persisted Parquet files and the WAL sequence they cover.
 
 Each manifest is a new object `snapshots/<n>.json` created with put-if-absent; it lists every live
-file (cumulative), so loading state needs only the newest one.
+file (cumulative), so loading state needs only the newest one. Live files of one table never overlap
+in time once their manifest is swapped in (a snapshot compacts overlapping files into one), except
+groups too large to compact, which queries merge as they read.
 """
 
 from __future__ import annotations
@@ -37,10 +39,14 @@ class Manifest:
     seq: int = -1  # manifest number
     wal_seq: int = -1  # every WAL segment ≤ this is persisted in `files`
     files: tuple[PersistedFile, ...] = field(default_factory=tuple)
+    # Table-file keys this manifest's commit replaced (compacted away): they must be gone from the table
+    # prefixes once it is swapped in. Only the manifest that retires them names them: no later manifest
+    # is committed before its swap finished (recovery finishes it from here after a crash).
+    retired: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"version": FORMAT_VERSION, "seq": self.seq, "wal_seq": self.wal_seq,
-                             "files": [asdict(f) for f in self.files]})
+                             "files": [asdict(f) for f in self.files], "retired": list(self.retired)})
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> Manifest:
@@ -48,12 +54,35 @@ class Manifest:
             d: dict[str, Any] = orjson.loads(data)
             if d.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unsupported version {d.get('version')}")
-            return cls(seq=d["seq"], wal_seq=d["wal_seq"], files=tuple(PersistedFile(**f) for f in d["files"]))
+            return cls(seq=d["seq"], wal_seq=d["wal_seq"], files=tuple(PersistedFile(**f) for f in d["files"]),
+                       retired=tuple(str(k) for k in d.get("retired", ())))
         except (ValueError, KeyError, TypeError) as e:
             raise Corrupt(f"snapshot manifest {key} is unreadable: {e}") from e
 
     def files_of(self, db: str, table: str) -> list[PersistedFile]:
         return [f for f in self.files if f.db == db and f.table == table]
+
+    def overlapping(self, db: str, table: str, min_time: int, max_time: int) -> list[PersistedFile]:
+        """Files of `table` connected to [min_time, max_time] through overlapping time ranges (inclusive,
+        transitively: a file overlapping a file that overlaps the range counts), in write order (wal_seq).
+
+        These are the files a new file of that range must be merged with to keep the table's files
+        free of overlaps; one sweep over the files sorted by start time finds them.
+        """
+        files = self.files_of(db, table)
+        entries = sorted([(f.min_time, f.max_time, i) for i, f in enumerate(files)] + [(min_time, max_time, -1)])
+        group: list[int] = []
+        reach: int | None = None
+        found = False
+        for lo, hi, i in entries:
+            if reach is not None and lo > reach:  # a new connected group starts here
+                if found:
+                    break
+                group = []
+            group.append(i)
+            reach = hi if reach is None else max(reach, hi)
+            found = found or i < 0
+        return sorted((files[i] for i in group if i >= 0), key=lambda f: (f.wal_seq, f.key))
 
 
 def load_latest(store: ObjectStore, node: str) -> tuple[Manifest, list[str]]:

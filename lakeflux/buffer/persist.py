@@ -1,12 +1,16 @@
 """Snapshots: buffered rows → time-partitioned Parquet per table, a manifest, then the buffer and WAL trimmed.
 
 Protocol (each step is safe to crash after):
-1. write each new file to `staging/<S>/…` (S = the last WAL segment covered);
-2. commit manifest n+1 listing every live file (put-if-absent): the snapshot's commit point;
-3. under the view lock: copy staged files to their final `tables/…` keys and drop the covered rows
-   from the buffer, so a query sees each row exactly once;
-4. delete the staged files, older manifests, and WAL segments no reader still needs.
-Recovery completes step 3 from the newest manifest and deletes staging of uncommitted snapshots.
+1. write each new file to `staging/<S>/…` (S = the last WAL segment covered); a new file whose time
+   range overlaps live files of its table is instead their compaction: one file holding their rows and
+   the new ones, duplicate points merged, which replaces them (`retired`);
+2. copy each retired file to `deleted/<purge at>/…`, where housekeeping purges it after a grace period;
+3. commit manifest n+1 listing every live file, not the retired ones (put-if-absent): the commit point;
+4. under the view lock: copy staged files to their final `tables/…` keys, delete the retired files from
+   the table prefixes, and drop the covered rows from the buffer, so a query sees each row exactly once;
+5. delete the staged files, older manifests, and WAL segments no reader still needs.
+Recovery completes step 4 from the newest manifest and deletes staging of uncommitted snapshots. Crash
+tests arm a failpoint at every step: `snapshot.<step>`, and `compaction.<step>` when the snapshot compacts.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import contextlib
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -25,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog
-from ..errors import NotFound
+from ..errors import LakefluxError, NotFound
 from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
@@ -41,6 +46,23 @@ log = logging.getLogger("lakeflux.snapshot")
 NS_PER_DAY = 86_400 * 1_000_000_000
 ROW_GROUP_ROWS = 128 * 1024
 MANIFESTS_TO_KEEP = 3
+# Compaction reads a whole overlapping group into memory: a larger group is left to the query-time merge
+# (bounded memory). 4M rows of a typical table is a few hundred MiB of Arrow; bytes are the files' sizes.
+COMPACT_MAX_ROWS = 4_000_000
+COMPACT_MAX_BYTES = 256 * 1024 * 1024
+# Retired (compacted-away) files wait under deleted/ this long before housekeeping purges them.
+RETIRED_GRACE_NS = 3_600 * 10**9
+
+
+@dataclass
+class _Swap:
+    """A committed snapshot still to be made visible: its manifest, the WAL sequence it covers, the files
+    it staged, and where each file it retires was copied under deleted/ (to restore it from)."""
+
+    manifest: Manifest
+    upto: int
+    files: list[PersistedFile]
+    trash: dict[str, str] = field(default_factory=dict)
 
 
 class Persister:
@@ -48,7 +70,8 @@ class Persister:
 
     def __init__(self, store: ObjectStore, node: str, catalog: Catalog, tables: BufferedTables, wal: Wal,
                  lock: ViewLock, *, wal_segments_to_keep: int = 300,
-                 wal_floor: Callable[[], int | None] | None = None) -> None:
+                 wal_floor: Callable[[], int | None] | None = None, clock: Callable[[], int] = time.time_ns,
+                 compact_max_rows: int = COMPACT_MAX_ROWS, compact_max_bytes: int = COMPACT_MAX_BYTES) -> None:
         self.store = store
         self.node = node
         self.catalog = catalog
@@ -64,13 +87,17 @@ class Persister:
         # A manifest commit whose outcome is unknown may have landed: its slot is never reused.
         self._next_manifest_seq = 0
         # A committed snapshot whose swap into the table prefixes failed; finished before the next change.
-        self._pending_swap: tuple[Manifest, int, list[PersistedFile]] | None = None
+        self._pending_swap: _Swap | None = None
+        self.clock = clock  # ns since the epoch: when retired files are purged
+        self.compact_max_rows = compact_max_rows
+        self.compact_max_bytes = compact_max_bytes
 
     # --- recovery ----------------------------------------------------------------------------------
     def recover(self) -> int:
         """Load the newest manifest and finish an interrupted swap; returns the WAL sequence it covers.
 
-        Blocking; call before WAL replay, which starts after the returned sequence.
+        Blocking; returns once the table prefixes hold exactly the manifest's files (durable). Call
+        before WAL replay, which starts after the returned sequence.
         """
         self.manifest, _ = mf.load_latest(self.store, self.node)
         for f in self.manifest.files:
@@ -81,6 +108,10 @@ class Persister:
                 self.store.copy(staged, f.key)
             except NotFound:
                 log.error("persisted file %s named by snapshot manifest %d is missing", f.key, self.manifest.seq)
+        # A crash inside a compacting snapshot's swap: the files it replaced leave the table prefixes now
+        # (their rows are in its new files; their trash copies were made before its commit).
+        for key in self.manifest.retired:
+            self.store.delete(key)
         for meta in self.store.list(paths.staging_prefix(self.node)):
             self.store.delete(meta.key)
         return self.manifest.wal_seq
@@ -91,39 +122,104 @@ class Persister:
         self._finish_swap()
         if upto <= self.manifest.wal_seq:
             return None
+        new_files, retired = self._stage_all(upto)
+        compacting = bool(retired)
+        _step("staged", compacting)
+        trash = self._trash(retired)
+        if compacting:
+            failpoint("compaction.trashed")
+        gone = {f.key for f in retired} | {f.key for f in new_files}
+        kept = tuple(f for f in self.manifest.files if f.key not in gone)
+        new = self._commit(Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files),
+                                    retired=tuple(f.key for f in retired)))
+        _step("committed", compacting)
+        self._pending_swap = _Swap(new, upto, new_files, trash)
+        self._finish_swap()
+        _step("swapped", compacting)
+        self._clean_up(upto, new_files)
+        _step("cleaned", compacting)
+        log.info("snapshot %d: %d rows in %d files through WAL segment %d (%d overlapping files compacted)",
+                 new.seq, sum(f.rows for f in new_files), len(new_files), upto, len(retired))
+        return new
+
+    def _stage_all(self, upto: int) -> tuple[list[PersistedFile], list[PersistedFile]]:
+        """Stage one file per table and day of the buffered rows through `upto`; returns the staged files
+        and the live files they replace (compacted into them). Returns once the staged files are durable."""
         chunks = self.tables.chunks_upto(upto)
         state = self.catalog.state
         new_files: list[PersistedFile] = []
+        retired: list[PersistedFile] = []
         for (db, table), parts in chunks.items():
             dbdef = state.live_db(db)
             tdef = dbdef.tables.get(table) if dbdef is not None else None
             if tdef is None:
                 continue  # deleted meanwhile: its rows are dropped with the buffer below
             tags = tdef.tags
+            schema = table_schema(tdef.columns)
             # Chunks are in commit order, so rows are in write order: later writes win each point's fields,
             # and every persisted file is free of duplicate points (queries merge only across files).
-            data = dedupe(pa.concat_tables([conform(p, table_schema(tdef.columns)) for p in parts]), tags)
+            data = dedupe(pa.concat_tables([conform(p, schema) for p in parts]), tags)
             for key, part in _by_day(self.node, db, table, upto, data):
-                body = encode_parquet(part, tags)
-                self.store.put(paths.staging_file(self.node, upto, key), body)
-                times = part.column("time")
-                mm = pc.min_max(times.cast(pa.int64()))
-                new_files.append(PersistedFile(db=db, table=table, key=key, rows=part.num_rows, size=len(body),
-                                               min_time=mm["min"].as_py(), max_time=mm["max"].as_py(),
-                                               wal_seq=upto))
-        failpoint("snapshot.staged")
-        replaced = {f.key for f in new_files}
-        kept = tuple(f for f in self.manifest.files if f.key not in replaced)
-        new = self._commit(Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files)))
-        failpoint("snapshot.committed")
-        self._pending_swap = (new, upto, new_files)
-        self._finish_swap()
-        failpoint("snapshot.swapped")
-        self._clean_up(upto, new_files)
-        failpoint("snapshot.cleaned")
-        log.info("snapshot %d: %d rows in %d files through WAL segment %d", new.seq,
-                 sum(f.rows for f in new_files), len(new_files), upto)
-        return new
+                part, replaced = self._compact(db, table, part, schema, tags)
+                retired.extend(replaced)
+                new_files.append(self._stage(db, table, key, part, tags, upto))
+        return new_files, retired
+
+    def _compact(self, db: str, table: str, part: pa.Table, schema: pa.Schema,
+                 tags: list[str]) -> tuple[pa.Table, list[PersistedFile]]:
+        """New rows of one table and day (sorted by time), merged after the rows of the live files their
+        time range overlaps, with those files: the merged rows replace them, so the table's files stay
+        free of overlaps and queries read them natively. `part` and no files when nothing overlaps, the
+        group is over the size limit, or one of its files is unreadable (queries merge those as they read).
+        """
+        lo, hi = _time_range(part)
+        group = self.manifest.overlapping(db, table, lo, hi)
+        if not group:
+            return part, []
+        rows, size = part.num_rows + sum(f.rows for f in group), sum(f.size for f in group)
+        if rows > self.compact_max_rows or size > self.compact_max_bytes:
+            log.warning("not compacting %d overlapping files of %s.%s (%d rows, %d bytes, over the limit): "
+                        "queries merge them as they read", len(group), db, table, rows, size)
+            return part, []
+        old = self._read_group(group, schema)
+        if old is None:
+            return part, []
+        # Files in write order, then the new rows: later writes win each point's fields (dedupe keeps a
+        # point where it was first written, so the rows are sorted by time again for row-group pruning).
+        merged = dedupe(pa.concat_tables([*old, part]), tags)
+        return merged.take(pc.sort_indices(merged, sort_keys=[("time", "ascending")])), group
+
+    def _read_group(self, group: list[PersistedFile], schema: pa.Schema) -> list[pa.Table] | None:
+        """The files' rows as `schema`'s columns, or None (logged) if one is missing or not Parquet; a store
+        that is unavailable raises (the snapshot fails and is retried)."""
+        try:
+            return [conform(read_parquet(self.store.get(f.key)), schema) for f in group]
+        except NotFound as e:
+            problem: Exception = e
+        except LakefluxError:
+            raise
+        except Exception as e:  # pyarrow raises several kinds for garbled files
+            problem = e
+        log.error("not compacting %s: a file is unreadable (%s)", ", ".join(f.key for f in group), problem)
+        return None
+
+    def _stage(self, db: str, table: str, key: str, part: pa.Table, tags: list[str], upto: int) -> PersistedFile:
+        """Write `part` to the staging twin of table file `key`; returns its manifest entry once durable."""
+        body = encode_parquet(part, tags)
+        self.store.put(paths.staging_file(self.node, upto, key), body)
+        lo, hi = _time_range(part)
+        return PersistedFile(db=db, table=table, key=key, rows=part.num_rows, size=len(body), min_time=lo,
+                             max_time=hi, wal_seq=upto)
+
+    def _trash(self, retired: list[PersistedFile]) -> dict[str, str]:
+        """Copy each file about to be retired under deleted/, purged after RETIRED_GRACE_NS; returns where
+        each went. Returns once the copies are durable: before the commit, so a committed retirement can
+        always be undone (a failed swap) and its files outlive it by the grace period."""
+        purge_at = self.clock() + RETIRED_GRACE_NS
+        trash = {f.key: paths.trash_file(self.node, purge_at, f.key) for f in retired}
+        for key, copy in trash.items():
+            self.store.copy(key, copy)
+        return trash
 
     def _commit(self, new: Manifest) -> Manifest:
         """Commit `new` at the next unused manifest slot; returns it (with that seq) once durable.
@@ -137,29 +233,57 @@ class Persister:
         return new
 
     def _finish_swap(self) -> None:
-        """Copy a committed snapshot's staged files to their table keys and drop its rows from the buffer,
-        under the view lock. A failed copy leaves the swap pending (copies are idempotent): the next
-        snapshot finishes it first, as recovery would after a crash. Files already copied by the failed
-        attempt are taken out again, so queries never see them beside the same rows in the buffer."""
-        if self._pending_swap is None:
+        """Make a committed snapshot visible under the view lock: copy its staged files to their table keys,
+        delete the files it retires from the table prefixes, drop its rows from the buffer. Returns once
+        those are durable. A failure undoes what this attempt changed in the table prefixes and leaves the
+        swap pending (every step is idempotent): the next change finishes it first, as recovery would after
+        a crash, and queries meanwhile see the old manifest's files beside the buffered rows."""
+        swap = self._pending_swap
+        if swap is None:
             return
-        new, upto, new_files = self._pending_swap
         with self.lock.write():
-            try:
-                for i, f in enumerate(new_files):
-                    self.store.copy(paths.staging_file(self.node, upto, f.key), f.key)
-                    if i == 0:
-                        failpoint("snapshot.copying")
-            except Exception:
-                # These keys are new to this snapshot (named by its WAL sequence): removing them all
-                # also catches a copy that landed although its reply was lost.
-                for f in new_files:
-                    with contextlib.suppress(Exception):
-                        self.store.delete(f.key)
-                raise
-            self.tables.drop_upto(upto)
-            self.manifest = new
+            self._publish(swap)
+            self._retire(swap)
+            self.tables.drop_upto(swap.upto)
+            self.manifest = swap.manifest
         self._pending_swap = None
+
+    def _publish(self, swap: _Swap) -> None:
+        """Copy the swap's staged files to their table keys; on failure take them all out again and raise,
+        so queries never see them beside the same rows in the buffer."""
+        try:
+            for i, f in enumerate(swap.files):
+                self.store.copy(paths.staging_file(self.node, swap.upto, f.key), f.key)
+                if i == 0:
+                    _step("copying", bool(swap.manifest.retired))
+        except Exception:
+            self._unpublish(swap)
+            raise
+
+    def _unpublish(self, swap: _Swap) -> None:
+        # These keys are new to this snapshot (named by its WAL sequence): removing them all also catches
+        # a copy that landed although its reply was lost.
+        for f in swap.files:
+            with contextlib.suppress(Exception):
+                self.store.delete(f.key)
+
+    def _retire(self, swap: _Swap) -> None:
+        """Delete the files the swap retires from the table prefixes (their rows are in its new files). On
+        failure put back those already touched from their trash copies, take the new files out, and raise:
+        the old manifest's view is whole again."""
+        touched: list[str] = []
+        try:
+            for key in swap.manifest.retired:
+                touched.append(key)
+                self.store.delete(key)
+                if len(touched) == 1:
+                    failpoint("compaction.retiring")
+        except Exception:
+            for key in touched:
+                with contextlib.suppress(Exception):
+                    self.store.copy(swap.trash[key], key)
+            self._unpublish(swap)
+            raise
 
     def _clean_up(self, upto: int, new_files: list[PersistedFile]) -> None:
         for f in new_files:
@@ -182,7 +306,7 @@ class Persister:
         gone = [f for f in self.manifest.files if doomed(f)]
         if not gone:
             return 0
-        new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1,
+        new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1, retired=(),
                                    files=tuple(f for f in self.manifest.files if not doomed(f))))
         with self.lock.write():
             self.manifest = new
@@ -265,6 +389,19 @@ class Persister:
             "min_time": pa.array([f.min_time for f in files], pa.int64()),
             "max_time": pa.array([f.max_time for f in files], pa.int64()),
         })
+
+
+def _step(name: str, compacting: bool) -> None:
+    """Crash-test point after snapshot step `name`; a compacting snapshot also offers `compaction.<name>`."""
+    failpoint(f"snapshot.{name}")
+    if compacting:
+        failpoint(f"compaction.{name}")
+
+
+def _time_range(part: pa.Table) -> tuple[int, int]:
+    """The smallest and largest `time` of a non-empty table, as int64 nanoseconds."""
+    mm = pc.min_max(part.column("time").cast(pa.int64()))
+    return int(mm["min"].as_py()), int(mm["max"].as_py())
 
 
 def _by_day(node: str, db: str, table: str, upto: int, data: pa.Table) -> list[tuple[str, pa.Table]]:
