@@ -96,8 +96,8 @@ class Persister:
     def recover(self) -> int:
         """Load the newest manifest and finish an interrupted swap; returns the WAL sequence it covers.
 
-        Blocking; returns once the table prefixes hold exactly the manifest's files (durable). Call
-        before WAL replay, which starts after the returned sequence.
+        Blocking; returns once the table prefixes hold every file the manifest lists and none it retired
+        (durable). Call before WAL replay, which starts after the returned sequence.
         """
         self.manifest, _ = mf.load_latest(self.store, self.node)
         for f in self.manifest.files:
@@ -160,21 +160,24 @@ class Persister:
             # and every persisted file is free of duplicate points (queries merge only across files).
             data = dedupe(pa.concat_tables([conform(p, schema) for p in parts]), tags)
             for key, part in _by_day(self.node, db, table, upto, data):
-                part, replaced = self._compact(db, table, part, schema, tags)
+                part, replaced = self._compact(db, table, part, schema, tags, {f.key for f in retired})
                 retired.extend(replaced)
                 new_files.append(self._stage(db, table, key, part, tags, upto))
         return new_files, retired
 
-    def _compact(self, db: str, table: str, part: pa.Table, schema: pa.Schema,
-                 tags: list[str]) -> tuple[pa.Table, list[PersistedFile]]:
+    def _compact(self, db: str, table: str, part: pa.Table, schema: pa.Schema, tags: list[str],
+                 taken: set[str]) -> tuple[pa.Table, list[PersistedFile]]:
         """New rows of one table and day (sorted by time), merged after the rows of the live files their
         time range overlaps, with those files: the merged rows replace them, so the table's files stay
         free of overlaps and queries read them natively. `part` and no files when nothing overlaps, the
         group is over the size limit, or one of its files is unreadable (queries merge those as they read).
+        Reads only; nothing is written here.
         """
         lo, hi = _time_range(part)
         group = self.manifest.overlapping(db, table, lo, hi)
-        if not group:
+        if not group or any(f.key in taken for f in group):
+            # Files never span days, so another part of this snapshot cannot have claimed one; if one
+            # did, merging it twice would persist its rows twice.
             return part, []
         rows, size = part.num_rows + sum(f.rows for f in group), sum(f.size for f in group)
         if rows > self.compact_max_rows or size > self.compact_max_bytes:
@@ -249,8 +252,8 @@ class Persister:
         self._pending_swap = None
 
     def _publish(self, swap: _Swap) -> None:
-        """Copy the swap's staged files to their table keys; on failure take them all out again and raise,
-        so queries never see them beside the same rows in the buffer."""
+        """Copy the swap's staged files to their table keys; returns once the copies are durable. On failure
+        take them all out again and raise, so queries never see them beside the same rows in the buffer."""
         try:
             for i, f in enumerate(swap.files):
                 self.store.copy(paths.staging_file(self.node, swap.upto, f.key), f.key)
@@ -268,9 +271,9 @@ class Persister:
                 self.store.delete(f.key)
 
     def _retire(self, swap: _Swap) -> None:
-        """Delete the files the swap retires from the table prefixes (their rows are in its new files). On
-        failure put back those already touched from their trash copies, take the new files out, and raise:
-        the old manifest's view is whole again."""
+        """Delete the files the swap retires from the table prefixes (their rows are in its new files);
+        returns once the deletes are durable. On failure put back those already touched from their trash
+        copies, take the new files out, and raise: the old manifest's view is whole again."""
         touched: list[str] = []
         try:
             for key in swap.manifest.retired:
