@@ -137,13 +137,14 @@ class QueryEngine:
         sql = _rewrite_show(sql)
         values = _param_values(params)
         try:
-            # Buffered rows and the persisted file list are captured, and files listed by planning,
-            # under the view lock: a snapshot swapping files in cannot make a row appear twice or vanish.
+            # Buffered rows and the persisted file list are captured, files listed by planning, and the
+            # files read, under the view lock: a snapshot swapping files in cannot make a row appear twice
+            # or vanish, and a file a compaction or retention retires is not deleted while DataFusion is
+            # still reading it (it reads lazily, as the stream is consumed).
             with self._lock.read():
                 df = self._plan(dbdef, db, sql, values)
                 schema = plain_strings_schema(df.schema())
-                stream = df.execute_stream()
-            batches = [plain_strings(b.to_pyarrow()) for b in stream]
+                batches = [plain_strings(b.to_pyarrow()) for b in df.execute_stream()]
         except LakefluxError:
             raise
         except Exception as e:  # DataFusion raises plain exceptions for planning and execution errors

@@ -196,3 +196,26 @@ def test_housekeeping_sweeps_temp_files_left_by_a_crashed_writer(tmp_path):
         srv.call(srv.services.buffer.housekeep())
         assert not stale.exists() and fresh.exists() and persisted.exists()
         assert srv.query("db", "SELECT v FROM cpu") == [{"v": 1.0}]
+
+
+def test_persisted_files_are_read_while_the_view_lock_is_held(tmp_path, monkeypatch):
+    """DataFusion reads Parquet lazily as the result stream is consumed: a compaction or retention swap
+    (which deletes retired files under the lock's write side) must wait until those reads are done."""
+    import lakeflux.query.session as session
+
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02, without_auth=True)
+    with InProcessServer(cfg) as srv:
+        srv.write("db", "cpu,host=a v=1 1\ncpu,host=b v=2 2")
+        snapshot(srv)
+        lock = srv.services.query._lock
+        held_while_reading = []
+        real = session.plain_strings
+
+        def recording(batch):
+            held_while_reading.append(lock._readers > 0)
+            return real(batch)
+
+        monkeypatch.setattr(session, "plain_strings", recording)
+        assert srv.query("db", "SELECT host, v FROM cpu ORDER BY host") == [{"host": "a", "v": 1.0},
+                                                                             {"host": "b", "v": 2.0}]
+        assert held_while_reading and all(held_while_reading)
