@@ -24,7 +24,7 @@ from datafusion.catalog import Schema
 from ..buffer import BufferedTables
 from ..buffer.dedupe import Overlaps, Points, dedupe, dirty_ranges
 from ..buffer.manifest import PersistedFile
-from ..buffer.persist import Persister, read_parquet
+from ..buffer.persist import Persister, read_parquet, read_parquet_within
 from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Corrupt, Invalid, LakefluxError, NotFound
@@ -209,9 +209,10 @@ class QueryEngine:
 
         Each file is duplicate-free (snapshots merge before writing) and the buffered rows are merged among
         themselves once per buffer change (kept beside the chunks). A duplicate can then only sit where
-        two sources meet in time: the dirty ranges where file intervals overlap each other or buffered
-        rows. Those are read into memory and merged, files in snapshot order and then the buffer (later
-        writes win); every other file stays in DataFusion's native scan, with the dirty ranges cut out.
+        two sources meet in time: the dirty ranges where file intervals intersect each other or hold
+        buffered rows. Rows in those ranges are read into memory and merged, files in snapshot order and
+        then the buffer (later writes win); everything else stays in DataFusion's native scan, with the
+        dirty ranges cut out.
         """
         schema = execution_schema(tdef.columns)
         plain = table_schema(tdef.columns)  # merging runs on plain strings: pyarrow cannot take Utf8View
@@ -228,12 +229,12 @@ class QueryEngine:
         parts: list[_Part] = []
         if outside.num_rows:
             parts.append(_Part(_register_batches(scratch, _scratch_name("b"), conform(outside, schema))))
-        clean = [f for f, d in zip(files, dirty, strict=True) if not d]
-        if clean:
-            parts.append(self._register_files(ctx, scratch, db, name, schema, clean, overlaps))
+        if files:
+            parts.append(self._register_files(ctx, scratch, db, name, schema, files, overlaps))
         overlapping = sorted((f for f, d in zip(files, dirty, strict=True) if d), key=lambda f: f.wal_seq)
         if overlapping:
-            merged = dedupe(pa.concat_tables([*self._read_files(db, plain, overlapping), inside]), tags)
+            in_range = [overlaps.rows_inside(t) for t in self._read_files(db, plain, overlapping, overlaps)]
+            merged = dedupe(pa.concat_tables([*in_range, inside]), tags)
             parts.append(_Part(_register_batches(scratch, _scratch_name("d"), conform(merged, schema))))
         if not parts:
             parts = [_Part(_register_batches(scratch, _scratch_name("b"), schema.empty_table()))]
@@ -245,9 +246,9 @@ class QueryEngine:
 
     def _register_files(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str,
                         schema: pa.Schema, files: list[PersistedFile], overlaps: Overlaps) -> _Part:
-        """The rows of `files` (the table's clean files): the native listing table of the whole table
-        prefix, minus the dirty time ranges (which hold every other file's rows; DataFusion skips those
-        files by their statistics), where DataFusion can reach the store."""
+        """The rows of `files` outside the dirty time ranges: the native listing table of the whole table
+        prefix with those ranges cut out (DataFusion skips files and row groups wholly inside them by their
+        statistics), where DataFusion can reach the store."""
         assert self._persister is not None
         store = self._persister.store
         url_for = getattr(store, "url_for", None)
@@ -264,18 +265,24 @@ class QueryEngine:
                        for lo, hi in zip(overlaps.lo.tolist(), overlaps.hi.tolist(), strict=True)]
             return _Part(listing, " AND ".join(outside))
         # Stores DataFusion cannot reach (memory): read the manifest's files through the store.
-        data = pa.concat_tables(self._read_files(db, schema, files))
+        plain = plain_strings_schema(schema)  # pyarrow filters plain strings, not Utf8View
+        data = pa.concat_tables([conform(overlaps.rows_outside(t), schema)
+                                 for t in self._read_files(db, plain, files)])
         return _Part(_register_batches(scratch, _scratch_name("p"), data))
 
-    def _read_files(self, db: str, schema: pa.Schema, files: list[PersistedFile]) -> list[pa.Table]:
-        """Persisted files read through the store, in the order given, as `schema`'s columns; Corrupt
-        naming the object when one is missing or not Parquet (as for DataFusion's reads)."""
+    def _read_files(self, db: str, schema: pa.Schema, files: list[PersistedFile],
+                    within: Overlaps | None = None) -> list[pa.Table]:
+        """Persisted files read through the store, in the order given, as `schema`'s columns (only the row
+        groups meeting the dirty ranges of `within`, when given); Corrupt naming the object when one is
+        missing or not Parquet (as for DataFusion's reads)."""
         assert self._persister is not None
         store = self._persister.store
         out = []
         for f in files:
             try:
-                out.append(conform(read_parquet(store.get(f.key)), schema))
+                data = store.get(f.key)
+                rows = read_parquet(data) if within is None else read_parquet_within(data, within.lo, within.hi)
+                out.append(conform(rows, schema))
             except NotFound as e:
                 raise _unreadable(db, f"{f.key}: missing") from e
             except LakefluxError:

@@ -128,13 +128,57 @@ def test_appended_rows_merge_like_a_full_merge(earlier, later):
 
 
 def test_dirty_ranges_sweep():
-    # files: [0,10] alone; [20,30] and [25,40] overlap; [50,60] alone but a buffered row at 55; [70,80] alone
+    # files: [0,10] alone; [20,30] and [25,40] meet on [25,30]; [50,60] alone but a buffered row at 55;
+    # [70,80] alone. Only where two sources hold the same times is dirty, not the files' whole spans.
     lo, hi = [20, 0, 50, 25, 70], [30, 10, 60, 40, 80]
     o = dirty_ranges(lo, hi, np.array([5 - 100, 55, 90], dtype=np.int64))
     assert o.dirty.tolist() == [True, False, True, True, False]
-    assert list(zip(o.lo.tolist(), o.hi.tolist(), strict=True)) == [(20, 40), (50, 60)]
-    assert o.contains(np.array([19, 20, 40, 41, 55, 61])).tolist() == [False, True, True, False, True, False]
+    assert list(zip(o.lo.tolist(), o.hi.tolist(), strict=True)) == [(25, 30), (55, 55)]
+    assert o.contains(np.array([19, 24, 25, 30, 31, 40, 54, 55, 56])).tolist() == [
+        False, False, True, True, False, False, False, True, False]
     touching = dirty_ranges([0, 10], [10, 20], np.array([], dtype=np.int64))
     assert touching.dirty.tolist() == [True, True]
+    assert list(zip(touching.lo.tolist(), touching.hi.tolist(), strict=True)) == [(10, 10)]
+    # A file inside another, and a third meeting only the outer one: every pairwise intersection is dirty.
+    nested = dirty_ranges([0, 10, 90], [100, 20, 200], np.array([150, 160], dtype=np.int64))
+    assert list(zip(nested.lo.tolist(), nested.hi.tolist(), strict=True)) == [(10, 20), (90, 100), (150, 160)]
+    assert nested.dirty.tolist() == [True, True, True]
+    table = pa.table({"time": pa.array([5, 10, 15, 25], pa.timestamp("ns"))})
+    assert touching.rows_inside(table).column("time").cast(pa.int64()).to_pylist() == [10]
+    assert touching.rows_outside(table).column("time").cast(pa.int64()).to_pylist() == [5, 15, 25]
     none = dirty_ranges([], [], np.array([1], dtype=np.int64))
     assert not none.contains(np.array([1])).any()
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 15)), max_size=6),
+       st.lists(st.integers(0, 80), max_size=6))
+def test_dirty_ranges_cover_every_possible_duplicate(spans, buffered):
+    lo = [a for a, _ in spans]
+    hi = [a + w for a, w in spans]
+    o = dirty_ranges(lo, hi, np.array(sorted(buffered), dtype=np.int64))
+    domain = np.arange(0, 100)
+    covered = [sum(a <= t <= b for a, b in zip(lo, hi, strict=True)) for t in domain.tolist()]
+    must = [c >= 2 or (c >= 1 and t in buffered) for t, c in zip(domain.tolist(), covered, strict=True)]
+    dirty_at = o.contains(domain).tolist()
+    assert all(d for d, m in zip(dirty_at, must, strict=True) if m)  # no possible duplicate is missed
+    assert all(c >= 1 for d, c in zip(dirty_at, covered, strict=True) if d)  # dirty only where files are
+    for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        assert bool(o.dirty[i]) == any(dirty_at[a:b + 1])
+
+
+def test_read_parquet_within_decodes_only_row_groups_meeting_the_ranges():
+    import io
+
+    import pyarrow.parquet as pq
+
+    from lakeflux.buffer.persist import read_parquet_within
+
+    table = pa.table({"time": pa.array(range(0, 400, 10), pa.timestamp("ns")), "v": [float(i) for i in range(40)]})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=10)  # row groups: times 0-90, 100-190, 200-290, 300-390
+    data = sink.getvalue()
+    got = read_parquet_within(data, np.array([95, 385], dtype=np.int64), np.array([105, 500], dtype=np.int64))
+    assert got.column("time").cast(pa.int64()).to_pylist() == list(range(100, 200, 10)) + list(range(300, 400, 10))
+    none = read_parquet_within(data, np.array([1_000], dtype=np.int64), np.array([2_000], dtype=np.int64))
+    assert none.num_rows == 0 and none.schema.names == ["time", "v"]

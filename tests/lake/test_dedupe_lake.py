@@ -147,3 +147,23 @@ def test_broken_overlapping_file_is_named(tmp_path):
         (tmp_path / "d" / broken.key).write_bytes(b"not parquet at all")
         r = srv.request("POST", "/api/v3/query_sql", {"db": "lake", "q": "SELECT * FROM cpu"})
         assert r.status == 500 and broken.key in r.json()["error"]
+
+
+def test_files_overlapping_at_their_edges_merge_only_there(start):
+    """Writers' batches slightly out of order: each snapshot's file overlaps the previous one by a little.
+    Rows outside the overlap stay in the native scan; the overlap is merged (later snapshot wins)."""
+    with start() as srv:
+        srv.services.buffer.persister.compact_max_rows = 0  # a group over the compaction limit
+        ok(srv, days(0, 12, 0.0))  # hours 0-11
+        snapshot(srv)
+        ok(srv, days(10, 12, 100.0) + f"\ncpu,host=h0 idle=7.0 {T0 + 10 * HOUR}")  # hours 10-21: 10 and 11 again
+        snapshot(srv)
+        files = srv.services.buffer.persister.manifest.files_of("lake", "cpu")
+        assert len(files) == 2 and files[1].min_time < files[0].max_time
+        rows = srv.query("lake", "SELECT usage, idle FROM cpu ORDER BY time")
+        assert len(rows) == 22
+        assert [r["usage"] for r in rows[:10]] == [float(i) for i in range(10)]
+        assert rows[10] == {"usage": 110.0, "idle": 7.0} and rows[11] == {"usage": 111.0}
+        assert [r["usage"] for r in rows[12:]] == [100.0 + i for i in range(12, 22)]
+        assert srv.query("lake", "SELECT count(*) AS n, sum(usage) AS s FROM cpu") == [
+            {"n": 22, "s": sum(range(10)) + sum(100.0 + i for i in range(10, 22))}]
