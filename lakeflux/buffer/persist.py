@@ -184,7 +184,7 @@ class Persister:
         rows, size = part.num_rows + sum(f.rows for f in group), sum(f.size for f in group)
         if rows > self.compact_max_rows or size > self.compact_max_bytes:
             log.info("not compacting %d overlapping files of %s.%s (%d rows, %d bytes, over the limit): "
-                        "queries merge them as they read", len(group), db, table, rows, size)
+                     "queries merge them as they read", len(group), db, table, rows, size)
             return part, []
         old = self._read_group(group, schema)
         if old is None:
