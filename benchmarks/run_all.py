@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in its own process, then benchmarks/results/latest.md and latest.json.
 
-    python benchmarks/run_all.py            # sizes that fit in about 15 minutes on a 2-core machine
-    python benchmarks/run_all.py --full     # the issues' sizes: 10M-row query and memory runs
+    python benchmarks/run_all.py            # the issues' sizes: 10M-row query and memory runs (~10 min, 2 cores)
+    python benchmarks/run_all.py --quick    # smaller ingest, query and S3 runs (~5 min)
     python benchmarks/run_all.py --only ingest query
 
 Peers are measured in the same run (InfluxDB 1.x when `influxd` is installed, DuckDB always); the table
@@ -178,7 +178,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--full", action="store_true", help="the issues' full sizes (10M rows; about an hour)")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (3M-row query; about 5 minutes)")
     ap.add_argument("--only", nargs="+", choices=sorted(FORMATTERS), help="run only these benchmarks")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--table-only", action="store_true", help="rewrite latest.md from latest.json, run nothing")
@@ -186,10 +186,10 @@ def main() -> None:
     if args.table_only:
         (args.out / "latest.md").write_text(markdown(json.loads((args.out / "latest.json").read_text())))
         return
-    sizes = FULL if args.full else QUICK
+    sizes = QUICK if args.quick else FULL
     if not InfluxDB1.available():
         print("InfluxDB 1.x (influxd) not installed: peer columns will be skipped", file=sys.stderr)
-    results: dict[str, Any] = {"machine": machine(), "sizes_name": "full" if args.full else "quick",
+    results: dict[str, Any] = {"machine": machine(), "sizes_name": "quick" if args.quick else "full",
                                "sizes": sizes, "benchmarks": {}}
     for name, argv in commands(sizes).items():
         if args.only and name not in args.only:
