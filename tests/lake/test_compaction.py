@@ -193,7 +193,7 @@ def test_replaced_files_wait_in_the_trash(start):
 
 
 def test_group_over_the_size_limit_is_left_to_the_query_merge(start, caplog):
-    caplog.set_level(logging.WARNING, logger="lakeflux.snapshot")
+    caplog.set_level(logging.INFO, logger="lakeflux.snapshot")
     with start() as srv:
         ok(srv, hours(0, 30, 0.0))
         snapshot(srv)
