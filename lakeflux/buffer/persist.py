@@ -20,11 +20,9 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -39,12 +37,11 @@ from . import manifest as mf
 from .dedupe import dedupe
 from .manifest import Manifest, PersistedFile
 from .sqltypes import TAG_TYPE, conform, table_schema
+from .tablefiles import by_day, encode_parquet, read_parquet, time_range
 from .tables import BufferedTables
 from .viewlock import ViewLock
 
 log = logging.getLogger("lakeflux.snapshot")
-NS_PER_DAY = 86_400 * 1_000_000_000
-ROW_GROUP_ROWS = 128 * 1024
 MANIFESTS_TO_KEEP = 3
 # Compaction reads a whole overlapping group into memory while the snapshot holds the buffered rows, so a
 # larger group is left to the query-time merge (which reads only the rows where files intersect): the
@@ -161,7 +158,7 @@ class Persister:
             # Chunks are in commit order, so rows are in write order: later writes win each point's fields,
             # and every persisted file is free of duplicate points (queries merge only across files).
             data = dedupe(pa.concat_tables([conform(p, schema) for p in parts]), tags)
-            for key, part in _by_day(self.node, db, table, upto, data):
+            for key, part in by_day(self.node, db, table, upto, data):
                 part, replaced = self._compact(db, table, part, schema, tags, {f.key for f in retired})
                 retired.extend(replaced)
                 new_files.append(self._stage(db, table, key, part, tags, upto))
@@ -175,7 +172,7 @@ class Persister:
         group is over the size limit, or one of its files is unreadable (queries merge those as they read).
         Reads only; nothing is written here.
         """
-        lo, hi = _time_range(part)
+        lo, hi = time_range(part)
         group = self.manifest.overlapping(db, table, lo, hi)
         if not group or any(f.key in taken for f in group):
             # Files never span days, so another part of this snapshot cannot have claimed one; if one
@@ -212,7 +209,7 @@ class Persister:
         """Write `part` to the staging twin of table file `key`; returns its manifest entry once durable."""
         body = encode_parquet(part, tags)
         self.store.put(paths.staging_file(self.node, upto, key), body)
-        lo, hi = _time_range(part)
+        lo, hi = time_range(part)
         return PersistedFile(db=db, table=table, key=key, rows=part.num_rows, size=len(body), min_time=lo,
                              max_time=hi, wal_seq=upto)
 
@@ -403,59 +400,4 @@ def _step(name: str, compacting: bool) -> None:
         failpoint(f"compaction.{name}")
 
 
-def _time_range(part: pa.Table) -> tuple[int, int]:
-    """The smallest and largest `time` of a non-empty table, as int64 nanoseconds."""
-    mm = pc.min_max(part.column("time").cast(pa.int64()))
-    return int(mm["min"].as_py()), int(mm["max"].as_py())
-
-
-def _by_day(node: str, db: str, table: str, upto: int, data: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-    """Split rows by UTC day; each part sorted by time, keyed by its final table-file key.
-
-    One day at a time, and without copying a part that is already one day or already sorted (the usual
-    case): a snapshot holds the buffered rows while it runs, so every extra copy is peak memory."""
-    times = data.column("time").cast(pa.int64()).to_numpy()
-    days = np.floor_divide(times, NS_PER_DAY)
-    for day in np.unique(days):
-        in_day = days == day
-        part = data if in_day.all() else data.filter(pa.array(in_day))
-        part_times = times if in_day.all() else times[in_day]
-        if len(part_times) > 1 and bool(np.any(part_times[1:] < part_times[:-1])):
-            part = part.take(pa.array(np.argsort(part_times, kind="stable")))
-        date = datetime.fromtimestamp(int(day) * 86_400, tz=UTC).strftime("%Y-%m-%d")
-        yield paths.table_file(node, db, table, date, paths.snapshot_file_name(upto)), part
-
-
-def encode_parquet(data: pa.Table, tags: list[str]) -> bytes:
-    """Open Parquet: zstd, dictionary-encoded tags, statistics for time pruning, sorted by time."""
-    sink = io.BytesIO()
-    data = data.replace_schema_metadata(None)
-    pq.write_table(data, sink, compression="zstd", use_dictionary=[t for t in tags if t in data.column_names],
-                   row_group_size=ROW_GROUP_ROWS, write_statistics=True, coerce_timestamps=None,
-                   store_schema=True)
-    return sink.getvalue()
-
-
-def read_parquet_within(data: bytes, lo: np.ndarray, hi: np.ndarray) -> pa.Table:
-    """Decode only the row groups of a persisted file whose time statistics meet one of the inclusive,
-    disjoint, ascending ranges [lo[i], hi[i]] (a row group without statistics is always read)."""
-    parquet = pq.ParquetFile(io.BytesIO(data))
-    column = parquet.schema_arrow.get_field_index("time")  # flat schema: leaf index == field index
-    keep = []
-    for index in range(parquet.metadata.num_row_groups):
-        stats = parquet.metadata.row_group(index).column(column).statistics
-        if stats is None or not stats.has_min_max:
-            keep.append(index)
-            continue
-        at = int(np.searchsorted(hi, stats.min_raw, side="left"))  # the first range ending at or after it
-        if at < len(lo) and lo[at] <= stats.max_raw:
-            keep.append(index)
-    return parquet.read_row_groups(keep) if keep else parquet.schema_arrow.empty_table()
-
-
-def read_parquet(data: bytes) -> pa.Table:
-    """Decode a persisted file (for stores DataFusion cannot read natively)."""
-    return pq.read_table(io.BytesIO(data))
-
-
-__all__ = ["Persister", "TAG_TYPE", "encode_parquet", "read_parquet", "read_parquet_within"]
+__all__ = ["Persister", "TAG_TYPE"]

@@ -24,7 +24,8 @@ from datafusion.catalog import Schema
 from ..buffer import BufferedTables
 from ..buffer.dedupe import Overlaps, Points, dedupe, dirty_ranges
 from ..buffer.manifest import PersistedFile
-from ..buffer.persist import Persister, read_parquet, read_parquet_within
+from ..buffer.persist import Persister
+from ..buffer.tablefiles import read_parquet, read_parquet_within
 from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Corrupt, Invalid, LakefluxError, NotFound

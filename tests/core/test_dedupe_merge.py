@@ -172,7 +172,7 @@ def test_read_parquet_within_decodes_only_row_groups_meeting_the_ranges():
 
     import pyarrow.parquet as pq
 
-    from lakeflux.buffer.persist import read_parquet_within
+    from lakeflux.buffer.tablefiles import read_parquet_within
 
     table = pa.table({"time": pa.array(range(0, 400, 10), pa.timestamp("ns")), "v": [float(i) for i in range(40)]})
     sink = io.BytesIO()

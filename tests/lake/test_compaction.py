@@ -20,7 +20,8 @@ from test_dedupe_lake import ok, snapshot
 
 from lakeflux.buffer.dedupe import dirty_ranges
 from lakeflux.buffer.manifest import Manifest, PersistedFile
-from lakeflux.buffer.persist import RETIRED_GRACE_NS, Persister, read_parquet
+from lakeflux.buffer.persist import RETIRED_GRACE_NS, Persister
+from lakeflux.buffer.tablefiles import read_parquet
 from lakeflux.config import Config, S3Settings
 from lakeflux.store import paths
 from lakeflux.store.base import ObjectStore
