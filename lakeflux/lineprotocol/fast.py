@@ -90,58 +90,73 @@ def _pattern(tags: int, fields: int, timestamp: bool) -> np.ndarray:
 
 
 class _Shape:
-    """One bucket of simple records sharing a separator layout, as a matrix of token spans."""
+    """One bucket of simple records sharing a separator layout, as a matrix of token spans.
 
-    def __init__(self, body: Body, tags: int, fields: int, timestamp: bool, starts, ends, separators):
+    `bounds` has one row per separator (then the record ends) and one column per record: stored this
+    way round, every token column is a contiguous row, and a test over all of a record's tokens
+    (`.all(axis=0)`) runs as whole-row operations instead of a short loop per record.
+    """
+
+    def __init__(self, body: Body, tags: int, fields: int, timestamp: bool, starts, ends, bounds):
         self.body, self.tags, self.fields, self.timestamp = body, tags, fields, timestamp
-        self.starts, self.ends = starts, ends
-        self.bounds = np.column_stack((separators, ends))  # separator positions, then the record end
+        self.starts, self.ends, self.bounds = starts, ends, bounds
 
     def measurement(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.starts, self.bounds[:, 0]
+        return self.starts, self.bounds[0]
 
     def tag_key(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.bounds[:, 2 * j] + 1, self.bounds[:, 2 * j + 1]
+        return self.bounds[2 * j] + 1, self.bounds[2 * j + 1]
 
     def tag_value(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.bounds[:, 2 * j + 1] + 1, self.bounds[:, 2 * j + 2]
+        return self.bounds[2 * j + 1] + 1, self.bounds[2 * j + 2]
 
     def field_key(self, j: int) -> tuple[np.ndarray, np.ndarray]:
         base = 2 * self.tags + 2 * j
-        return self.bounds[:, base] + 1, self.bounds[:, base + 1]
+        return self.bounds[base] + 1, self.bounds[base + 1]
 
     def field_value(self, j: int) -> tuple[np.ndarray, np.ndarray]:
         base = 2 * self.tags + 2 * j
-        return self.bounds[:, base + 1] + 1, self.bounds[:, base + 2]
+        return self.bounds[base + 1] + 1, self.bounds[base + 2]
 
     def timestamp_token(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.bounds[:, -2] + 1, self.ends
+        return self.bounds[-2] + 1, self.ends
 
     def take(self, rows: np.ndarray) -> _Shape:
         shape = _Shape.__new__(_Shape)
         shape.body, shape.tags, shape.fields, shape.timestamp = self.body, self.tags, self.fields, self.timestamp
-        shape.starts, shape.ends, shape.bounds = self.starts[rows], self.ends[rows], self.bounds[rows]
+        shape.starts, shape.ends, shape.bounds = self.starts[rows], self.ends[rows], self.bounds[:, rows]
         return shape
 
-    def type_codes(self, j: int) -> np.ndarray:
-        """Per record, the type its j-th field value looks like (validated later)."""
-        starts, ends = self.field_value(j)
-        last = self.body.at(ends - 1)
-        first = self.body.at(starts) | np.uint8(32)  # lower-cased for letters
-        codes = np.where((first == 116) | (first == 102), _BOOL_CODE, _FLOAT_CODE).astype(np.uint64)
+    def key_spans(self) -> np.ndarray:
+        """The start and end of every key, one row each (the measurement, then the tag and field keys)."""
+        keys = self.tags + self.fields
+        spans = np.empty((2 * keys + 2, len(self.starts)), dtype=self.bounds.dtype)
+        spans[0], spans[1] = self.starts, self.bounds[0]
+        spans[2::2] = self.bounds[0 : 2 * keys : 2] + 1
+        spans[3::2] = self.bounds[1 : 2 * keys : 2]
+        return spans
+
+    def type_codes(self) -> np.ndarray:
+        """The type each field value looks like (validated later), one row per field: one pass over all
+        fields costs as many numpy calls as one field."""
+        values = slice(2 * self.tags + 1, 2 * (self.tags + self.fields), 2)
+        first = self.body.at(self.bounds[values] + 1)
+        last = self.body.at(self.bounds[values.start + 1 : values.stop + 1 : 2] - 1)
+        lowered = first | np.uint8(32)  # lower-cased for letters
+        codes = np.where((lowered == 116) | (lowered == 102), _BOOL_CODE, _FLOAT_CODE)
         codes[last == 117] = _UINT_CODE
         codes[last == 105] = _INT_CODE
-        codes[self.body.at(starts) == 34] = _STRING_CODE  # a masked plain string (see `masking`)
+        codes[first == 34] = _STRING_CODE  # a masked plain string (see `masking`)
         return codes
 
-    def signature(self) -> list[np.ndarray]:
-        """Columns that are equal for two records exactly when their shapes are equal."""
+    def signature(self, codes: np.ndarray) -> list[np.ndarray]:
+        """Columns that are equal for two records exactly when their shapes are equal (`codes`: `type_codes()`)."""
         columns = fingerprint(self.body, *self.measurement())
         for j in range(self.tags):
             columns += fingerprint(self.body, *self.tag_key(j))
         for j in range(self.fields):
             columns += fingerprint(self.body, *self.field_key(j))
-            columns.append(self.type_codes(j))
+            columns.append(codes[j])
         return columns
 
 
@@ -150,43 +165,54 @@ _TEMPLATE_ROUNDS = 4
 with more distinct shapes than this is grouped by hashing the rest (one argsort, more numpy calls)."""
 
 
-def _same_shape(shape: _Shape, spans: list, codes: list[np.ndarray], row: int, candidates: np.ndarray) -> np.ndarray:
-    """The candidates (record indices) whose measurement, keys and field types equal record `row`'s."""
-    same = np.ones(len(candidates), dtype=bool)
-    for starts, ends in spans:
-        same &= ends[candidates] - starts[candidates] == ends[row] - starts[row]
-    for column in codes:
-        same &= column[candidates] == column[row]
-    candidates = candidates[same]
-    for starts, ends in spans:  # equal lengths now: reading the words stays inside each token's record
-        length = int(ends[row] - starts[row])
-        for offset in range(0, length, 8):
-            low_bytes = LOW_BYTES_MASK[min(8, length - offset)]
-            template = shape.body.words(starts[row : row + 1] + offset)[0] & low_bytes
-            candidates = candidates[(shape.body.words(starts[candidates] + offset) & low_bytes) == template]
-    return candidates
+def _same_shape(body: Body, key_starts: np.ndarray, header: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The candidates (record indices) whose measurement, keys and field types equal the first one's.
+
+    `header` holds each record's key lengths and field type codes (a row each, a column per record).
+    All key bytes are compared in one gather of 8-byte words (a words x candidates matrix): compared
+    per key and word, the numpy calls were the cost, not the bytes.
+    """
+    if len(candidates) < header.shape[1]:
+        header, key_starts = header[:, candidates], key_starts[:, candidates]
+    same = (header == header[:, :1]).all(axis=0)
+    if not same.all():
+        candidates, key_starts = candidates[same], key_starts[:, same]
+    keys, offsets, masks = [], [], []
+    for key, length in enumerate(header[: len(key_starts), 0].tolist()):
+        for offset in range(0, length, 8):  # equal lengths now: the words stay inside each token's record
+            keys.append(key)
+            offsets.append([offset])
+            masks.append([LOW_BYTES_MASK[min(8, length - offset)]])
+    words = body.words(key_starts[keys] + np.array(offsets)) & np.array(masks, dtype=np.uint64)
+    same = (words == words[:, :1]).all(axis=0)
+    return candidates if same.all() else candidates[same]
 
 
 def _shape_groups(shape: _Shape) -> tuple[list[np.ndarray], list[list[int]], np.ndarray]:
     """Split a bucket into groups of equal shape: (record indices, field type codes) per group, and
     the records left over by a hash collision."""
-    spans = [shape.measurement(), *map(shape.tag_key, range(shape.tags)),
-             *map(shape.field_key, range(shape.fields))]
-    codes = [shape.type_codes(j) for j in range(shape.fields)]
+    spans = shape.key_spans()
+    codes = shape.type_codes()
+    header = np.concatenate((spans[1::2] - spans[0::2], codes))
     unassigned = np.arange(len(shape.starts))
+    assigned = np.zeros(len(shape.starts), dtype=bool)
     groups: list[np.ndarray] = []
     for _ in range(_TEMPLATE_ROUNDS):
         if not len(unassigned):
             break
-        members = _same_shape(shape, spans, codes, int(unassigned[0]), unassigned)
+        members = _same_shape(shape.body, spans[0::2], header, unassigned)
         groups.append(members)
-        unassigned = unassigned[~np.isin(unassigned, members, assume_unique=True)]
+        if len(members) == len(unassigned):  # the usual bucket: a single shape
+            unassigned = unassigned[:0]
+            break
+        assigned[members] = True  # a mask, not np.isin: members are indices into this bucket
+        unassigned = unassigned[~assigned[unassigned]]
     collisions = np.empty(0, dtype=np.int64)
     if len(unassigned):
-        hashed, collided = equal_groups(shape.take(unassigned).signature())
+        hashed, collided = equal_groups(shape.take(unassigned).signature(codes[:, unassigned]))
         groups += [unassigned[part] for part in hashed]
         collisions = unassigned[collided]
-    return groups, [[int(column[part[0]]) for column in codes] for part in groups], collisions
+    return groups, [codes[:, part[0]].tolist() for part in groups], collisions
 
 
 def _layout_buckets(records: _Records, rows: np.ndarray):
@@ -220,15 +246,17 @@ def _layout_buckets(records: _Records, rows: np.ndarray):
 def _shape_of(body: Body, records: _Records, tags: int, fields: int, timestamp: bool, rows, first):
     """The bucket's shape restricted to records matching the pattern with no empty token, and those rows."""
     pattern = _pattern(tags, fields, timestamp)
-    index = first[:, None] + np.arange(len(pattern))
-    ok = np.all(records.separator_kinds[index] == pattern, axis=1)
-    positions = records.separators[index]
+    index = first + np.arange(len(pattern))[:, None]  # a row per separator, a column per record
+    ok = (records.separator_kinds[index] == pattern[:, None]).all(axis=0)
     starts, ends = records.starts[rows], records.ends[rows]
-    ok &= positions[:, 0] > starts
-    ok &= np.all(np.diff(positions, axis=1) > 1, axis=1)
-    ok &= ends > positions[:, -1] + 1
-    shape = _Shape(body, tags, fields, timestamp, starts[ok], ends[ok], positions[ok])
-    return shape, rows[ok]
+    bounds = np.empty((len(pattern) + 1, len(rows)), dtype=records.separators.dtype)
+    bounds[:-1] = records.separators[index]
+    bounds[-1] = ends
+    ok &= bounds[0] > starts
+    ok &= (np.diff(bounds, axis=0) > 1).all(axis=0)  # no empty token, the last one included
+    if not ok.all():
+        starts, ends, bounds, rows = starts[ok], ends[ok], bounds[:, ok], rows[ok]
+    return _Shape(body, tags, fields, timestamp, starts, ends, bounds), rows
 
 
 def _names(shape: _Shape) -> tuple[str, list[str], list[str]]:
