@@ -30,7 +30,7 @@ from .tokens import (
 from .types import ARROW_TYPES
 
 _BOOL_SPELLINGS = (b"t", b"T", b"true", b"True", b"TRUE", b"f", b"F", b"false", b"False", b"FALSE")
-_BOOL_KEYS = np.array([len(s) << 56 | int.from_bytes(s, "little") for s in _BOOL_SPELLINGS], dtype=np.uint64)
+_BOOL_KEYS = np.sort(np.array([len(s) << 56 | int.from_bytes(s, "little") for s in _BOOL_SPELLINGS], dtype=np.uint64))
 _FLOAT_TOKEN_LIMIT = 300  # longer decimals could overflow to inf; the exact parser reports those
 _QUOTE = 34
 
@@ -140,5 +140,7 @@ def _floats(body: Body, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarra
 def _booleans(body: Body, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lengths = (ends - starts).astype(np.uint64)
     low_bytes = np.where(lengths >= 8, np.uint64(2**64 - 1), (np.uint64(1) << (lengths * np.uint64(8))) - np.uint64(1))
-    good = np.isin((lengths << np.uint64(56)) | (body.words(starts) & low_bytes), _BOOL_KEYS) & (lengths <= 5)
-    return np.isin(body.bytes[starts], (116, 84)), good
+    keys = (lengths << np.uint64(56)) | (body.words(starts) & low_bytes)
+    # A search in the sorted spellings, not np.isin: isin compares with each of the ten in turn.
+    found = _BOOL_KEYS[np.minimum(np.searchsorted(_BOOL_KEYS, keys), len(_BOOL_KEYS) - 1)] == keys
+    return (body.bytes[starts] | np.uint8(32)) == 116, found & (lengths <= 5)  # true: `t` or `T` first

@@ -125,12 +125,11 @@ def string_array(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
 
 def drop_backslashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gathered tokens without their backslash bytes (for tokens whose every backslash is an escape)."""
-    backslash = data == 92
-    if not backslash.any():
+    positions = np.flatnonzero(data == 92)
+    if not len(positions):
         return data, offsets
-    dropped = np.zeros(len(data) + 1, dtype=np.int64)
-    np.cumsum(backslash, out=dropped[1:])
-    return data[~backslash], offsets - dropped[offsets]
+    # Backslashes are few: counting those before each offset by search beats a cumsum over every byte.
+    return np.delete(data, positions), offsets - np.searchsorted(positions, offsets)
 
 
 def strings(body: Body, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
