@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from lakeflux.config import Config
+from lakeflux.config import Config, S3Settings
 from lakeflux.store.file import FileStore
 from lakeflux.store.memory import MemoryStore
 from lakeflux.testing.server import InProcessServer
@@ -30,10 +30,17 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", pytest.param("s3", marks=pytest.mark.s3)])
 def start(request, tmp_path) -> Iterator[Start]:
-    """Starts servers over one lake: the file store (DataFusion reads files natively) or the memory store
-    (files read through the store)."""
+    """Starts servers over one lake: the file store or S3 on moto's server (DataFusion reads files natively),
+    or the memory store (files read through the store)."""
+    if request.param == "s3":
+        e = request.getfixturevalue("s3_endpoint")
+        s3 = S3Settings(bucket=e.bucket, endpoint=e.endpoint_url, region=e.region, access_key_id=e.access_key,
+                        secret_access_key=e.secret, allow_http=True)
+        cfg = Config(data_dir=tmp_path / "d", object_store="s3", s3=s3, wal_flush_interval=0.02, without_auth=True)
+        yield lambda: InProcessServer(cfg)
+        return
     cfg = Config(data_dir=tmp_path / "d", object_store=request.param, wal_flush_interval=0.02, without_auth=True)
     store = FileStore(tmp_path / "d") if request.param == "file" else MemoryStore()
     yield lambda: InProcessServer(cfg, store=store)
