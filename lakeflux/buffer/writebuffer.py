@@ -83,6 +83,7 @@ class WriteBuffer:
         self.housekeeping_interval = 60.0
         self._last_housekeeping = monotonic()
         self._now_ns = time.time_ns
+        self._last_temp_sweep_ns: int | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def add_listener(self, listener: WalListener) -> None:
@@ -148,10 +149,16 @@ class WriteBuffer:
             return
         now = self._now_ns()
         sweep = getattr(self.persister.store, "sweep_temp", None)
+        # The sweep walks the whole store: once per grace period is enough (housekeeping runs every minute).
+        if self._last_temp_sweep_ns is not None and now - self._last_temp_sweep_ns < TEMP_GRACE_S * 1e9:
+            sweep = None
         try:
             expired = await asyncio.to_thread(self.persister.expire, now)
             purged = await asyncio.to_thread(self.persister.purge_trash, now)
-            swept = await asyncio.to_thread(sweep, TEMP_GRACE_S, now / 1e9) if sweep is not None else 0
+            swept = 0
+            if sweep is not None:
+                swept = await asyncio.to_thread(sweep, TEMP_GRACE_S, now / 1e9)
+                self._last_temp_sweep_ns = now
         except Exception:
             log.exception("housekeeping failed; it is retried on the next round")
             return
