@@ -28,20 +28,35 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         return raw
     if encoding != "gzip":
         raise Invalid(f"unsupported Content-Encoding {encoding!r}: expected gzip or identity")
-    return _gunzip(raw, limit)
+    return gunzip(raw, limit)
 
 
-def _gunzip(raw: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(raw, limit + 1)
+def gunzip(raw: bytes, limit: int) -> bytes:
+    """Every member of a gzip body, decoded as `gzip -d` does; TooLarge once the members together pass
+    `limit` bytes (checked as they inflate, so a small bomb never grows past it), Invalid for a corrupt or
+    truncated member or bytes after the last member that are not another member (nothing is dropped)."""
+    if not raw:
+        return b""  # an empty body stays empty whatever the header claims
+    out = bytearray()
+    data = raw
+    members = 0
+    while True:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += d.decompress(data, limit + 1 - len(out))
+        except zlib.error as e:
+            raise Invalid(f"error decoding gzip stream: {e}") from e
         if len(out) > limit:
             raise TooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
         if not d.eof:
-            raise Invalid("invalid gzip body: the stream is truncated")
-    except zlib.error as e:
-        raise Invalid(f"invalid gzip body: {e}") from e
-    return out
+            raise Invalid("error decoding gzip stream: the stream is truncated")
+        data = d.unused_data
+        members += 1
+        if not data:
+            return bytes(out)
+        if not data.startswith(b"\x1f\x8b"):
+            raise Invalid(f"error decoding gzip stream: {len(data)} bytes after gzip member {members} are not "
+                          "another gzip member")
 
 
 def require_json_type(request: web.Request) -> None:
