@@ -55,6 +55,14 @@ class Unavailable(LakefluxError):
         self.retry_after = retry_after
 
 
+class TimedOut(LakefluxError):
+    """The work ran past its configured time limit and was stopped; nothing was left running (HTTP 504)."""
+
+
+class Internal(LakefluxError):
+    """A component failed on input it should have handled (an engine panic): report it (HTTP 500)."""
+
+
 class BadGateway(LakefluxError):
     """A server we depend on (a plugin repository, ...) failed or could not be reached (HTTP 502)."""
 

@@ -1,12 +1,18 @@
 """Running SQL: one DataFusion context per query over the buffer (and, later, persisted Parquet).
 
 A context costs well under a millisecond, so each query gets a fresh one holding only the tables
-its text mentions; information_schema is lakeflux's own, so column types read exactly as
-InfluxDB 3 reports them.
+its SQL references (found by letting DataFusion resolve the statement once against recording
+schemas, so quoting, case and string literals mean exactly what the SQL parser says they mean);
+information_schema is lakeflux's own, so column types read exactly as InfluxDB 3 reports them.
+
+Each query runs under a DataFusion memory pool of its share of `--exec-mem-pool-bytes`, and is
+started with `start`, which returns a `RunningQuery`: batches are pulled one at a time and the query
+can be cancelled, or times out, between them (query/running.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -18,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from datafusion import SessionConfig, SessionContext, SQLOptions
-from datafusion.catalog import Schema
+from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
+from datafusion.catalog import Schema, SchemaProvider
 
 from ..buffer import BufferedTables
 from ..buffer.dedupe import Overlaps, Points, dedupe, dirty_ranges
@@ -30,10 +36,12 @@ from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Corrupt, Invalid, LakefluxError, NotFound
 from ..store import paths
+from .running import RunningQuery, engine_error
 from .schema import conform, execution_schema, plain_strings, plain_strings_schema, table_schema, type_name
 
 CATALOG_NAME = "public"
 SCHEMA_NAME = "iox"
+SYSTEM_SCHEMAS = ("system", "information_schema")
 SystemTables = Callable[[str], dict[str, pa.Table]]
 
 # Twice the cores: while one partition waits on reading and decompressing Parquet another computes. On the
@@ -42,7 +50,16 @@ QUERY_PARTITIONS = 2 * (os.cpu_count() or 1)
 _READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 _SHOW_TABLES = re.compile(r"^\s*show\s+tables\s*;?\s*$", re.IGNORECASE)
 _SHOW_COLUMNS = re.compile(r"^\s*show\s+columns\s+from\s+(\"[^\"]+\"|'[^']+'|\S+?)\s*;?\s*$", re.IGNORECASE)
-_SINGLE_QUOTED_FROM = re.compile(r"(\b(?:from|join)\s+)'([^']+)'", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one query may take: seconds of running (None: no limit) and bytes of DataFusion's memory
+    pool (None: unbounded); `memory_text` names the setting behind the pool in error messages."""
+
+    timeout: float | None = None
+    memory_bytes: int | None = None
+    memory_text: str = ""
 
 
 @dataclass
@@ -74,12 +91,34 @@ class QueryResult:
         return pa.Table.from_batches(self.batches, schema=self.schema)
 
 
+class _Recorder(SchemaProvider):
+    """A schema that knows no tables but notes every name DataFusion asks it for."""
+
+    def __init__(self, schema: str, asked: set[tuple[str, str]]) -> None:
+        self._schema = schema
+        self._asked = asked
+
+    def owner_name(self) -> str | None:
+        return None
+
+    def table_names(self) -> set[str]:
+        return set()
+
+    def table(self, name: str) -> None:
+        self._asked.add((self._schema, name))
+        return None
+
+    def table_exist(self, name: str) -> bool:
+        return False
+
+
 class QueryEngine:
     """Executes read-only SQL against one database's committed rows."""
 
     def __init__(self, catalog: Catalog, buffer: BufferedTables, system_tables: SystemTables | None = None,
                  *, persister: Persister | None = None, lock: ViewLock | None = None,
-                 clock: Callable[[], int] = time.time_ns, query_log_size: int = 1000) -> None:
+                 clock: Callable[[], int] = time.time_ns, query_log_size: int = 1000,
+                 limits: QueryLimits | None = None) -> None:
         self._catalog = catalog
         self._buffer = buffer
         self._system_tables = system_tables
@@ -89,6 +128,9 @@ class QueryEngine:
         self._log: deque[_LoggedQuery] = deque(maxlen=max(1, query_log_size))
         self._log_lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.limits = limits or QueryLimits()
+        self._runtime = (RuntimeEnvBuilder().with_fair_spill_pool(self.limits.memory_bytes)
+                         if self.limits.memory_bytes else None)
         self._config = (
             SessionConfig()
             .with_information_schema(False)
@@ -97,21 +139,58 @@ class QueryEngine:
         )
 
     def execute(self, db: str, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
-        """Run `sql` with `$name` parameters bound after parsing. NotFound for an unknown database,
-        Invalid for SQL errors and for anything that is not a read-only query."""
+        """Run `sql` to the end and return every batch (see `start`). Blocking."""
+        running = self.start(db, sql, params)
+        try:
+            batches = list(running)
+        finally:
+            running.close()
+        return QueryResult(schema=running.schema, batches=batches)
+
+    def start(self, db: str, sql: str, params: dict[str, Any] | None = None, *,
+              deadline: float | None = None) -> RunningQuery:
+        """Plan `sql` (`$name` parameters bound after parsing) and start running it; blocking while it plans.
+
+        The caller pulls batches from the returned query and must `close()` it. NotFound for an unknown
+        database, Invalid for SQL errors and for anything that is not a read-only query. The query stops
+        with TimedOut at `deadline` (monotonic seconds; default: now + the timeout limit)."""
         dbdef = self._catalog.state.live_db(db)
         if dbdef is None:
             raise NotFound(f"database not found: {db}")
+        if deadline is None and self.limits.timeout is not None:
+            deadline = time.monotonic() + self.limits.timeout
         entry = _LoggedQuery(id=next(self._ids), issue_time=self._clock(), text=sql, started=time.perf_counter())
         with self._log_lock:
             self._log.append(entry)
+        sql = _rewrite_show(sql)
+        values = _param_values(params)
+        # Buffered rows and the persisted file list are captured, files listed by planning, and the
+        # files read, under the view lock: a snapshot swapping files in cannot make a row appear twice
+        # or vanish, and a file a compaction or retention retires is not deleted while DataFusion is
+        # still reading it (it reads lazily, as the stream is consumed). The lock is held until close.
+        view = self._lock.read()
+        view.__enter__()
+        refs: set[tuple[str, str]] = set()
         try:
-            result = self._execute(dbdef, db, sql, params)
-        except BaseException:
+            refs = self._references(sql, values)
+            df = self._plan(dbdef, db, sql, values, refs)
+            schema = plain_strings_schema(df.schema())
+            stream = df.execute_stream()
+        except BaseException as e:
+            view.__exit__(None, None, None)
             entry.finish(success=False)
-            raise
-        entry.finish(success=True)
-        return result
+            raise self._query_error(e, db, refs) from None
+
+        def on_close(completed: bool) -> None:
+            view.__exit__(None, None, None)
+            entry.finish(success=completed)
+
+        timeout = self.limits.timeout
+        return RunningQuery(stream, schema, convert=plain_strings, deadline=deadline, on_close=on_close,
+                            timeout_text=f"query exceeded the query timeout of {_seconds_text(timeout)} "
+                                         "(--query-timeout)" if timeout else "query exceeded its deadline",
+                            memory_limit=self.limits.memory_text or None,
+                            error_hook=lambda e: self._query_error(e, db, refs))
 
     def result_schema(self, db: str, sql: str, params: dict[str, Any] | None = None) -> pa.Schema:
         """The schema `execute` would answer with, from planning alone: the query is not run (Flight
@@ -119,70 +198,73 @@ class QueryEngine:
         dbdef = self._catalog.state.live_db(db)
         if dbdef is None:
             raise NotFound(f"database not found: {db}")
-        try:
-            with self._lock.read():
-                return plain_strings_schema(self._plan(dbdef, db, _rewrite_show(sql), _param_values(params)).schema())
-        except LakefluxError:
-            raise
-        except Exception as e:  # DataFusion raises plain exceptions for planning errors
-            raise Invalid(_clean(str(e))) from e
-
-    def _plan(self, dbdef: DatabaseDef, db: str, sql: str, values: dict[str, Any] | None) -> Any:
-        """A DataFusion DataFrame for `sql` over the tables it names; call under the view lock."""
-        cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
-        ctx = SessionContext(self._config)
-        self._register(ctx, db, dbdef.tables, sql, cutoff)
-        return ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
-
-    def _execute(self, dbdef: DatabaseDef, db: str, sql: str, params: dict[str, Any] | None) -> QueryResult:
         sql = _rewrite_show(sql)
         values = _param_values(params)
         try:
-            # Buffered rows and the persisted file list are captured, files listed by planning, and the
-            # files read, under the view lock: a snapshot swapping files in cannot make a row appear twice
-            # or vanish, and a file a compaction or retention retires is not deleted while DataFusion is
-            # still reading it (it reads lazily, as the stream is consumed).
             with self._lock.read():
-                df = self._plan(dbdef, db, sql, values)
-                schema = plain_strings_schema(df.schema())
-                batches = [plain_strings(b.to_pyarrow()) for b in df.execute_stream()]
-        except LakefluxError:
-            raise
-        except Exception as e:  # DataFusion raises plain exceptions for planning and execution errors
-            message = _clean(str(e))
-            if "parquet" in message.lower() and self._persister is not None:
-                self._name_broken_files(db, sql, message)
-            raise Invalid(message) from e
-        return QueryResult(schema=schema, batches=batches)
+                refs = self._references(sql, values)
+                return plain_strings_schema(self._plan(dbdef, db, sql, values, refs).schema())
+        except BaseException as e:
+            raise self._query_error(e, db, set()) from None
 
-    def _name_broken_files(self, db: str, sql: str, message: str) -> None:
-        """A Parquet read failed: find which persisted file is broken and raise Corrupt naming it."""
+    def _query_error(self, e: BaseException, db: str, refs: set[tuple[str, str]]) -> BaseException:
+        """What to raise for an exception from planning or running a query on `db`."""
+        if isinstance(e, LakefluxError | KeyboardInterrupt | SystemExit):
+            return e
+        error = engine_error(e, self.limits.memory_text or None)
+        if "parquet" in error.message.lower() and self._persister is not None:
+            broken = self._broken_files(db, {name for schema, name in refs if schema == SCHEMA_NAME})
+            if broken is not None:
+                return broken
+        return error
+
+    def _references(self, sql: str, values: dict[str, Any] | None) -> set[tuple[str, str]]:
+        """(schema, table) of every table `sql` references, as DataFusion's parser resolves them."""
+        asked: set[tuple[str, str]] = set()
+        ctx = SessionContext(self._config)
+        catalog = ctx.catalog(CATALOG_NAME)
+        for schema in (SCHEMA_NAME, *SYSTEM_SCHEMAS):
+            catalog.register_schema(schema, _Recorder(schema, asked))
+        with contextlib.suppress(Exception):  # nothing resolves here; the real planning reports errors
+            ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
+        return asked
+
+    def _plan(self, dbdef: DatabaseDef, db: str, sql: str, values: dict[str, Any] | None,
+              refs: set[tuple[str, str]]) -> Any:
+        """A DataFusion DataFrame for `sql` over the tables it references; call under the view lock."""
+        cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
+        ctx = SessionContext(self._config, self._runtime) if self._runtime is not None else SessionContext(
+            self._config)
+        self._register(ctx, db, dbdef.tables, refs, cutoff)
+        return ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
+
+    def _broken_files(self, db: str, tables: set[str]) -> Corrupt | None:
+        """A Parquet read failed: the error naming which persisted files of `tables` are broken, if any."""
         assert self._persister is not None
-        lowered = sql.lower()
-        files = [f for f in self._persister.manifest.files if f.db == db and f.table.lower() in lowered]
+        files = [f for f in self._persister.manifest.files if f.db == db and f.table in tables]
         broken = self._persister.broken_files(files)
         if broken:
-            raise _unreadable(db, "; ".join(f"{key}: {why}" for key, why in broken))
+            return _unreadable(db, "; ".join(f"{key}: {why}" for key, why in broken))
+        return None
 
-    def _register(self, ctx: SessionContext, db: str, tables: dict[str, TableDef], sql: str,
+    def _register(self, ctx: SessionContext, db: str, tables: dict[str, TableDef], refs: set[tuple[str, str]],
                   cutoff: int | None) -> None:
         catalog = ctx.catalog(CATALOG_NAME)
         iox = catalog.schema(SCHEMA_NAME)
-        lowered = sql.lower()
         scratch = SessionContext()
-        for name, tdef in tables.items():
-            if name.lower() not in lowered:
-                continue
-            iox.register_table(name, self._table_provider(ctx, scratch, db, name, tdef, cutoff))
+        for schema_name, name in sorted(refs):
+            tdef = tables.get(name) if schema_name == SCHEMA_NAME else None
+            if tdef is not None:
+                iox.register_table(name, self._table_provider(ctx, scratch, db, name, tdef, cutoff))
         system: dict[str, pa.Table] = {}
-        if "system" in lowered:
+        if any(schema_name == "system" for schema_name, _ in refs):
             system = {**(self._system_tables(db) if self._system_tables else {}), "queries": self._queries()}
         if system:
             schema = Schema.memory_schema()
             catalog.register_schema("system", schema)
             for name, data in system.items():
                 schema.register_table(name, _provider(scratch, data))
-        if "information_schema" in lowered:
+        if any(schema_name == "information_schema" for schema_name, _ in refs):
             info = Schema.memory_schema()
             catalog.register_schema("information_schema", info)
             for name, data in _information_schema(tables, system).items():
@@ -359,7 +441,8 @@ def _param_values(params: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _rewrite_show(sql: str) -> str:
-    """SHOW TABLES / SHOW COLUMNS read lakeflux's own information_schema; FROM 'x' means a table."""
+    """SHOW TABLES / SHOW COLUMNS read lakeflux's own information_schema. (DataFusion itself reads a
+    single-quoted name after FROM as a table name, as InfluxDB does: plugins use FROM 'cpu'.)"""
     if _SHOW_TABLES.match(sql):
         return ("SELECT table_catalog, table_schema, table_name, table_type FROM information_schema.tables "
                 "ORDER BY table_schema, table_name")
@@ -368,8 +451,11 @@ def _rewrite_show(sql: str) -> str:
         name = m.group(1).strip("\"'").replace("'", "''")
         return ("SELECT table_catalog, table_schema, table_name, column_name, data_type, is_nullable "
                 f"FROM information_schema.columns WHERE table_name = '{name}'")
-    # InfluxDB accepts single-quoted table names after FROM/JOIN (plugins use FROM 'cpu').
-    return _SINGLE_QUOTED_FROM.sub(lambda mm: f'{mm.group(1)}"{mm.group(2)}"', sql)
+    return sql
+
+
+def _seconds_text(seconds: float | None) -> str:
+    return f"{seconds:g} s" if seconds is not None else "none"
 
 
 def _information_schema(tables: dict[str, TableDef], system: dict[str, pa.Table]) -> dict[str, pa.Table]:
@@ -413,7 +499,3 @@ _ARROW_NAMES = {
 
 def _arrow_name(t: pa.DataType) -> str:
     return _ARROW_NAMES.get(t, str(t))
-
-
-def _clean(message: str) -> str:
-    return message.strip().replace("\n", " ")

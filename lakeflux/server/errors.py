@@ -24,13 +24,16 @@ STATUS = {
     E.TooLarge: 413,
     E.LimitExceeded: 422,
     E.Corrupt: 500,
+    E.Internal: 500,
+    E.TimedOut: 504,
     E.BadGateway: 502,
     E.Unavailable: 503,
 }
 
 V2_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not found", 413: "request too large",
             405: "method not allowed", 415: "unsupported media type", 422: "unprocessable entity",
-            500: "internal error", 502: "bad gateway", 503: "unavailable", 409: "conflict"}
+            500: "internal error", 502: "bad gateway", 503: "unavailable", 409: "conflict",
+            504: "timeout"}
 CLUSTER_UUID = str(uuid.uuid4())
 
 
