@@ -54,6 +54,9 @@ class Config:
     package_manager: str = "discover"
     restrict_plugin_triggers_to: tuple[str, ...] = ()
     plugin_timeout: float | None = None
+    # `--plugin-wal-backlog-limit`: WAL bytes a lagging WAL trigger may hold back before it skips its
+    # oldest segments (an ERROR row names them); None: no limit.
+    plugin_wal_backlog_limit: int | None = 2**30
     wal_flush_interval: float = 1.0
     # Flush early once the open batch holds this many rows: a few concurrent writers of 5,000-line
     # batches then commit as fast as the store allows instead of waiting for the timer.

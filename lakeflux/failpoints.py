@@ -4,7 +4,9 @@ Crash tests arm one point in a real server process to kill it at an exact step o
 (e.g. between a snapshot's manifest commit and its file swap); unarmed, a point costs one compare.
 Points are named `<protocol>.<step just done>`: `snapshot.staged|committed|copying|swapped|cleaned`, and
 for a snapshot that compacts overlapping files also `compaction.<those>` plus `compaction.trashed`
-(replaced files copied under deleted/) and `compaction.retiring` (first replaced file deleted).
+(replaced files copied under deleted/) and `compaction.retiring` (first replaced file deleted). A WAL
+trigger's delivery (engine/waltrigger.py): `engine.called` (a call returned; its write-back not yet sent),
+`engine.written_back` (the write-back committed; the cursor not yet written), `engine.cursor_saved`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,13 @@
 Writers append to the open batch and wait; a flush commits the whole batch as one WAL segment
 when the flush interval has passed or the batch reached the flush size. Only after the commit are
 the rows queryable, waiting writers answered, and WAL listeners (the engine) told.
+
+Background writes (plugin write-backs) are committed like any other, but a commit that holds only
+background writes does not count for the spacing of client commits: a client write after a quiet
+interval commits at once even if a plugin's write-back was committed a moment before. Without
+this, a WAL trigger writing one line per call made every later client write wait for the flush
+interval. Background-only commits are still spaced by the interval from the previous commit of
+any kind, so a plugin whose write-backs trigger itself loops at most once per interval.
 """
 
 from __future__ import annotations
@@ -35,12 +42,22 @@ class _Pending:
     tables: list[tuple[str, pa.Table, tuple[str, ...]]]
     rows: int
     done: asyncio.Future[None] | None  # None for no_sync writes
+    background: bool = False  # a plugin's write-back: never makes a client's commit wait
 
 
 @dataclass
 class _Batch:
     entries: list[_Pending] = field(default_factory=list)
     rows: int = 0
+    clients: bool = False  # holds a client (not background) write
+
+    def add(self, entry: _Pending) -> bool:
+        """Append; True if this is the batch's first entry or its first client write (the loop re-plans)."""
+        first = not self.entries or (not entry.background and not self.clients)
+        self.entries.append(entry)
+        self.rows += entry.rows
+        self.clients = self.clients or not entry.background
+        return first
 
 
 @dataclass
@@ -186,13 +203,14 @@ class WriteBuffer:
 
     # --- writing -----------------------------------------------------------------------------------
     async def write(self, db: str, parsed: ParseResult, *, accept_partial: bool, no_sync: bool,
-                    body: bytes | None = None) -> list[LineError]:
+                    body: bytes | None = None, background: bool = False) -> list[LineError]:
         """Validate and write; returns the line errors of a partial write.
 
         Returns after the WAL segment holding the accepted rows is committed and queryable, or, with
         `no_sync`, once they are buffered. Raises Invalid (nothing written) when `accept_partial` is
         false and any line is bad, Unavailable when the buffer is full or the commit failed, Fenced
-        when another server owns this node's WAL.
+        when another server owns this node's WAL. `background` marks a plugin's write-back (see the
+        module docstring); writes are committed in arrival order either way.
         """
         if db == INTERNAL_DB:
             raise Invalid("cannot modify internal db")
@@ -207,10 +225,9 @@ class WriteBuffer:
             return checked.errors
         loop = asyncio.get_running_loop()
         done = None if no_sync else loop.create_future()
-        entry = _Pending(db, [(t.name, t.data, t.tags) for t in checked.tables], checked.rows, done)
-        self._batch.entries.append(entry)
-        self._batch.rows += entry.rows
-        if self._wake is not None and (len(self._batch.entries) == 1 or self._batch.rows >= self._flush_size):
+        entry = _Pending(db, [(t.name, t.data, t.tags) for t in checked.tables], checked.rows, done, background)
+        replan = self._batch.add(entry)
+        if self._wake is not None and (replan or self._batch.rows >= self._flush_size):
             self._wake.set()
         if done is not None:
             await done
@@ -247,9 +264,17 @@ class WriteBuffer:
 
     async def _flush_loop(self) -> None:
         """Commit the open batch at most once per flush interval, or at once when it reaches the flush
-        size. A write arriving after a quiet interval commits immediately instead of waiting a tick."""
+        size. A write arriving after a quiet interval commits immediately instead of waiting a tick.
+
+        The interval runs from the last commit holding a client write when the batch holds one, else
+        from the last commit of any kind (background writes: module docstring)."""
         assert self._wake is not None
-        last_commit = self._monotonic() - self._flush_interval
+        last_commit = last_client_commit = self._monotonic() - self._flush_interval
+
+        def remaining() -> float:
+            since = last_client_commit if self._batch.clients else last_commit
+            return self._flush_interval - (self._monotonic() - since)
+
         while True:
             if not self._batch.entries and not self._stopping:
                 try:  # idle: wake for the first write, or after an interval for snapshots/housekeeping
@@ -257,16 +282,18 @@ class WriteBuffer:
                 except TimeoutError:
                     pass
                 self._wake.clear()
-            remaining = self._flush_interval - (self._monotonic() - last_commit)
-            while remaining > 0 and not self._stopping and self._batch.rows < self._flush_size:
+            left = remaining()
+            while left > 0 and not self._stopping and self._batch.rows < self._flush_size:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+                    await asyncio.wait_for(self._wake.wait(), timeout=left)
                 except TimeoutError:
                     pass
                 self._wake.clear()
-                remaining = self._flush_interval - (self._monotonic() - last_commit)
+                left = remaining()
             if self._batch.entries:
                 last_commit = self._monotonic()
+                if self._batch.clients:
+                    last_client_commit = last_commit
                 await self._flush()
             self._maybe_snapshot()
             if self._stopping and not self._batch.entries:
@@ -314,6 +341,7 @@ class WriteBuffer:
             # no_sync writes were acknowledged already: carry them into the next flush.
             self._batch.entries[:0] = requeue
             self._batch.rows += sum(e.rows for e in requeue)
+            self._batch.clients = self._batch.clients or any(not e.background for e in requeue)
 
     def _apply(self, segment: Segment) -> None:
         state = self.catalog.state

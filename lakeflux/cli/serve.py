@@ -80,6 +80,7 @@ class ServeFlags:
     package_manager: str | None = None
     restrict_plugin_triggers_to: str | None = None
     plugin_timeout: str | None = None
+    plugin_wal_backlog_limit: str | None = None
     wal_flush_interval: str | None = None
     wal_flush_size: int | None = None
     wal_max_write_buffer_size: int | None = None
@@ -192,6 +193,19 @@ def _plugin_timeout(text: str | None) -> float | None:
     return _seconds(text, "--plugin-timeout")
 
 
+def _backlog_limit(text: str | None) -> int | None:
+    """`--plugin-wal-backlog-limit`: a size (bytes, or with a KiB/MiB/GiB or KB/MB/GB suffix), or off."""
+    if text is None:
+        return Config.plugin_wal_backlog_limit
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return parse_size(text)
+    except CliFailure:
+        raise CliFailure(f"invalid --plugin-wal-backlog-limit {text!r}: expected bytes, a number with "
+                         "KiB/MiB/GiB (or KB/MB/GB), or off", code=2) from None
+
+
 def _gen1(text: str) -> float:
     if text not in GEN1_DURATIONS:
         raise CliFailure(f"invalid --gen1-duration {text!r}: expected one of 1m, 5m, 10m", code=2)
@@ -244,6 +258,7 @@ def build_config(flags: ServeFlags) -> Config:
             TRIGGER_KINDS,
         ),
         plugin_timeout=_plugin_timeout(_text(flags.plugin_timeout, "PLUGIN_TIMEOUT")),
+        plugin_wal_backlog_limit=_backlog_limit(_text(flags.plugin_wal_backlog_limit, "PLUGIN_WAL_BACKLOG_LIMIT")),
         wal_flush_interval=_seconds(
             _text(flags.wal_flush_interval, "WAL_FLUSH_INTERVAL", default="1s") or "1s", "--wal-flush-interval"
         ),
@@ -344,6 +359,10 @@ def serve_command(
         help="Allowed trigger kinds, e.g. wal,schedule,request")] = None,
     plugin_timeout: Annotated[str | None, _opt("--plugin-timeout", env_name="PLUGIN_TIMEOUT",
                                                help="Interrupt plugin calls after this long [default: off]")] = None,
+    plugin_wal_backlog_limit: Annotated[str | None, _opt(
+        "--plugin-wal-backlog-limit", env_name="PLUGIN_WAL_BACKLOG_LIMIT",
+        help="WAL a lagging WAL trigger may hold back before it skips its oldest segments, e.g. 512MiB, "
+             "or off [default: 1GiB]")] = None,
     wal_flush_interval: Annotated[str | None, _opt("--wal-flush-interval", env_name="WAL_FLUSH_INTERVAL",
                                                    help="WAL commit interval [default: 1s]")] = None,
     wal_flush_size: Annotated[int | None, _opt("--wal-flush-size", env_name="WAL_FLUSH_SIZE",

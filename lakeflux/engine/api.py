@@ -290,6 +290,22 @@ def flush_writes(api: PluginApi) -> None:
         _flush_one(api, db, lines)
 
 
+def take_writes(api: PluginApi) -> dict[str, list[str]]:
+    """The queued writes per database, in first-write order, leaving none queued.
+
+    A WAL trigger takes them after a normal return and sends them itself without waiting for
+    their commit (see engine/waltrigger.py); other calls use `flush_writes`.
+    """
+    pending = dict(api._pending)
+    api._pending.clear()
+    return pending
+
+
+def write_back_failure(kind: PluginKind, db: str, cause: object) -> str:
+    """The ERROR log text of a failed write-back (CONTRACT §1.4)."""
+    return f"error running {kind} plugin: error writing back lines to {db}: {cause}"
+
+
 def _flush_one(api: PluginApi, db: str, lines: list[str]) -> None:
     problem = database_name_problem(db)
     if problem is None and api._dry_run is not None:
@@ -300,4 +316,4 @@ def _flush_one(api: PluginApi, db: str, lines: list[str]) -> None:
             raise ValueError(problem)
         api._writer.write_lines(db, "\n".join(lines), no_sync=False)
     except Exception as exc:
-        _record(api, "ERROR", f"error running {api._kind} plugin: error writing back lines to {db}: {exc}")
+        _record(api, "ERROR", write_back_failure(api._kind, db, exc))

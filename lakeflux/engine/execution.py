@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .api import PluginApi, PluginKind, discard_writes, flush_writes
+from .api import PluginApi, PluginKind, discard_writes, flush_writes, take_writes
 from .cache import PluginCache
 from .interrupt import CallGuard
 from .plugin import PluginError
@@ -66,6 +66,8 @@ class CallOutcome:
     result: Any = None
     error: BaseException | None = None
     plugin_file: str | None = None
+    # With `defer_writes`: the lines the call queued, per database, for the caller to send.
+    writes: dict[str, list[str]] | None = None
 
     def describe(self) -> str:
         """The error as a plugin author can act on it: `Type: message (file, line N)`."""
@@ -113,18 +115,23 @@ def call_plugin(
     start_message: str,
     invoke: Callable[[PluginApi], Any],
     plugin_file: str | None = None,
+    *,
+    defer_writes: bool = False,
 ) -> CallOutcome:
     """Make one call; never raises. `invoke(api)` looks up the entry point and calls it.
 
-    Every plugin call of a trigger passes here, so this is where its /metrics counters are kept.
+    The writes the plugin queued are sent after a normal return and the call returns after their
+    commit; with `defer_writes` they are returned in `CallOutcome.writes` instead, unsent (a WAL
+    trigger sends them without waiting). Every plugin call of a trigger passes here, so this is
+    where its /metrics counters are kept.
     """
     counter = target.counter
     if counter is None:
-        return _call_plugin(ports, target, kind, start_message, invoke, plugin_file)
+        return _call_plugin(ports, target, kind, start_message, invoke, plugin_file, defer_writes)
     started = counter.started()
     ok = False  # stays False if the call machinery itself raised
     try:
-        outcome = _call_plugin(ports, target, kind, start_message, invoke, plugin_file)
+        outcome = _call_plugin(ports, target, kind, start_message, invoke, plugin_file, defer_writes)
         ok = outcome.ok
         return outcome
     finally:
@@ -138,6 +145,7 @@ def _call_plugin(
     start_message: str,
     invoke: Callable[[PluginApi], Any],
     plugin_file: str | None,
+    defer_writes: bool = False,
 ) -> CallOutcome:
     api = PluginApi(database=target.database, trigger_name=target.trigger, kind=kind, writer=ports.writer,
                     queries=ports.queries, logs=ports.logs, cache=target.cache)
@@ -156,9 +164,11 @@ def _call_plugin(
     finally:
         if watchdog is not None:
             watchdog.cancel()
-    flush_writes(api)
+    writes = take_writes(api) if defer_writes else None
+    if writes is None:
+        flush_writes(api)
     record(ports, target, "INFO", f"finished execution in {format_elapsed(time.perf_counter() - started)}")
-    return CallOutcome(ok=True, result=result, plugin_file=plugin_file)
+    return CallOutcome(ok=True, result=result, plugin_file=plugin_file, writes=writes)
 
 
 class _Watchdog(threading.Timer):

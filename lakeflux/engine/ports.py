@@ -6,8 +6,9 @@ event loop. Implementations live in server/ (which owns the wiring); tests use f
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -18,6 +19,18 @@ class WriteSink(Protocol):
 
         Returns after the WAL segment holding the lines is committed (no_sync=False) or after they
         are buffered (no_sync=True). Raises a lakeflux error naming the cause on any failure.
+        """
+        ...
+
+
+@runtime_checkable
+class BackgroundWriteSink(Protocol):
+    def submit_lines(self, db: str, lines: str) -> Future[None]:
+        """Hand line protocol to the write path without waiting (a WAL trigger's write-back).
+
+        Returns at once with a future that resolves once the WAL segment holding the lines is
+        committed, or fails with a lakeflux error naming the cause (a bad line: nothing written).
+        Such writes never make a client's write wait for a commit.
         """
         ...
 
@@ -49,3 +62,12 @@ class CommittedSegment:
 
     seq: int
     databases: dict[str, list[SegmentTable]]
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A committed WAL segment as listed in the object store: sequence, size and commit time."""
+
+    seq: int
+    size: int
+    committed_ns: int

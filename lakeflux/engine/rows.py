@@ -3,12 +3,27 @@
 A row holds only the columns present in its line: a null in the segment means "absent in that
 line", so it becomes a missing key, never `None`. Keys are ordered tags, fields, then `time`.
 Every call builds fresh dicts and lists, because plugins pop keys and mutate rows.
+
+A call may carry several committed segments (a trigger that fell behind gets them together):
+`merged_table_batches` keeps one entry per table, tables in the order they were first written,
+and each table's rows in commit order, exactly as if the segments had been one.
+
+Rows are built column by column: every row starts as a copy of one dict holding all the keys in
+order, then each column's values are stored with `map(setitem, …)`, and the keys of null cells are
+deleted afterwards. This runs in C loops and costs about half of building each row with a
+comprehension, which matters because conversion runs for every row a WAL trigger sees, under the
+interpreter lock that ingest needs too.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import setitem
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from .ports import SegmentTable
@@ -37,14 +52,27 @@ def _python_values(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()
 
 
+def _null_rows(column: pa.ChunkedArray) -> np.ndarray:
+    """Indices of the null cells of a column that has some."""
+    return np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+
+
 def segment_rows(data: pa.Table, tags: tuple[str, ...]) -> list[dict[str, Any]]:
     """Rows of one table of a segment as dicts of the columns present in each line."""
+    if data.num_rows == 0:
+        return []
     names = _ordered_columns(data, tags)
-    columns = [_python_values(data.column(name)) for name in names]
-    return [
-        {name: value for name, value in zip(names, values, strict=True) if value is not None}
-        for values in zip(*columns, strict=True)
-    ]
+    rows = list(map(dict.copy, repeat(dict.fromkeys(names), data.num_rows)))
+    sparse = []
+    for name in names:
+        column = data.column(name)
+        deque(map(setitem, rows, repeat(name), _python_values(column)), maxlen=0)
+        if column.null_count:
+            sparse.append((name, column))
+    for name, column in sparse:
+        for index in _null_rows(column).tolist():
+            del rows[index][name]
+    return rows
 
 
 def table_batches(tables: list[SegmentTable], table_name: str | None = None) -> list[dict[str, Any]]:
@@ -53,11 +81,27 @@ def table_batches(tables: list[SegmentTable], table_name: str | None = None) -> 
     `table_name` set (a `table:<t>` trigger) keeps only that table; `None` (`all_tables`) keeps all.
     Tables keep their segment order; tables without rows are left out.
     """
-    batches: list[dict[str, Any]] = []
-    for table in tables:
-        if table_name is not None and table.table != table_name:
-            continue
-        if table.data.num_rows == 0:
-            continue
-        batches.append({"table_name": table.table, "rows": segment_rows(table.data, table.tags)})
-    return batches
+    return merged_table_batches([tables], table_name)
+
+
+def merged_table_batches(segments: Iterable[Sequence[SegmentTable]],
+                         table_name: str | None = None) -> list[dict[str, Any]]:
+    """`table_batches` of several segments of one database, given in commit order, as one call sees them.
+
+    One entry per table with rows: tables in the order of their first rows, each table's rows in
+    commit order (segment by segment, then line order within a segment).
+    """
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for tables in segments:
+        for table in tables:
+            if table_name is not None and table.table != table_name:
+                continue
+            if table.data.num_rows == 0:
+                continue
+            rows = segment_rows(table.data, table.tags)
+            found = merged.get(table.table)
+            if found is None:
+                merged[table.table] = rows
+            else:
+                found.extend(rows)
+    return [{"table_name": name, "rows": rows} for name, rows in merged.items()]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,22 +47,26 @@ from .plugin import prepare_plugin_environment
 from .pluginfiles import PLUGIN_FILES, plugin_files_table
 from .ports import CommittedSegment, QueryRunner, WriteSink
 from .specs import PluginType, TriggerSpec
-from .stats import EngineStats, Family
-from .system_tables import engine_system_tables
+from .stats import EngineStats, Family, WalLagSample
+from .system_tables import WalLagRow, engine_system_tables
 from .timer import SYSTEM_TIMER, Timer
 from .triggers import (
     RequestTrigger,
     RunningTrigger,
+    ScheduleTrigger,
     SegmentSource,
     TriggerServices,
-    WalTrigger,
-    make_running_trigger,
 )
+from .waltrigger import DeliveryLimits, Lag, WalTrigger
 
 log = logging.getLogger("lakeflux.engine")
 
 BOOT_FAILURE = "failed to start trigger at boot; continuing in degraded state"
 LOG_FLUSH_INTERVAL_S = 1.0
+# WAL a lagging trigger may hold back before it skips its oldest segments (`--plugin-wal-backlog-limit`).
+DEFAULT_WAL_BACKLOG_LIMIT = 2**30
+# How often the housekeeping thread checks lagging triggers against the WAL backlog limit.
+BACKLOG_CHECK_INTERVAL_S = 5.0
 _UNSET: Any = object()
 
 
@@ -87,6 +92,9 @@ class Engine:
         log_flush_interval: float = LOG_FLUSH_INTERVAL_S,
         plugin_timeout_s: float | None = None,
         plugin_repo: str | None = None,
+        wal_backlog_limit: int | None = DEFAULT_WAL_BACKLOG_LIMIT,
+        delivery: DeliveryLimits | None = None,
+        backlog_check_interval: float = BACKLOG_CHECK_INTERVAL_S,
     ) -> None:
         self.catalog = catalog
         self.plugin_dir = Path(plugin_dir) if plugin_dir is not None else None
@@ -113,6 +121,12 @@ class Engine:
         self._stop_housekeeping = threading.Event()
         self._housekeeping: threading.Thread | None = None
         self._log_flush_interval = log_flush_interval
+        self._clock = clock
+        # None: no limit (a lagging trigger keeps the WAL for as long as it needs).
+        self.wal_backlog_limit = wal_backlog_limit
+        # WAL triggers' per-call and memory limits, read when a trigger starts (tests shrink them).
+        self.delivery = delivery
+        self._backlog_check_interval = backlog_check_interval
         self._started = False
         catalog.add_listener(self._catalog_changed)
 
@@ -166,23 +180,73 @@ class Engine:
         self.logs.flush()
 
     def _housekeep(self) -> None:
-        while not self._stop_housekeeping.wait(min(self._log_flush_interval, SWEEP_INTERVAL_S)):
+        last_check = time.monotonic()
+        while not self._stop_housekeeping.wait(min(self._log_flush_interval, SWEEP_INTERVAL_S,
+                                                   self._backlog_check_interval)):
             try:
                 self.logs.flush()
                 self.caches.maybe_sweep()
+                if time.monotonic() - last_check >= self._backlog_check_interval:
+                    last_check = time.monotonic()
+                    self.enforce_wal_backlog_limit()
             except Exception:
                 log.exception("engine housekeeping failed")
 
     # -- WAL fan-out -------------------------------------------------------------------------------
 
     def segment_committed(self, segment: CommittedSegment) -> None:
-        """Queue a committed segment for every WAL trigger with rows in it; never blocks on plugins."""
-        with self._lock:
-            triggers = [t for t in self._running.values() if isinstance(t, WalTrigger)]
-        for trigger in triggers:
-            tables = segment.databases.get(trigger.definition.database)
-            if tables and trigger.wants(tables):
-                trigger.enqueue(segment.seq, tables)
+        """Tell every WAL trigger about a committed segment (they queue what has rows for them).
+
+        Called in commit order after each WAL commit; never blocks on plugins.
+        """
+        committed_ns = self._clock.now_ns()
+        for trigger in self._wal_triggers():
+            trigger.observe(segment.seq, committed_ns, segment.databases.get(trigger.definition.database))
+
+    def _wal_triggers(self) -> list[WalTrigger]:
+        # Not under the lifecycle lock: a WAL commit or a scrape must never wait for a lifecycle change
+        # that is stopping a trigger. dict.copy() is atomic under the GIL.
+        return [t for t in self._running.copy().values() if isinstance(t, WalTrigger)]
+
+    def wal_lag(self) -> list[tuple[WalTrigger, Lag]]:
+        """Each running WAL trigger with its lag."""
+        return [(trigger, trigger.lag()) for trigger in self._wal_triggers()]
+
+    def enforce_wal_backlog_limit(self) -> int:
+        """Skip the oldest segments of every trigger holding back more WAL than the backlog limit.
+
+        A trigger with unfinished segments holds back every WAL segment after its position. When
+        their bytes exceed `wal_backlog_limit`, the trigger keeps the newest segments within the
+        limit and gives up the older ones (`WalTrigger.skip_through`: an ERROR row naming the range,
+        its cursor moves past them, and the next snapshot may delete them). Runs on the housekeeping
+        thread; lists the WAL only while some trigger is behind. Returns how many triggers skipped.
+        """
+        limit = self.wal_backlog_limit
+        if limit is None:
+            return 0
+        behind = {trigger: lag.position for trigger, lag in self.wal_lag() if lag.segments}
+        if not behind:
+            return 0
+        infos = self._segments.list_after(min(behind.values()))
+        skipped = 0
+        for trigger, position in behind.items():
+            held = [info for info in infos if info.seq > position]
+            if sum(info.size for info in held) <= limit:
+                continue
+            kept = 0
+            cut = None
+            for info in reversed(held):
+                if kept and kept + info.size > limit:
+                    cut = info.seq
+                    break
+                kept += info.size
+            if cut is None:
+                continue
+            given_up = [info for info in held if info.seq <= cut]
+            trigger.skip_through(cut, given_up[0].seq, len(given_up),
+                                 f"the trigger held back more than {limit:,} bytes of WAL (--plugin-wal-backlog-limit)")
+            skipped += 1
+        return skipped
 
     # -- request triggers --------------------------------------------------------------------------
 
@@ -194,29 +258,34 @@ class Engine:
     # -- metrics -----------------------------------------------------------------------------------
 
     def metric_families(self) -> list[Family]:
-        """Per-trigger call counters and the queue length of each running WAL trigger, for /metrics."""
-        # Not under the lifecycle lock: a scrape runs on the event loop and a lifecycle change may hold
-        # the lock while a stopping trigger winds down. dict.copy() is atomic under the GIL.
-        walers = [t for t in self._running.copy().values() if isinstance(t, WalTrigger)]
-        return self.stats.families((*t.key, t.backlog) for t in walers)
+        """Per-trigger call counters and each running WAL trigger's lag, for /metrics."""
+        now = self._clock.now_ns()
+        return self.stats.families(
+            WalLagSample(*trigger.key, lag.segments, lag.rows, lag.seconds(now), lag.skipped_segments)
+            for trigger, lag in self.wal_lag())
 
     # -- system tables -----------------------------------------------------------------------------
 
     def system_tables(self, db: str) -> dict[str, pa.Table]:
         """`system.processing_engine_*` and `system.plugin_files` of `db`, for the query engine."""
         state = self.catalog.state
-        tables = engine_system_tables(state, self.logs, db)
+        now = self._clock.now_ns()
+        lags = [WalLagRow(trigger.definition.database, trigger.definition.name, lag.segments, lag.rows,
+                          lag.seconds(now), lag.position, lag.skipped_segments)
+                for trigger, lag in self.wal_lag()]
+        tables = engine_system_tables(state, self.logs, db, lags)
         tables[PLUGIN_FILES] = plugin_files_table(state, self.plugin_dir, db)
         return tables
 
     def min_wal_cursor(self) -> int | None:
-        """The oldest segment some enabled WAL trigger still needs to pass, for WAL trimming (None: any)."""
-        with self._lock:
-            walers = [t for t in self._running.values() if isinstance(t, WalTrigger)]
-        if not walers:
-            return None
-        cursors = [self.cursors.get(*t.key) for t in walers]
-        return min((c for c in cursors if c is not None), default=None)
+        """The oldest position of a running WAL trigger, for WAL trimming (None: no WAL trigger runs).
+
+        A position only passes segments whose calls finished and whose write-backs are committed, so
+        trimming below it loses nothing even if the persisted cursor lags behind it (after a crash the
+        trigger lists the WAL after its cursor, and finds only what it still needs).
+        """
+        positions = [t.position() for t in self._wal_triggers()]
+        return min(positions, default=None)
 
     # -- trigger lifecycle -------------------------------------------------------------------------
 
@@ -350,6 +419,7 @@ class Engine:
             on_error_disable=self._error_disable,
             resolve_plugin=self.plugin_source.resolve,
             stats=self.stats,
+            delivery=self.delivery,
         )
 
     def _validate(self, definition: TriggerDef, *, creating: bool, resolve: Callable[[str], Path]) -> TriggerSpec:
@@ -409,7 +479,7 @@ class Engine:
         if not self._started:
             return None
         self._stop(definition.database, definition.name)
-        running = make_running_trigger(definition, self._services(), start_cursor)
+        running = _make_running_trigger(definition, self._services(), start_cursor)
         self._running[running.key] = running
         if isinstance(running, RequestTrigger):
             self._paths[running.path] = running
@@ -437,6 +507,17 @@ class Engine:
             self.caches.drop_database(db)
             self.logs.drop_database(db)
             self.stats.forget_database(db)
+
+
+def _make_running_trigger(definition: TriggerDef, services: TriggerServices,
+                          start_cursor: int | None = None) -> RunningTrigger:
+    """The running form of a trigger definition (not started). Raises like `resolve_plugin_path`."""
+    spec = TriggerSpec.parse(definition.spec)
+    if spec.plugin_type == "wal":
+        return WalTrigger(definition, spec, services, start_cursor)
+    if spec.plugin_type == "schedule":
+        return ScheduleTrigger(definition, spec, services)
+    return RequestTrigger(definition, spec, services)
 
 
 class _NoCursors:

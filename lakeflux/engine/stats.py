@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # The family shape of server/metrics.py, restated here: the engine may not import the server.
 Sample = tuple[dict[str, str], float]
@@ -26,6 +27,20 @@ CALLS = "lakeflux_plugin_calls_total"
 FAILURES = "lakeflux_plugin_call_failures_total"
 SECONDS = "lakeflux_plugin_call_seconds_total"
 BACKLOG = "lakeflux_plugin_wal_backlog_segments"
+BACKLOG_ROWS = "lakeflux_plugin_wal_backlog_rows"
+LAG_SECONDS = "lakeflux_plugin_wal_lag_seconds"
+SKIPPED = "lakeflux_plugin_wal_skipped_segments_total"
+
+
+class WalLagSample(NamedTuple):
+    """One running WAL trigger's lag, as /metrics shows it (see waltrigger.Lag)."""
+
+    database: str
+    trigger: str
+    segments: int
+    rows: int
+    seconds: float
+    skipped_segments: int
 
 
 @dataclass(frozen=True)
@@ -100,8 +115,8 @@ class EngineStats:
             for key in [key for key in self._counters if doomed(key)]:
                 del self._counters[key]
 
-    def families(self, backlogs: Iterable[tuple[str, str, int]] = ()) -> list[Family]:
-        """The counter families, plus a backlog gauge from (database, trigger, segments) of WAL triggers."""
+    def families(self, lags: Iterable[WalLagSample] = ()) -> list[Family]:
+        """The counter families, plus the lag gauges of running WAL triggers."""
         with self._lock:
             counters = sorted(self._counters.items())
         calls: list[Sample] = []
@@ -113,11 +128,19 @@ class EngineStats:
             calls.append((labels, snap.calls))
             failures.append((labels, snap.failures))
             seconds.append((labels, snap.seconds))
-        backlog: list[Sample] = [({"database": database, "trigger": trigger}, segments)
-                                 for database, trigger, segments in sorted(backlogs)]
+        ordered = sorted(lags)
+        labelled = [({"database": lag.database, "trigger": lag.trigger}, lag) for lag in ordered]
         return [
             (CALLS, "counter", "Processing engine plugin calls started, by trigger", calls),
             (FAILURES, "counter", "Plugin calls that raised or timed out, by trigger", failures),
-            (SECONDS, "counter", "Seconds spent in plugin calls (write-back included), by trigger", seconds),
-            (BACKLOG, "gauge", "Committed WAL segments queued for a running WAL trigger", backlog),
+            (SECONDS, "counter", "Seconds spent in plugin calls (a WAL call ends when its function returns; "
+             "schedule and request calls include their write-back), by trigger", seconds),
+            (BACKLOG, "gauge", "Committed WAL segments a running WAL trigger has not finished",
+             [(labels, lag.segments) for labels, lag in labelled]),
+            (BACKLOG_ROWS, "gauge", "Rows of those segments, as far as known",
+             [(labels, lag.rows) for labels, lag in labelled]),
+            (LAG_SECONDS, "gauge", "Seconds since the oldest segment a WAL trigger has not finished was committed",
+             [(labels, lag.seconds) for labels, lag in labelled]),
+            (SKIPPED, "counter", "WAL segments a trigger gave up past --plugin-wal-backlog-limit since it started",
+             [(labels, lag.skipped_segments) for labels, lag in labelled]),
         ]

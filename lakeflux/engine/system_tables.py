@@ -1,12 +1,21 @@
-"""The engine's system tables (CONTRACT §3): triggers, their arguments and the plugin logs.
+"""The engine's system tables (CONTRACT §3): triggers, their arguments, the plugin logs, and (Δ) how
+far each running WAL trigger is behind.
 
 Each database sees its own rows. `_internal` sees every database's rows with a trailing
 `database_name` column (Δ).
+
+`processing_engine_wal_lag` (lakeflux only) has one row per running WAL trigger:
+`segments_behind` / `rows_behind` (committed segments with rows for it that it has not finished, and
+their rows as far as known: segments listed from the WAL after a restart count once read),
+`seconds_behind` (since the oldest of them was committed; 0 when caught up), `position` (the newest
+segment such that it and every earlier one are finished: delivered and written back) and
+`skipped_segments` (given up past `--plugin-wal-backlog-limit` since the trigger started).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -16,6 +25,7 @@ from .logs import PluginLogs, rows_to_table
 TRIGGERS = "processing_engine_triggers"
 TRIGGER_ARGUMENTS = "processing_engine_trigger_arguments"
 LOGS = "processing_engine_logs"
+WAL_LAG = "processing_engine_wal_lag"
 
 TRIGGERS_SCHEMA = pa.schema([
     ("trigger_name", pa.string()),
@@ -25,11 +35,31 @@ TRIGGERS_SCHEMA = pa.schema([
     ("error_behavior", pa.string()),
     ("run_async", pa.bool_()),
 ])
+WAL_LAG_SCHEMA = pa.schema([
+    ("trigger_name", pa.string()),
+    ("segments_behind", pa.int64()),
+    ("rows_behind", pa.int64()),
+    ("seconds_behind", pa.float64()),
+    ("position", pa.int64()),
+    ("skipped_segments", pa.int64()),
+])
 ARGUMENTS_SCHEMA = pa.schema([
     ("trigger_name", pa.string()),
     ("argument_key", pa.string()),
     ("argument_value", pa.string()),
 ])
+
+
+class WalLagRow(NamedTuple):
+    """One running WAL trigger's lag, as `processing_engine_wal_lag` shows it."""
+
+    database: str
+    trigger: str
+    segments: int
+    rows: int
+    seconds: float
+    position: int
+    skipped_segments: int
 
 
 def _triggers_of(state: CatalogState, db: str) -> list[TriggerDef]:
@@ -82,12 +112,26 @@ def logs_table(logs: PluginLogs, db: str) -> pa.Table:
     return _with_database(rows_to_table(rows), names)
 
 
-def engine_system_tables(state: CatalogState, logs: PluginLogs, db: str) -> dict[str, pa.Table]:
-    """All three tables for `db`, ready to register under the `system` schema."""
+def wal_lag_table(lags: Iterable[WalLagRow], db: str) -> pa.Table:
+    """`system.processing_engine_wal_lag` of `db` (every database's for `_internal`), by trigger name."""
+    internal = db == INTERNAL_DB
+    rows = sorted((lag for lag in lags if internal or lag.database == db), key=lambda lag: (lag.database, lag.trigger))
+    table = pa.table(
+        [[r.trigger for r in rows], [r.segments for r in rows], [r.rows for r in rows], [r.seconds for r in rows],
+         [r.position for r in rows], [r.skipped_segments for r in rows]],
+        schema=WAL_LAG_SCHEMA,
+    )
+    return _with_database(table, [r.database for r in rows]) if internal else table
+
+
+def engine_system_tables(state: CatalogState, logs: PluginLogs, db: str,
+                         lags: Iterable[WalLagRow] = ()) -> dict[str, pa.Table]:
+    """The engine's tables for `db`, ready to register under the `system` schema."""
     triggers = _triggers_of(state, db)
     internal = db == INTERNAL_DB
     return {
         TRIGGERS: triggers_table(triggers, internal),
         TRIGGER_ARGUMENTS: arguments_table(triggers, internal),
         LOGS: logs_table(logs, db),
+        WAL_LAG: wal_lag_table(lags, db),
     }

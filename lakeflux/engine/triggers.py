@@ -1,10 +1,7 @@
-"""Running triggers: one object per enabled trigger, owning its thread, queue and plugin copy.
+"""Running triggers: one object per enabled trigger, owning its thread and plugin copy.
 
-- `WalTrigger`: fed committed segments by the engine (`enqueue` only appends, so the WAL flush never
-  waits); a thread of its own delivers them in order, after first catching up from its persisted
-  cursor. A slow plugin only grows its own queue. Sync triggers call in order, one at a time; async
-  triggers hand calls to the shared pool, and the cursor passes segment N only when every call up to
-  N finished (CONTRACT §2.4, §2.5).
+- `RunningTrigger`: what every kind shares (plugin, cache, stop flag, call guard, error behaviour).
+- `WalTrigger` lives in waltrigger.py: batched, pipelined delivery of committed segments.
 - `ScheduleTrigger`: a thread that waits for the next fire time on the injected `Timer`; a sync
   overrun makes missed ticks fire back-to-back, each with its own `call_time` (§2.3).
 - `RequestTrigger`: called on the engine's request pool, which other triggers cannot exhaust, so a
@@ -14,30 +11,30 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..catalog import TriggerDef
-from ..errors import LakefluxError
 from .api import PluginApi, PluginKind
 from .cache import CacheStore
 from .cursors import CursorStore
 from .execution import START_MESSAGES, CallOutcome, CallTarget, Ports, call_plugin, record, run_with_behaviour
 from .interrupt import CallGuard
 from .plugin import LoadedPlugin, resolve_plugin_path
-from .ports import SegmentTable
+from .ports import SegmentInfo, SegmentTable
 from .request_args import query_parameters, request_headers
 from .response import HttpReply, exception_reply, to_http_response
-from .rows import table_batches
 from .schedule import call_time
 from .specs import TriggerSpec
 from .stats import EngineStats
 from .timer import Timer
+
+if TYPE_CHECKING:
+    from .waltrigger import DeliveryLimits
 
 log = logging.getLogger("lakeflux.engine")
 
@@ -52,8 +49,8 @@ class SegmentSource(Protocol):
         """The sequence of the newest segment handed to the WAL (-1 if none)."""
         ...
 
-    def list_after(self, seq: int) -> list[int]:
-        """Sequences of committed segments after `seq`, ascending."""
+    def list_after(self, seq: int) -> list[SegmentInfo]:
+        """Committed segments after `seq`, ascending by sequence. Raises Unavailable."""
         ...
 
     def read(self, seq: int, db: str, table: str | None) -> list[SegmentTable]:
@@ -79,6 +76,8 @@ class TriggerServices:
     resolve_plugin: Callable[[str], Path] | None = None
     # Per-trigger call counters for /metrics; None: calls are not counted.
     stats: EngineStats | None = None
+    # WAL triggers' per-call and memory limits (waltrigger.DeliveryLimits); None: the defaults.
+    delivery: DeliveryLimits | None = None
 
 
 class RunningTrigger:
@@ -165,107 +164,6 @@ class RunningTrigger:
         )
 
 
-_STOP = object()
-
-
-class WalTrigger(RunningTrigger):
-    """`table:` / `all_tables`: one `process_writes` call per committed segment with rows for it."""
-
-    def __init__(self, definition: TriggerDef, spec: TriggerSpec, services: TriggerServices,
-                 start_cursor: int | None) -> None:
-        """`start_cursor`: deliver segments after it from the WAL first (None: only new ones)."""
-        super().__init__(definition, spec, services)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._start_cursor = start_cursor
-        self._last = start_cursor
-        self._lock = threading.Lock()
-        self._inflight: dict[int, bool] = {}  # async: seq -> finished, in delivery order
-
-    def wants(self, tables: list[SegmentTable]) -> bool:
-        """Whether a segment with these tables of the trigger's db means a call."""
-        if self.spec.table is None:
-            return any(t.data.num_rows for t in tables)
-        return any(t.table == self.spec.table and t.data.num_rows for t in tables)
-
-    def enqueue(self, seq: int, tables: list[SegmentTable]) -> None:
-        """Queue a committed segment; never blocks."""
-        self._queue.put((seq, tables))
-
-    @property
-    def backlog(self) -> int:
-        """Segments waiting for this trigger."""
-        return self._queue.qsize()
-
-    def start(self) -> None:
-        self._start_thread(self._run, "wal")
-
-    def _wake(self) -> None:
-        self._queue.put(_STOP)
-
-    def _run(self) -> None:
-        if self._start_cursor is not None:
-            self._catch_up(self._start_cursor)
-        while not self.stopped.is_set():
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            seq, tables = item
-            if self._last is not None and seq <= self._last:
-                continue  # already delivered while catching up
-            self._deliver(seq, tables)
-
-    def _catch_up(self, cursor: int) -> None:
-        segments = self.services.segments
-        for seq in segments.list_after(cursor):
-            if self.stopped.is_set():
-                return
-            try:
-                tables = segments.read(seq, self.definition.database, self.spec.table)
-            except LakefluxError as exc:
-                record(self.services.ports, self.target, "WARN",
-                       f"WAL segment {seq} could not be read; its rows were not delivered: {exc}")
-                self._last = seq
-                continue
-            self._deliver(seq, tables)
-
-    def _deliver(self, seq: int, tables: list[SegmentTable]) -> None:
-        self._last = seq
-        if not self.wants(tables):
-            return
-        if self.definition.run_async:
-            with self._lock:
-                self._inflight[seq] = False
-            future = self.services.async_pool.submit(self._process, seq, tables)
-            future.add_done_callback(lambda _: self._async_finished(seq))
-            return
-        self._process(seq, tables)
-        if not self.stopped.is_set():
-            self.services.cursors.put(self.definition.database, self.definition.name, seq)
-
-    def _process(self, seq: int, tables: list[SegmentTable]) -> None:
-        table_name = self.spec.table
-
-        def invoke(api: PluginApi) -> Any:
-            function = self.plugin.entry_point("process_writes")
-            # Fresh rows per attempt: plugins pop keys and mutate rows.
-            return function(api, table_batches(tables, table_name), self.args())
-
-        self._run_with_behaviour("wal", lambda: self._call("wal", START_MESSAGES["wal"], invoke))
-
-    def _async_finished(self, seq: int) -> None:
-        advanced: int | None = None
-        with self._lock:
-            self._inflight[seq] = True
-            while self._inflight:
-                first = next(iter(self._inflight))
-                if not self._inflight[first]:
-                    break
-                del self._inflight[first]
-                advanced = first
-        if advanced is not None and not self.stopped.is_set():
-            self.services.cursors.put(self.definition.database, self.definition.name, advanced)
-
-
 class ScheduleTrigger(RunningTrigger):
     """`every:` / `cron:`: `process_scheduled_call` at each fire time."""
 
@@ -339,14 +237,3 @@ class RequestTrigger(RunningTrigger):
         if reply.error is not None:
             record(self.services.ports, self.target, "ERROR", f"error running request plugin: {reply.error}")
         return reply
-
-
-def make_running_trigger(definition: TriggerDef, services: TriggerServices,
-                         start_cursor: int | None = None) -> RunningTrigger:
-    """The running form of a trigger definition (not started). Raises like `resolve_plugin_path`."""
-    spec = TriggerSpec.parse(definition.spec)
-    if spec.plugin_type == "wal":
-        return WalTrigger(definition, spec, services, start_cursor)
-    if spec.plugin_type == "schedule":
-        return ScheduleTrigger(definition, spec, services)
-    return RequestTrigger(definition, spec, services)

@@ -8,15 +8,16 @@ while the loop keeps serving (and flushing).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from typing import Any
 
 import pyarrow as pa
 
 from ..buffer import WriteBuffer
-from ..engine.ports import CommittedSegment, SegmentTable
+from ..engine.ports import CommittedSegment, SegmentInfo, SegmentTable
 from ..errors import Invalid, Unavailable
-from ..lineprotocol import parse
+from ..lineprotocol import LineError, parse
 from ..model import Precision
 from ..query.session import QueryEngine
 from ..wal import Segment, Wal
@@ -41,14 +42,7 @@ class BufferWriteSink:
 
         Raises Invalid naming the first bad line, Unavailable when the server is not serving.
         """
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            raise Unavailable("the server is not accepting writes")
-        body = lines.encode("utf-8")
-        parsed = parse(body, precision=Precision.NANOSECOND, default_time_ns=time.time_ns())
-        future = asyncio.run_coroutine_threadsafe(
-            self._buffer.write(db, parsed, accept_partial=False, no_sync=no_sync, body=body), loop
-        )
+        future = self._submit(db, lines, no_sync=no_sync)
         try:
             future.result(WRITE_TIMEOUT_S)
         except Invalid as exc:
@@ -56,6 +50,41 @@ class BufferWriteSink:
         except TimeoutError as exc:
             future.cancel()
             raise Unavailable(f"the write was not committed within {WRITE_TIMEOUT_S:.0f} s") from exc
+
+    def submit_lines(self, db: str, lines: str) -> concurrent.futures.Future[None]:
+        """Hand `lines` to the write buffer without waiting; the future resolves after their commit.
+
+        It fails with Invalid naming the first bad line (nothing written), or Unavailable.
+        """
+        try:
+            inner = self._submit(db, lines, no_sync=False)
+        except Exception as exc:
+            failed: concurrent.futures.Future[None] = concurrent.futures.Future()
+            failed.set_exception(exc)
+            return failed
+        outer: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def relay(done: concurrent.futures.Future[list[LineError]]) -> None:
+            exc = done.exception() if not done.cancelled() else Unavailable("the write was cancelled")
+            if exc is None:
+                outer.set_result(None)
+            else:
+                outer.set_exception(Invalid(_line_error_text(exc)) if isinstance(exc, Invalid) else exc)
+
+        inner.add_done_callback(relay)
+        return outer
+
+    def _submit(self, db: str, lines: str, *, no_sync: bool) -> concurrent.futures.Future[list[LineError]]:
+        """Parse here, then queue the write on the server's loop. Plugin writes are background writes:
+        they never make a client's write wait for a commit (buffer/writebuffer.py)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise Unavailable("the server is not accepting writes")
+        body = lines.encode("utf-8")
+        parsed = parse(body, precision=Precision.NANOSECOND, default_time_ns=time.time_ns())
+        return asyncio.run_coroutine_threadsafe(
+            self._buffer.write(db, parsed, accept_partial=False, no_sync=no_sync, body=body, background=True), loop
+        )
 
 
 def _line_error_text(exc: Invalid) -> str:
@@ -98,8 +127,9 @@ class WalSegmentSource:
         """The newest sequence handed to the WAL (the buffer's next one minus one)."""
         return self._buffer.next_seq - 1
 
-    def list_after(self, seq: int) -> list[int]:
-        return self._wal.list_seqs(seq)
+    def list_after(self, seq: int) -> list[SegmentInfo]:
+        """Committed segments after `seq`, with their size and commit (modification) time."""
+        return [SegmentInfo(found, meta.size, meta.last_modified_ns) for found, meta in self._wal.list_segments(seq)]
 
     def read(self, seq: int, db: str, table: str | None) -> list[SegmentTable]:
         """`db`'s tables of segment `seq`; a `table:` trigger fetches only that table's column chunks."""

@@ -77,7 +77,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         catalog=catalog, store=store, node=config.node_id, writer=plugin_writes, queries=EngineQueryRunner(query),
         segments=WalSegmentSource(wal, buffer), plugin_dir=config.plugin_dir, venv_dir=config.virtual_env,
         allowed_types=_allowed_types(config), plugin_timeout_s=config.plugin_timeout,
-        plugin_repo=config.plugin_repo,
+        plugin_repo=config.plugin_repo, wal_backlog_limit=config.plugin_wal_backlog_limit,
     )
     engine_ref.append(engine)
     # Snapshots trim the WAL, but never past a segment a WAL trigger has not finished (at-least-once).

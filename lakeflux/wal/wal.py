@@ -10,7 +10,7 @@ from typing import Protocol
 
 from ..errors import Corrupt, Fenced, NotFound, Unavailable
 from ..store import paths
-from ..store.base import ObjectStore
+from ..store.base import ObjectMeta, ObjectStore
 from .segment import Segment, decode, encode
 
 log = logging.getLogger("lakeflux.wal")
@@ -66,12 +66,16 @@ class Wal:
 
     def list_seqs(self, after: int = -1) -> list[int]:
         """Sequence numbers of committed segments greater than `after`, ascending."""
-        seqs = []
+        return [seq for seq, _ in self.list_segments(after)]
+
+    def list_segments(self, after: int = -1) -> list[tuple[int, ObjectMeta]]:
+        """Committed segments greater than `after` with their listing (size, mtime), ascending."""
+        found = []
         for meta in self.store.list(paths.wal_prefix(self.node)):
             seq = paths.parse_seq(meta.key)
             if seq is not None and seq > after:
-                seqs.append(seq)
-        return seqs
+                found.append((seq, meta))
+        return found
 
     def read(self, seq: int, only: set[tuple[str, str]] | None = None) -> Segment:
         """Read a committed segment (only the selected tables' column chunks when `only` is given)."""

@@ -144,3 +144,14 @@ def test_serve_help_lists_env_names(runner: CliRunner) -> None:
     for flag in ("--node-id", "--host-id", "--aws-endpoint", "--hard-delete-default-duration", "--plugin-timeout",
                  "--wal-flush-size", "LAKEFLUX_HTTP_BIND_ADDR"):
         assert flag in text
+
+
+def test_plugin_wal_backlog_limit_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_config(ServeFlags()).plugin_wal_backlog_limit == 2**30
+    assert build_config(ServeFlags(plugin_wal_backlog_limit="512MiB")).plugin_wal_backlog_limit == 512 * 2**20
+    assert build_config(ServeFlags(plugin_wal_backlog_limit="off")).plugin_wal_backlog_limit is None
+    monkeypatch.setenv("INFLUXDB3_PLUGIN_WAL_BACKLOG_LIMIT", "2GB")
+    assert build_config(ServeFlags()).plugin_wal_backlog_limit == 2 * 10**9
+    for bad in ("lots", "0", "-1MiB"):
+        with pytest.raises(CliFailure, match="invalid --plugin-wal-backlog-limit"):
+            build_config(ServeFlags(plugin_wal_backlog_limit=bad))

@@ -44,6 +44,9 @@ def test_request_calls_and_failures_are_counted_per_trigger(tmp_path):
             "# TYPE lakeflux_plugin_call_failures_total counter",
             "# TYPE lakeflux_plugin_call_seconds_total counter",
             "# TYPE lakeflux_plugin_wal_backlog_segments gauge",
+            "# TYPE lakeflux_plugin_wal_backlog_rows gauge",
+            "# TYPE lakeflux_plugin_wal_lag_seconds gauge",
+            "# TYPE lakeflux_plugin_wal_skipped_segments_total counter",
         ]
         assert plugin_samples(srv) == []
         assert create_trigger(srv, "db", "ok", "rt_request.py", "request:ok").status == 200
@@ -80,11 +83,17 @@ def test_wal_trigger_counts_and_backlog(tmp_path):
         assert reply.status == 200
         assert srv.write("db", "cpu,host=a usage=2").status == 204
         wait_for(lambda: global_cache(srv, "w"), what="the WAL call")
+        lag = 'database="db",trigger="w"'
+        # The segment counts as behind until the call returned (and its write-back, if any, committed).
+        wait_for(lambda: f"lakeflux_plugin_wal_backlog_segments{{{lag}}} 0" in plugin_samples(srv),
+                 what="the trigger to finish the segment")
         labels = 'database="db",trigger="w",trigger_type="wal"'
-        samples = plugin_samples(srv)  # a call counts as started before the plugin runs
+        samples = plugin_samples(srv)
         assert f"lakeflux_plugin_calls_total{{{labels}}} 1" in samples
         assert f"lakeflux_plugin_call_failures_total{{{labels}}} 0" in samples
-        assert 'lakeflux_plugin_wal_backlog_segments{database="db",trigger="w"} 0' in samples
+        assert f"lakeflux_plugin_wal_backlog_rows{{{lag}}} 0" in samples
+        assert f"lakeflux_plugin_wal_lag_seconds{{{lag}}} 0" in samples
+        assert f"lakeflux_plugin_wal_skipped_segments_total{{{lag}}} 0" in samples
         # Deleting the database drops its triggers' series.
         assert srv.request("DELETE", "/api/v3/configure/database?db=db").status == 200
         assert plugin_samples(srv) == []

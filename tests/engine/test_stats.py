@@ -5,7 +5,17 @@ from __future__ import annotations
 import itertools
 import threading
 
-from lakeflux.engine.stats import BACKLOG, CALLS, FAILURES, SECONDS, EngineStats
+from lakeflux.engine.stats import (
+    BACKLOG,
+    BACKLOG_ROWS,
+    CALLS,
+    FAILURES,
+    LAG_SECONDS,
+    SECONDS,
+    SKIPPED,
+    EngineStats,
+    WalLagSample,
+)
 
 
 def ticking(step: float):
@@ -26,21 +36,25 @@ def test_counts_calls_failures_and_seconds():
     in_flight = counter.started()  # started, not yet finished: counted as a call, no seconds yet
     labels = {"database": "db", "trigger": "t", "trigger_type": "request"}
     assert samples(stats) == {
-        CALLS: [(labels, 3)], FAILURES: [(labels, 1)], SECONDS: [(labels, 0.5)], BACKLOG: [],
+        CALLS: [(labels, 3)], FAILURES: [(labels, 1)], SECONDS: [(labels, 0.5)], BACKLOG: [], BACKLOG_ROWS: [],
+        LAG_SECONDS: [], SKIPPED: [],
     }
     counter.finished(in_flight, ok=True)
     assert samples(stats)[SECONDS] == [(labels, 0.75)]
 
 
-def test_families_are_typed_sorted_and_carry_the_wal_backlog():
+def test_families_are_typed_sorted_and_carry_the_wal_lag():
     stats = EngineStats(ticking(1.0))
     stats.counter("db", "w", "wal")
     stats.counter("a", "s", "schedule")
-    families = stats.families([("db", "w", 3)])
+    families = stats.families([WalLagSample("db", "w", 3, 120, 2.5, 7), WalLagSample("a", "v", 0, 0, 0.0, 0)])
     assert [(name, kind) for name, kind, _, _ in families] == [
-        (CALLS, "counter"), (FAILURES, "counter"), (SECONDS, "counter"), (BACKLOG, "gauge")]
+        (CALLS, "counter"), (FAILURES, "counter"), (SECONDS, "counter"), (BACKLOG, "gauge"),
+        (BACKLOG_ROWS, "gauge"), (LAG_SECONDS, "gauge"), (SKIPPED, "counter")]
     assert [labels["trigger"] for labels, _ in samples(stats)[CALLS]] == ["s", "w"]
-    assert families[3][3] == [({"database": "db", "trigger": "w"}, 3)]
+    a, w = {"database": "a", "trigger": "v"}, {"database": "db", "trigger": "w"}
+    assert [values for _, _, _, values in families[3:]] == [
+        [(a, 0), (w, 3)], [(a, 0), (w, 120)], [(a, 0.0), (w, 2.5)], [(a, 0), (w, 7)]]
 
 
 def test_the_same_counter_comes_back_until_the_trigger_is_deleted():

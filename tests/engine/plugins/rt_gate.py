@@ -1,0 +1,17 @@
+"""Runtime test plugin: records each call's `table_batches`, then waits while the gate is closed.
+
+The test puts in the process-wide cache: "gate_calls" (a list the calls are appended to) and "gate" (a
+`threading.Event`; calls wait until it is set). With `args["out"]` each call writes back one line
+counting the rows it saw (a downsampler's shape).
+"""
+
+
+def process_writes(influxdb3_local, table_batches, args=None):
+    influxdb3_local.cache.get("gate_calls", use_global=True).append(table_batches)
+    gate = influxdb3_local.cache.get("gate", use_global=True)
+    if gate is not None:
+        while not gate.wait(0.02):  # short waits: a stop's KeyboardInterrupt lands between them
+            pass
+    if args and args.get("out"):
+        rows = sum(len(batch["rows"]) for batch in table_batches)
+        influxdb3_local.write_to_db(args["out"], LineBuilder("seen").int64_field("rows", rows))  # noqa: F821
