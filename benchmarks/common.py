@@ -162,6 +162,45 @@ async def _send(url: str, batches: Iterable[bytes], connections: int) -> float:
         return time.perf_counter() - started
 
 
+async def _send_for(url: str, batches: Iterable[bytes], connections: int, seconds: float) -> tuple[int, float]:
+    """POST batches for `seconds`; each connection waits for each acknowledgement. (lines acked, seconds)."""
+    source: Iterator[bytes] = iter(batches)
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
+    acked = 0
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def worker() -> None:
+            nonlocal acked
+            for body in source:
+                if time.perf_counter() >= deadline:
+                    return
+                async with session.post(url, data=body) as r:
+                    if r.status not in (200, 204):
+                        raise RuntimeError(f"write failed with {r.status}: {(await r.text())[:300]}")
+                acked += body.count(b"\n") + 1
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return acked, time.perf_counter() - started
+
+
+def send_for(url: str, batches: Iterable[bytes], connections: int, seconds: float) -> tuple[int, float]:
+    """Send batches over `connections` keep-alive connections for `seconds` (each waits for its 204);
+    returns (lines acknowledged, wall seconds until the last acknowledgement)."""
+    return asyncio.run(_send_for(url, batches, connections, seconds))
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (0.0 when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def send_batches(url: str, batches: Iterable[bytes], connections: int) -> float:
     """Wall seconds to send every batch over `connections` keep-alive connections (durable acks)."""
     return asyncio.run(_send(url, batches, connections))

@@ -1,9 +1,30 @@
-"""Processing engine: commit-to-plugin latency, `every:1s` lateness, per-call overhead of a no-op plugin.
+"""Processing engine: WAL triggers under load, single-write latency with a writing trigger, commit-to-plugin
+latency, `every:1s` lateness, per-call overhead of a no-op plugin.
 
-    python benchmarks/engine.py [--writes 100] [--schedule-seconds 30] [--calls 2000] [--json out.json]
+    python benchmarks/engine.py [--load-seconds 30] [--load-repeats 2] [--latency-writes 30]
+                                [--writes 100] [--schedule-seconds 30] [--calls 2000] [--json out.json]
 
-Targets (issue 3): median commit → `process_writes` entry ≤ 10 ms; p99 lateness of `every:1s` ≤ 10 ms;
-per-call overhead ≤ 200 µs.
+Targets: with two sync WAL triggers on the busiest table, ingest ≥ 90% of ingest without them and the
+triggers' backlog drained ≤ 2 s after ingest stops; a writing trigger adds ≤ 10 ms to a single write's
+p50 (issue 13); median commit → `process_writes` entry ≤ 10 ms; p99 lateness of `every:1s` ≤ 10 ms;
+per-call overhead ≤ 200 µs (issue 3).
+
+**Triggers under load.** The ingest benchmark's workload (5,000-line bodies of the mixed body, each
+connection waiting for its 204) at full speed for `--load-seconds` with 16 connections, against a fresh
+server with its default flags (file store, 1 s flush interval, 10,000-row flush size), once without
+triggers and once with two sync `table:<busiest>` triggers: `writer` writes one line per call (a
+downsampler's shape), `noop` writes nothing; the two kinds of run alternate `--load-repeats` times and
+the median of each is kept. Reported: ingest lines/s with and without, the server's CPU µs per ingested
+line (steadier than wall figures on a shared machine), the rows/s each trigger finished during ingest
+(`lakeflux_plugin_wal_rows_total`) against the rows/s that went into its table, and each trigger's
+backlog (rows, seconds: `system.processing_engine_wal_lag`) 2 s after the last acknowledgement, plus how
+long after it both had drained. Bodies are generated while sending (`lpgen.endless_mixed_batches`: one
+`bytes.replace` per body), in this process, for both kinds of run alike.
+
+**Single-write latency.** A quiet server with its default flags and two tables: `hot`, with a sync
+`table:hot` trigger that writes one line per call, and `plain`, without one. One-line writes alternate
+between them, 1.2 s apart (longer than the flush interval, so neither waits for a group commit of its
+own); p50/p99 of each, and the difference at p50.
 
 **Commit → plugin.** A real `lakeflux serve` (file store, `--plugin-dir`, `--wal-flush-interval 100ms` so a
 lone write commits within 0.1 s instead of 1 s; the interval delays the commit, not the notification after
@@ -43,7 +64,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import http_json, percentile  # noqa: E402
+from common import http_json, percentile, process_cpu_seconds, send_for  # noqa: E402
+from lpgen import endless_mixed_batches, mixed_body  # noqa: E402
 
 from lakeflux.engine.cache import CacheStore  # noqa: E402
 from lakeflux.engine.execution import START_MESSAGES, CallTarget, Ports, call_plugin  # noqa: E402
@@ -56,7 +78,8 @@ from lakeflux.store import paths  # noqa: E402
 from lakeflux.testing.process import ServerProcess  # noqa: E402
 
 DB = "bench"
-TARGETS = {"commit_to_plugin_median_ms": 10.0, "schedule_lateness_p99_ms": 10.0, "call_overhead_us": 200.0}
+TARGETS = {"commit_to_plugin_median_ms": 10.0, "schedule_lateness_p99_ms": 10.0, "call_overhead_us": 200.0,
+           "ingest_ratio_with_triggers": 0.9, "drained_after_s": 2.0, "latency_p50_added_ms": 10.0}
 
 PROBE_PLUGIN = '''\
 import json
@@ -185,6 +208,151 @@ def bench_server(writes: int, schedule_seconds: float) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# --- WAL triggers under load ----------------------------------------------------------------------------
+WRITER_PLUGIN = '''\
+def process_writes(influxdb3_local, table_batches, args):
+    rows = sum(len(batch["rows"]) for batch in table_batches)
+    influxdb3_local.write(LineBuilder("downsampled").tag("source", args["table"]).int64_field("rows", rows))
+'''
+
+
+def busiest_table() -> tuple[str, float]:
+    """The measurement with the most lines in the mixed body, and its share of the lines."""
+    names = [line.split(b" ", 1)[0].split(b",", 1)[0] for line in mixed_body(100_000).splitlines()]
+    counts: dict[bytes, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    top = max(counts, key=lambda name: counts[name])
+    return top.decode(), counts[top] / len(names)
+
+
+def query_rows(url: str, sql: str) -> list[dict[str, Any]]:
+    return http_json(f"{url}/api/v3/query_sql", {"db": DB, "q": sql, "format": "json"}) or []
+
+
+def lag_by_trigger(url: str) -> dict[str, dict[str, Any]]:
+    rows = query_rows(url, "SELECT trigger_name, segments_behind, rows_behind, seconds_behind "
+                           "FROM system.processing_engine_wal_lag")
+    return {row.pop("trigger_name"): row for row in rows}
+
+
+def rows_finished(url: str) -> dict[str, int]:
+    """`lakeflux_plugin_wal_rows_total` per trigger of the bench database."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=60) as r:
+        text = r.read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("lakeflux_plugin_wal_rows_total{") and f'database="{DB}"' in line:
+            name = line.split('trigger="', 1)[1].split('"', 1)[0]
+            found[name] = int(float(line.rsplit(" ", 1)[1]))
+    return found
+
+
+def load_once(seconds: float, connections: int, table: str, triggers: bool) -> dict[str, Any]:
+    """One fresh server at full ingest speed for `seconds`, with or without the two triggers."""
+    tmp = Path(tempfile.mkdtemp(prefix="lakeflux-engine-load-"))
+    plugins = tmp / "plugins"
+    plugins.mkdir()
+    (plugins / "writer.py").write_text(WRITER_PLUGIN)
+    (plugins / "noop.py").write_text(NOOP_PLUGIN)
+    srv = ServerProcess(tmp / "data", "--without-auth", "--plugin-dir", str(plugins), log_path=tmp / "server.log").start()
+    try:
+        assert srv.proc is not None
+        if triggers:
+            write(srv.url, f"{table},host=setup free=0i 1")  # the database the triggers belong to
+            for name in ("writer", "noop"):
+                http_json(f"{srv.url}/api/v3/configure/processing_engine_trigger",
+                          {"db": DB, "plugin_filename": f"{name}.py", "trigger_name": name,
+                           "trigger_specification": f"table:{table}", "trigger_arguments": {"table": table}})
+        cpu_before = process_cpu_seconds(srv.proc.pid)
+        lines, wall = send_for(f"{srv.url}/api/v3/write_lp?db={DB}", endless_mixed_batches(), connections, seconds)
+        stopped = time.monotonic()
+        cpu = process_cpu_seconds(srv.proc.pid) - cpu_before
+        result: dict[str, Any] = {"lines": lines, "seconds": wall, "lines_per_s": lines / wall,
+                                  "server_cpu_us_per_line": cpu / lines * 1e6}
+        if not triggers:
+            return result
+        finished = rows_finished(srv.url)
+        drained_after = None
+        after_2s = None
+        while time.monotonic() - stopped < 60:
+            lags = lag_by_trigger(srv.url)
+            since = time.monotonic() - stopped
+            if after_2s is None and since >= 2.0:
+                after_2s = lags
+            if drained_after is None and all(lag["segments_behind"] == 0 for lag in lags.values()):
+                drained_after = since
+            if drained_after is not None and after_2s is not None:
+                break
+            time.sleep(0.05)
+        table_rows = query_rows(srv.url, f'SELECT count(*) AS n FROM "{table}"')[0]["n"]
+        result.update({
+            "table": table, "table_rows_per_s": table_rows / wall, "drained_after_s": drained_after,
+            "triggers": {name: {"rows_per_s": finished.get(name, 0) / wall,
+                                "backlog_rows_after_2s": (after_2s or {}).get(name, {}).get("rows_behind"),
+                                "backlog_seconds_after_2s": (after_2s or {}).get(name, {}).get("seconds_behind")}
+                         for name in ("writer", "noop")},
+        })
+        return result
+    except Exception:
+        print(srv.log(), file=sys.stderr)
+        raise
+    finally:
+        srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _median_by(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda run: run[key])
+    return {**ordered[len(ordered) // 2], "runs": [run[key] for run in runs]}
+
+
+def triggers_under_load(seconds: float, repeats: int, connections: int = 16) -> dict[str, Any]:
+    """Ingest with and without the two triggers, alternating runs; medians (see the module docstring)."""
+    table, share = busiest_table()
+    without, with_triggers = [], []
+    for _ in range(repeats):
+        without.append(load_once(seconds, connections, table, triggers=False))
+        with_triggers.append(load_once(seconds, connections, table, triggers=True))
+    plain = _median_by(without, "lines_per_s")
+    loaded = _median_by(with_triggers, "lines_per_s")
+    return {"table": table, "table_share": share, "connections": connections, "seconds": seconds,
+            "without": plain, "with": loaded, "ratio": loaded["lines_per_s"] / plain["lines_per_s"]}
+
+
+def single_write_latency(writes: int, gap_s: float = 1.2) -> dict[str, Any]:
+    """p50/p99 of one-line writes to a table with a writing trigger and to one without (alternating)."""
+    tmp = Path(tempfile.mkdtemp(prefix="lakeflux-engine-latency-"))
+    plugins = tmp / "plugins"
+    plugins.mkdir()
+    (plugins / "writer.py").write_text(WRITER_PLUGIN)
+    srv = ServerProcess(tmp / "data", "--without-auth", "--plugin-dir", str(plugins), log_path=tmp / "server.log").start()
+    samples: dict[str, list[float]] = {"hot": [], "plain": []}
+    try:
+        write(srv.url, "plain v=0i")
+        write(srv.url, "hot v=0i")
+        http_json(f"{srv.url}/api/v3/configure/processing_engine_trigger",
+                  {"db": DB, "plugin_filename": "writer.py", "trigger_name": "writer",
+                   "trigger_specification": "table:hot", "trigger_arguments": {"table": "hot"}})
+        time.sleep(gap_s)
+        for k in range(writes):
+            for table in ("hot", "plain"):
+                started = time.perf_counter()
+                write(srv.url, f"{table} v={k + 1}i")
+                samples[table].append((time.perf_counter() - started) * 1e3)
+                time.sleep(gap_s)
+    except Exception:
+        print(srv.log(), file=sys.stderr)
+        raise
+    finally:
+        srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    stats = {name: {"p50_ms": statistics.median(values), "p99_ms": percentile(values, 99), "samples": len(values)}
+             for name, values in samples.items()}
+    return {"with_trigger": stats["hot"], "without_trigger": stats["plain"], "gap_s": gap_s,
+            "p50_added_ms": stats["hot"]["p50_ms"] - stats["plain"]["p50_ms"]}
+
+
 # --- in-process call overhead --------------------------------------------------------------------------
 class _NoWrites:
     def write_lines(self, db: str, lines: str, *, no_sync: bool) -> None:
@@ -241,9 +409,27 @@ def call_overhead(calls: int, blocks: int = 15) -> dict:
             "min_us": min(per_call) * 1e6, "bare_python_call_us": bare * 1e6}
 
 
-def run(writes: int, schedule_seconds: float, calls: int) -> dict:
-    """All three figures; prints as it goes and returns the results."""
-    results = bench_server(writes, schedule_seconds)
+def run(writes: int, schedule_seconds: float, calls: int, load_seconds: float = 30, load_repeats: int = 2,
+        latency_writes: int = 30) -> dict:
+    """Every figure; prints as it goes and returns the results."""
+    results: dict[str, Any] = {}
+    if load_seconds > 0:
+        results["under_load"] = load = triggers_under_load(load_seconds, load_repeats)
+        w, n = load["with"], load["without"]
+        print(f"ingest, 16 connections, {load['seconds']:g} s: {n['lines_per_s']:,.0f} lines/s without triggers, "
+              f"{w['lines_per_s']:,.0f} with two on `{load['table']}` → {load['ratio']:.2f}× (target ≥ 0.9×); "
+              f"server CPU {n['server_cpu_us_per_line']:.2f} → {w['server_cpu_us_per_line']:.2f} µs/line")
+        for name, t in w["triggers"].items():
+            print(f"  trigger {name}: {t['rows_per_s']:,.0f} rows/s finished of {w['table_rows_per_s']:,.0f} rows/s "
+                  f"into `{load['table']}`; 2 s after ingest: {t['backlog_rows_after_2s']} rows, "
+                  f"{t['backlog_seconds_after_2s']} s behind")
+        print(f"  drained {w['drained_after_s']:.2f} s after the last acknowledgement (target ≤ 2 s)")
+    if latency_writes > 0:
+        results["write_latency"] = lat = single_write_latency(latency_writes)
+        print(f"single write: p50 {lat['with_trigger']['p50_ms']:.1f} ms with a writing trigger, "
+              f"{lat['without_trigger']['p50_ms']:.1f} ms without ({lat['p50_added_ms']:+.1f} ms, target ≤ +10 ms); "
+              f"p99 {lat['with_trigger']['p99_ms']:.1f} / {lat['without_trigger']['p99_ms']:.1f} ms")
+    results.update(bench_server(writes, schedule_seconds))
     results["call_overhead"] = call_overhead(calls)
     c, s, o = results["commit_to_plugin"], results["schedule_lateness"], results["call_overhead"]
     print(f"commit → process_writes: median {c['median_ms']:.2f} ms, p99 {c['p99_ms']:.2f} ms over {c['samples']} "
@@ -261,9 +447,13 @@ def main() -> None:
     ap.add_argument("--writes", type=int, default=100, help="single-write commits timed")
     ap.add_argument("--schedule-seconds", type=float, default=30, help="how long the every:1s trigger runs")
     ap.add_argument("--calls", type=int, default=2000, help="calls per timed block of the overhead figure")
+    ap.add_argument("--load-seconds", type=float, default=30, help="full-speed ingest per run (0: skip)")
+    ap.add_argument("--load-repeats", type=int, default=2, help="runs with and without triggers, alternating")
+    ap.add_argument("--latency-writes", type=int, default=30, help="one-line writes per table (0: skip)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    results = run(args.writes, args.schedule_seconds, args.calls)
+    results = run(args.writes, args.schedule_seconds, args.calls, args.load_seconds, args.load_repeats,
+                  args.latency_writes)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

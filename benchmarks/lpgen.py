@@ -84,6 +84,22 @@ def mixed_batches(rows: int, batch: int = 5000) -> Iterator[bytes]:
         round_ += 1
 
 
+def endless_mixed_batches(batch: int = 5000) -> Iterator[bytes]:
+    """`mixed_batches` without end, cheap enough to generate while sending at full speed: round r of the
+    100k-line body moves every timestamp by r x 1000 s, which only rewrites their first seven digits (one
+    `bytes.replace` per batch instead of formatting each line), so no point ever repeats."""
+    base = [ln for ln in mixed_body(100_000).split(b"\n") if ln]
+    batches = [b"\n".join(base[i:i + batch]) for i in range(0, len(base), batch)]
+    prefix = str(_START_NS)[:7].encode()
+    assert _START_NS % 10**12 == 0 and len(base) * _STEP_NS <= 10**12
+    round_ = 0
+    while True:
+        shifted = b" " + str(int(prefix) + round_).encode()
+        for body in batches:
+            yield body if round_ == 0 else body.replace(b" " + prefix, shifted)
+        round_ += 1
+
+
 def _shift(line: bytes, round_: int) -> bytes:
     head, _, ts = line.rpartition(b" ")
     return head + b" " + str(int(ts) + round_ * 1_000_000_007).encode()

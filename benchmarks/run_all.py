@@ -33,9 +33,9 @@ RESULTS = HERE / "results"
 
 QUICK = {"ingest_rows": 500_000, "ingest_repeats": 3, "query_rows": 3_000_000, "query_repeats": 5,
          "engine_writes": 100, "engine_schedule_seconds": 60, "engine_calls": 2000, "memory_rows": 10_000_000,
-         "s3_rows": 500_000}
+         "s3_rows": 500_000, "engine_load_seconds": 10, "engine_load_repeats": 1, "engine_latency_writes": 10}
 FULL = {**QUICK, "ingest_rows": 2_000_000, "query_rows": 10_000_000, "engine_schedule_seconds": 120,
-        "s3_rows": 2_000_000}
+        "s3_rows": 2_000_000, "engine_load_seconds": 30, "engine_load_repeats": 2, "engine_latency_writes": 30}
 
 
 def commands(sizes: dict[str, int]) -> dict[str, list[str]]:
@@ -45,7 +45,9 @@ def commands(sizes: dict[str, int]) -> dict[str, list[str]]:
                    "--repeats", str(sizes["ingest_repeats"])],
         "query": ["query.py", "--rows", str(sizes["query_rows"]), "--repeats", str(sizes["query_repeats"])],
         "engine": ["engine.py", "--writes", str(sizes["engine_writes"]), "--schedule-seconds",
-                   str(sizes["engine_schedule_seconds"]), "--calls", str(sizes["engine_calls"])],
+                   str(sizes["engine_schedule_seconds"]), "--calls", str(sizes["engine_calls"]),
+                   "--load-seconds", str(sizes["engine_load_seconds"]), "--load-repeats",
+                   str(sizes["engine_load_repeats"]), "--latency-writes", str(sizes["engine_latency_writes"])],
         "memory": ["ingest.py", "--memory-only", "--rows", str(sizes["memory_rows"])],
         "s3": ["s3.py", "--rows", str(sizes["s3_rows"])],
     }
@@ -120,9 +122,45 @@ def query_rows(r: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def engine_load_rows(r: dict[str, Any]) -> list[list[str]]:
+    """Issue 13's figures: ingest with two WAL triggers on the busiest table, their pace, backlog, latency."""
+    rows = []
+    load = r.get("under_load")
+    if load:
+        w, n, table = load["with"], load["without"], load["table"]
+        rows.append([f"engine: ingest with 2 sync WAL triggers on `{table}`, {load['connections']} connections, "
+                     f"{load['seconds']:g} s (lines/s; peer: without triggers)", _n(w["lines_per_s"]),
+                     f"no triggers {_n(n['lines_per_s'])}", f"{load['ratio']:.2f}×", "≥ 0.9×",
+                     _verdict(load["ratio"] >= 0.9)])
+        rows.append(["engine: server CPU µs per ingested line, with triggers (peer: without)",
+                     f"{w['server_cpu_us_per_line']:.2f}", f"no triggers {n['server_cpu_us_per_line']:.2f}",
+                     f"{w['server_cpu_us_per_line'] / n['server_cpu_us_per_line']:.2f}×", "—", "—"])
+        for name, t in w["triggers"].items():
+            kind = "writes one line per call" if name == "writer" else "writes nothing"
+            rows.append([f"engine: trigger that {kind}, rows/s finished during ingest (peer: rows/s into `{table}`)",
+                         _n(t["rows_per_s"]), f"into table {_n(w['table_rows_per_s'])}",
+                         f"{t['rows_per_s'] / w['table_rows_per_s']:.2f}×", "—", "—"])
+            rows.append(["engine: its backlog 2 s after ingest stops (rows, seconds)",
+                         f"{t['backlog_rows_after_2s']}, {t['backlog_seconds_after_2s']:.2f} s", "—", "—", "0",
+                         _verdict(t["backlog_rows_after_2s"] == 0)])
+        drained = w["drained_after_s"]
+        rows.append(["engine: both triggers drained after ingest stopped, s",
+                     "not within 60 s" if drained is None else f"{drained:.2f}", "—", "—", "≤ 2 s",
+                     _verdict(drained is not None and drained <= 2)])
+    latency = r.get("write_latency")
+    if latency:
+        hot, plain = latency["with_trigger"], latency["without_trigger"]
+        rows.append([f"engine: single write p50 ms on a table with a writing trigger ({hot['samples']} writes; "
+                     "peer: a table without)", f"{hot['p50_ms']:.1f}", f"no trigger {plain['p50_ms']:.1f}",
+                     f"{latency['p50_added_ms']:+.1f} ms", "≤ +10 ms", _verdict(latency["p50_added_ms"] <= 10)])
+        rows.append(["engine: single write p99 ms, same", f"{hot['p99_ms']:.1f}", f"no trigger {plain['p99_ms']:.1f}",
+                     f"{hot['p99_ms'] - plain['p99_ms']:+.1f} ms", "—", "—"])
+    return rows
+
+
 def engine_rows(r: dict[str, Any]) -> list[list[str]]:
     c, s, o = r["commit_to_plugin"], r["schedule_lateness"], r["call_overhead"]
-    return [
+    return [*engine_load_rows(r),
         [f"engine: WAL commit → process_writes, median ms ({c['samples']} writes)", f"{c['median_ms']:.2f}", "—",
          "—", "≤ 10 ms", _verdict(c["median_ms"] <= 10)],
         [f"engine: every:1s lateness, p99 ms ({s['samples']} ticks)", f"{s['p99_ms']:.2f}", "—", "—", "≤ 10 ms",

@@ -261,7 +261,8 @@ class Engine:
         """Per-trigger call counters and each running WAL trigger's lag, for /metrics."""
         now = self._clock.now_ns()
         return self.stats.families(
-            WalLagSample(*trigger.key, lag.segments, lag.rows, lag.seconds(now), lag.skipped_segments)
+            WalLagSample(*trigger.key, lag.segments, lag.rows, lag.seconds(now), lag.skipped_segments,
+                         lag.rows_finished)
             for trigger, lag in self.wal_lag())
 
     # -- system tables -----------------------------------------------------------------------------

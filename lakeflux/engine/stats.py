@@ -30,6 +30,7 @@ BACKLOG = "lakeflux_plugin_wal_backlog_segments"
 BACKLOG_ROWS = "lakeflux_plugin_wal_backlog_rows"
 LAG_SECONDS = "lakeflux_plugin_wal_lag_seconds"
 SKIPPED = "lakeflux_plugin_wal_skipped_segments_total"
+ROWS_FINISHED = "lakeflux_plugin_wal_rows_total"
 
 
 class WalLagSample(NamedTuple):
@@ -41,6 +42,7 @@ class WalLagSample(NamedTuple):
     rows: int
     seconds: float
     skipped_segments: int
+    rows_finished: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,4 +145,6 @@ class EngineStats:
              [(labels, lag.seconds) for labels, lag in labelled]),
             (SKIPPED, "counter", "WAL segments a trigger gave up past --plugin-wal-backlog-limit since it started",
              [(labels, lag.skipped_segments) for labels, lag in labelled]),
+            (ROWS_FINISHED, "counter", "Rows a WAL trigger finished (called with, write-backs committed) since it "
+             "started", [(labels, lag.rows_finished) for labels, lag in labelled]),
         ]

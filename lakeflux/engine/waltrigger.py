@@ -90,6 +90,7 @@ class Lag:
     oldest_committed_ns: int | None  # commit time of the oldest of them
     position: int  # newest segment such that it and every earlier one are finished
     skipped_segments: int  # given up by the WAL backlog limit since the trigger started
+    rows_finished: int = 0  # rows of the calls finished since the trigger started (its throughput)
 
     def seconds(self, now_ns: int) -> float:
         """Seconds since the oldest unfinished segment was committed; 0 when caught up."""
@@ -171,6 +172,7 @@ class WalTrigger(RunningTrigger):
         self._saved = start  # newest position written as the cursor
         self._last_save = time.monotonic()
         self._skipped = 0
+        self._rows_finished = 0
 
     # -- fed by the engine ---------------------------------------------------------------------------
 
@@ -225,7 +227,8 @@ class WalTrigger(RunningTrigger):
             return Lag(segments=len(self._backlog) + sum(call.segments for call in owed),
                        rows=self._backlog.rows + sum(call.rows for call in owed),
                        oldest_committed_ns=min(oldest) if oldest else None,
-                       position=self._position_locked(), skipped_segments=self._skipped)
+                       position=self._position_locked(), skipped_segments=self._skipped,
+                       rows_finished=self._rows_finished)
 
     def skip_through(self, seq: int, first: int, segments: int, reason: str) -> None:
         """Give up every segment up to `seq` (the WAL backlog limit): ERROR row, position and cursor past it.
@@ -397,6 +400,7 @@ class WalTrigger(RunningTrigger):
             done = [call for call in self._calls if call.finished()]
             if done:
                 self._calls = [call for call in self._calls if call not in done]
+                self._rows_finished += sum(call.rows for call in done)
         for call in done:
             for db, future in call.write_backs:
                 exc = future.exception()

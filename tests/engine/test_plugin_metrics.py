@@ -47,6 +47,7 @@ def test_request_calls_and_failures_are_counted_per_trigger(tmp_path):
             "# TYPE lakeflux_plugin_wal_backlog_rows gauge",
             "# TYPE lakeflux_plugin_wal_lag_seconds gauge",
             "# TYPE lakeflux_plugin_wal_skipped_segments_total counter",
+            "# TYPE lakeflux_plugin_wal_rows_total counter",
         ]
         assert plugin_samples(srv) == []
         assert create_trigger(srv, "db", "ok", "rt_request.py", "request:ok").status == 200
@@ -94,6 +95,7 @@ def test_wal_trigger_counts_and_backlog(tmp_path):
         assert f"lakeflux_plugin_wal_backlog_rows{{{lag}}} 0" in samples
         assert f"lakeflux_plugin_wal_lag_seconds{{{lag}}} 0" in samples
         assert f"lakeflux_plugin_wal_skipped_segments_total{{{lag}}} 0" in samples
+        assert f"lakeflux_plugin_wal_rows_total{{{lag}}} 1" in samples
         # Deleting the database drops its triggers' series.
         assert srv.request("DELETE", "/api/v3/configure/database?db=db").status == 200
         assert plugin_samples(srv) == []

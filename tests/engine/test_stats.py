@@ -11,6 +11,7 @@ from lakeflux.engine.stats import (
     CALLS,
     FAILURES,
     LAG_SECONDS,
+    ROWS_FINISHED,
     SECONDS,
     SKIPPED,
     EngineStats,
@@ -37,7 +38,7 @@ def test_counts_calls_failures_and_seconds():
     labels = {"database": "db", "trigger": "t", "trigger_type": "request"}
     assert samples(stats) == {
         CALLS: [(labels, 3)], FAILURES: [(labels, 1)], SECONDS: [(labels, 0.5)], BACKLOG: [], BACKLOG_ROWS: [],
-        LAG_SECONDS: [], SKIPPED: [],
+        LAG_SECONDS: [], SKIPPED: [], ROWS_FINISHED: [],
     }
     counter.finished(in_flight, ok=True)
     assert samples(stats)[SECONDS] == [(labels, 0.75)]
@@ -47,14 +48,14 @@ def test_families_are_typed_sorted_and_carry_the_wal_lag():
     stats = EngineStats(ticking(1.0))
     stats.counter("db", "w", "wal")
     stats.counter("a", "s", "schedule")
-    families = stats.families([WalLagSample("db", "w", 3, 120, 2.5, 7), WalLagSample("a", "v", 0, 0, 0.0, 0)])
+    families = stats.families([WalLagSample("db", "w", 3, 120, 2.5, 7, 900), WalLagSample("a", "v", 0, 0, 0.0, 0, 0)])
     assert [(name, kind) for name, kind, _, _ in families] == [
         (CALLS, "counter"), (FAILURES, "counter"), (SECONDS, "counter"), (BACKLOG, "gauge"),
-        (BACKLOG_ROWS, "gauge"), (LAG_SECONDS, "gauge"), (SKIPPED, "counter")]
+        (BACKLOG_ROWS, "gauge"), (LAG_SECONDS, "gauge"), (SKIPPED, "counter"), (ROWS_FINISHED, "counter")]
     assert [labels["trigger"] for labels, _ in samples(stats)[CALLS]] == ["s", "w"]
     a, w = {"database": "a", "trigger": "v"}, {"database": "db", "trigger": "w"}
     assert [values for _, _, _, values in families[3:]] == [
-        [(a, 0), (w, 3)], [(a, 0), (w, 120)], [(a, 0.0), (w, 2.5)], [(a, 0), (w, 7)]]
+        [(a, 0), (w, 3)], [(a, 0), (w, 120)], [(a, 0.0), (w, 2.5)], [(a, 0), (w, 7)], [(a, 0), (w, 900)]]
 
 
 def test_the_same_counter_comes_back_until_the_trigger_is_deleted():
