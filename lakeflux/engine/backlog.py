@@ -30,6 +30,7 @@ class Pending:
     # The trigger's tables of the segment; None when they are only in the object store.
     tables: list[SegmentTable] | None
     nbytes: int = 0  # memory the held tables count for against the limit
+    gone: bool = False  # taken or dropped: no longer counted by the backlog
 
 
 def tables_nbytes(tables: Iterable[SegmentTable]) -> int:
@@ -48,9 +49,11 @@ class Backlog:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, seq: int, committed_ns: int, tables: list[SegmentTable], rows: int) -> None:
-        """Append a newly committed segment (newer than every entry); its rows stay in memory if they fit."""
-        nbytes = tables_nbytes(tables)
+    def add(self, seq: int, committed_ns: int, tables: list[SegmentTable], rows: int, nbytes: int) -> None:
+        """Append a newly committed segment (newer than every entry); its rows stay in memory if they fit.
+
+        `nbytes` is `tables_nbytes(tables)`, computed by the caller outside its lock.
+        """
         if self.memory + nbytes > self.memory_limit:
             self._entries.append(Pending(seq, committed_ns, rows, None))
         else:
@@ -80,6 +83,8 @@ class Backlog:
 
     def loaded(self, entry: Pending, tables: list[SegmentTable]) -> None:
         """Record the tables of an entry read back from the store (held until the entry is taken)."""
+        if entry.gone:
+            return  # dropped (backlog limit) while it was being read
         rows = sum(table.data.num_rows for table in tables)
         if entry.rows is None:
             self.rows += rows
@@ -113,5 +118,6 @@ class Backlog:
         return self._entries[0].seq if self._entries else None
 
     def _forget(self, entry: Pending) -> None:
+        entry.gone = True
         self.memory -= entry.nbytes
         self.rows -= entry.rows or 0

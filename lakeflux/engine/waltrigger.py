@@ -56,7 +56,7 @@ from ..catalog import TriggerDef
 from ..errors import LakefluxError
 from ..failpoints import failpoint
 from .api import PluginApi, database_name_problem, write_back_failure
-from .backlog import Backlog, Pending
+from .backlog import Backlog, Pending, tables_nbytes
 from .execution import START_MESSAGES, CallOutcome, call_plugin, record
 from .ports import BackgroundWriteSink, SegmentTable, WriteSink
 from .rows import merged_table_batches
@@ -76,7 +76,7 @@ class DeliveryLimits:
     call_rows: int = 50_000  # rows per call, unless one segment alone has more
     call_bytes: int = 64 * 2**20  # Arrow bytes per call, likewise
     memory_bytes: int = 32 * 2**20  # segments' rows kept in memory; the rest is read back from the WAL
-    write_backs_in_flight: int = 64  # sync: calls whose write-back has not committed yet
+    write_backs_in_flight: int = 64  # calls taken and not finished (most wait for their write-back's commit)
     async_calls_in_flight: int = 8  # async: calls running at once
     idle_save_s: float = 5.0  # how often a moved position is persisted when no call finishes
 
@@ -183,6 +183,7 @@ class WalTrigger(RunningTrigger):
         went even while no segment has rows for it.
         """
         mine = self._mine(tables) if tables else []
+        nbytes = tables_nbytes(mine)
         with self._lock:
             if seq <= self._seen:
                 return  # already listed from the store while catching up (or before our start)
@@ -191,7 +192,7 @@ class WalTrigger(RunningTrigger):
                 self._first_live = seq
             if not mine:
                 return
-            self._backlog.add(seq, committed_ns, mine, sum(t.data.num_rows for t in mine))
+            self._backlog.add(seq, committed_ns, mine, sum(t.data.num_rows for t in mine), nbytes)
         self._signal.set()
 
     def _mine(self, tables: list[SegmentTable]) -> list[SegmentTable]:
@@ -304,9 +305,11 @@ class WalTrigger(RunningTrigger):
 
     def _has_room(self) -> bool:
         with self._lock:
+            if len(self._calls) >= self.limits.write_backs_in_flight:
+                return False
             if self.definition.run_async:
                 return sum(1 for call in self._calls if call.running) < self.limits.async_calls_in_flight
-            return len(self._calls) < self.limits.write_backs_in_flight
+            return True
 
     def _take(self) -> tuple[_Call | None, list[list[SegmentTable]]]:
         """The next call's segments, oldest first, within the per-call limits (at least one segment)."""
