@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test lint typecheck bench clean
+.PHONY: serve test lint typecheck bench clean influxql-oracle influxql-oracle-record
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ typecheck: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# The InfluxQL corpus against a live InfluxDB 1.x (Debian's influxdb package): compare, or re-record the fixtures.
+influxql-oracle: $(TEST_STAMP)
+	$(BIN)/python tests/influxql/oracle.py
+
+influxql-oracle-record: $(TEST_STAMP)
+	$(BIN)/python tests/influxql/oracle.py --record
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

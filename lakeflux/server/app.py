@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 
 from .. import INFLUXDB_COMPAT_VERSION, __version__
-from . import configure, query, tokens, write
+from . import configure, influxql, query, tokens, write
 from .auth import auth_middleware
 from .engine_routes import add_engine_routes
 from .errors import Handler, error_middleware
@@ -65,9 +65,10 @@ def make_app(services: Services) -> web.Application:
     r.add_post("/write", write.write_v1)
     r.add_route("GET", "/api/v3/query_sql", query.query_sql)
     r.add_post("/api/v3/query_sql", query.query_sql)
-    r.add_route("*", "/api/v3/query_influxql", _method_not_allowed)
-    r.add_get("/query", configure.v1_query)
-    r.add_post("/query", configure.v1_query)
+    r.add_get("/api/v3/query_influxql", influxql.query_influxql)
+    r.add_post("/api/v3/query_influxql", influxql.query_influxql)
+    r.add_get("/query", influxql.v1_query)
+    r.add_post("/query", influxql.v1_query)
     r.add_get("/api/v3/configure/database", configure.list_databases)
     r.add_post("/api/v3/configure/database", configure.create_database)
     r.add_put("/api/v3/configure/database", configure.update_database)
@@ -83,10 +84,6 @@ def make_app(services: Services) -> web.Application:
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app
-
-
-async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPMethodNotAllowed(request.method, [])
 
 
 async def _start(app: web.Application) -> None:

@@ -11,12 +11,11 @@ import pyarrow as pa
 from aiohttp import web
 
 from ..buffer.manifest import PersistedFile
-from ..catalog import INTERNAL_DB, check_db_name, check_table_name, check_writable
+from ..catalog import check_db_name, check_table_name, check_writable
 from ..engine.durations import parse_duration
 from ..errors import Invalid
 from ..query.formats import negotiate, render
 from .body import read_json
-from .errors import json_response
 from .services import SERVICES, Services
 
 _FIELD_TYPES = {"utf8": "utf8", "string": "utf8", "int64": "int64", "uint64": "uint64", "float64": "float64",
@@ -116,29 +115,6 @@ async def delete_table(request: web.Request) -> web.StreamResponse:
     svc.buffer.tables.drop_table(db, table)
     await _delete_files(svc, lambda f: f.db == db and f.table == table, purge_at)
     return web.Response(status=200)
-
-
-async def v1_query(request: web.Request) -> web.StreamResponse:
-    """Just enough InfluxQL for Telegraf and the v1 client: CREATE DATABASE and SHOW DATABASES."""
-    svc = _svc(request)
-    q = request.query.get("q")
-    if q is None and request.method == "POST":
-        form = await request.post()
-        q = str(form.get("q", "")) if form else None
-    text = (q or "").strip().rstrip(";").strip()
-    words = text.split()
-    if len(words) >= 3 and [w.upper() for w in words[:2]] == ["CREATE", "DATABASE"]:
-        db = words[2].strip('"')
-        check_db_name(db)
-        check_writable(db)
-        if svc.catalog.state.live_db(db) is None:
-            await svc.run_blocking(svc.catalog.commit, [{"op": "create_database", "db": db}])
-        return json_response({"results": [{"statement_id": 0}]})
-    if [w.upper() for w in words] == ["SHOW", "DATABASES"]:
-        names = sorted(d.name for d in svc.catalog.state.databases.values() if not d.deleted and d.name != INTERNAL_DB)
-        series = [{"name": "databases", "columns": ["name"], "values": [[n] for n in names]}]
-        return json_response({"results": [{"statement_id": 0, "series": series}]})
-    raise Invalid("InfluxQL is not supported")
 
 
 def _required(body: dict[str, Any], key: str) -> str:

@@ -3,7 +3,8 @@ minimum Grafana and ADBC use (GetFlightInfo(CommandStatementQuery) → one endpo
 
 pyarrow's gRPC server runs on its own threads on an internal loopback port; the one-port listener
 (server/listener.py) forwards HTTP/2 connections to it. Errors map to gRPC codes through Arrow
-statuses: KeyError → NOT_FOUND, Invalid → INVALID_ARGUMENT, NotImplemented → UNIMPLEMENTED.
+statuses: KeyError → NOT_FOUND, Invalid → INVALID_ARGUMENT, NotImplemented → UNIMPLEMENTED. Tickets with
+`query_type: "influxql"` are answered by the InfluxQL planner in InfluxDB 3's table form.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pyarrow.flight as flight
 
 from .. import errors as E
 from ..buffer.sqltypes import tag_fields_as_dictionaries, tags_as_dictionaries
+from ..influxql.executor import InfluxQLError, Request
+from ..influxql.results import MEASUREMENT_COLUMN, flat_table
 from .auth import authenticate, metadata_token
 from .metrics import Metrics
 from .services import Services
@@ -102,9 +105,10 @@ class TicketQuery:
     database: str
     sql: str
     params: dict[str, Any] | None
+    query_type: str = "sql"  # or "influxql"
 
     def encode(self) -> bytes:
-        body: dict[str, Any] = {"database": self.database, "sql_query": self.sql, "query_type": "sql"}
+        body: dict[str, Any] = {"database": self.database, "sql_query": self.sql, "query_type": self.query_type}
         if self.params:
             body["params"] = self.params
         return orjson.dumps(body)
@@ -119,9 +123,7 @@ def parse_ticket(raw: bytes, header_db: str | None) -> TicketQuery:
     if not isinstance(body, dict):
         raise pa.ArrowInvalid("invalid ticket: expected a JSON object with database and sql_query")
     query_type = str(body.get("query_type") or "sql").lower()
-    if query_type == "influxql":
-        raise pa.ArrowNotImplementedError("InfluxQL is not supported: use query_type 'sql'")
-    if query_type != "sql":
+    if query_type not in ("sql", "influxql"):
         raise pa.ArrowInvalid(f"invalid ticket: unknown query_type {query_type!r}")
     sql = body.get("sql_query")
     if not isinstance(sql, str) or not sql.strip():
@@ -132,7 +134,7 @@ def parse_ticket(raw: bytes, header_db: str | None) -> TicketQuery:
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
         raise pa.ArrowInvalid("invalid ticket: params must be a JSON object")
-    return TicketQuery(database, sql, params or None)
+    return TicketQuery(database, sql, params or None, query_type)
 
 
 # --- authentication -------------------------------------------------------------------------------------
@@ -220,14 +222,28 @@ class FlightService(flight.FlightServerBase):
         started = time.perf_counter()
         ok = False
         try:
-            table = self._answer(query, lambda: tags_as_dictionaries(
-                self._services.query.execute(query.database, query.sql, query.params).to_table(),
-                self._tag_names(query.database)))
+            if query.query_type == "influxql":
+                table = self._answer(query, lambda: tags_as_dictionaries(
+                    self._influxql(query), {MEASUREMENT_COLUMN, *self._tag_names(query.database)}))
+            else:
+                table = self._answer(query, lambda: tags_as_dictionaries(
+                    self._services.query.execute(query.database, query.sql, query.params).to_table(),
+                    self._tag_names(query.database)))
             ok = True
             return table
         finally:
             if self._metrics is not None:
                 self._metrics.count_query("flight", ok, time.perf_counter() - started)
+
+    def _influxql(self, query: TicketQuery) -> pa.Table:
+        """An InfluxQL ticket's answer: InfluxDB 3's table form, `iox::measurement` first."""
+        assert self._services.influxql is not None
+        try:
+            result = self._services.influxql.execute_one(
+                Request(query.sql, database=query.database, params=query.params, flat=True))
+        except InfluxQLError as e:
+            raise E.Invalid(e.message) from None
+        return flat_table(result)
 
     def _answer(self, query: TicketQuery, compute: Callable[[], T]) -> T:
         """`compute()`, with lakeflux errors turned into the Flight errors clients expect."""

@@ -19,7 +19,7 @@ from .services import SERVICES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WRITE_PATHS = ("/api/v3/write_lp", "/api/v2/write", "/write")
-QUERY_PATHS = ("/api/v3/query_sql", "/query")
+QUERY_PATHS = ("/api/v3/query_sql", "/query", "/api/v3/query_influxql")
 # Seconds; a query slower than the last bucket only lands in +Inf.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -20,6 +20,7 @@ from ..catalog import INTERNAL_DB, Catalog
 from ..config import Config
 from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
+from ..influxql.executor import InfluxQL
 from ..query.session import QueryEngine
 from ..store import open_store
 from ..store.base import ObjectStore
@@ -41,6 +42,7 @@ class Services:
     plugin_writes: BufferWriteSink
     # Parsing and queries run here: numpy, Arrow and DataFusion release the GIL.
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lakeflux-work"))
+    influxql: InfluxQL | None = None
 
     async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -84,8 +86,12 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     persister.wal_floor = engine.min_wal_cursor
     # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.
     buffer.add_listener(EngineWalListener(engine.segment_committed))
-    return Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
-                    engine=engine, plugin_writes=plugin_writes)
+    services = Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
+                        engine=engine, plugin_writes=plugin_writes)
+    from .databases import ServerDatabases  # databases imports this module: resolve at call time
+
+    services.influxql = InfluxQL(catalog, query, admin=ServerDatabases(services))
+    return services
 
 
 def snapshot_segments(config: Config) -> int:

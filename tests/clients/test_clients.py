@@ -6,6 +6,8 @@ first start and saves it in the data dir, which is where these tests read it fro
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -109,3 +111,81 @@ def test_adbc_flight_sql_query(lakeflux):
     with fsql.connect(srv.url.replace("http://", "grpc://"), db_kwargs=bad, autocommit=True) as conn:
         with conn.cursor() as cur, pytest.raises(Exception, match="(?i)unauthenticated|not authenticated"):
             cur.execute("select 1")
+
+
+# --- InfluxQL ---------------------------------------------------------------------------------------------------
+
+
+def _v1_client(srv: ServerProcess, token: str, database: str):  # type: ignore[no-untyped-def]
+    influxdb = pytest.importorskip("influxdb")
+    port = int(srv.url.rsplit(":", 1)[1])
+    return influxdb.InfluxDBClient(host="127.0.0.1", port=port, username="any", password=token, database=database)
+
+
+def test_influxdb_v1_query_reads_back_what_it_wrote(lakeflux):
+    srv, token = lakeflux
+    client = _v1_client(srv, token, "v1read")
+    client.create_database("v1read")
+    points = [{"measurement": "cpu", "tags": {"host": h}, "fields": {"load": load}, "time": t}
+              for h, load, t in [("a", 0.5, 1700000000000000000), ("b", 1.25, 1700000001000000000),
+                                 ("a", 0.75, 1700000060000000000)]]
+    assert client.write_points(points)
+    result = client.query('SELECT "load" FROM "cpu" WHERE "host" = $host', bind_params={"host": "a"})
+    assert list(result.get_points()) == [{"time": "2023-11-14T22:13:20Z", "load": 0.5},
+                                         {"time": "2023-11-14T22:14:20Z", "load": 0.75}]
+    grouped = client.query("SELECT mean(load) FROM cpu WHERE time >= 1700000000s AND time < 1700000120s "
+                           "GROUP BY time(1m), host fill(none)", epoch="s")
+    assert list(grouped.get_points(tags={"host": "a"})) == [{"time": 1699999980, "mean": 0.5},
+                                                            {"time": 1700000040, "mean": 0.75}]
+    assert list(grouped.get_points(tags={"host": "b"})) == [{"time": 1699999980, "mean": 1.25}]
+    # SHOW TAG VALUES looks back 24 hours unless told otherwise (as InfluxDB 3 does): these points are older.
+    several = client.query("SHOW MEASUREMENTS; SHOW TAG VALUES WITH KEY = host; "
+                           "SHOW TAG VALUES WITH KEY = host WHERE time > 0")
+    assert list(several[0].get_points()) == [{"name": "cpu"}]
+    assert list(several[1].get_points()) == []
+    assert [p["value"] for p in several[2].get_points()] == ["a", "b"]
+    influxdb = pytest.importorskip("influxdb")
+    with pytest.raises(influxdb.exceptions.InfluxDBClientError, match="undefined function"):
+        client.query("SELECT nosuch(load) FROM cpu")
+
+
+def test_influxdb_v1_chunked_query(lakeflux):
+    srv, token = lakeflux
+    client = _v1_client(srv, token, "v1chunks")
+    client.create_database("v1chunks")
+    assert client.write_points([{"measurement": "m", "fields": {"v": i}, "time": 1700000000000000000 + i}
+                                for i in range(5)])
+    chunks = list(client.query("SELECT v FROM m", epoch="ns", chunked=True, chunk_size=2))
+    assert [[p["v"] for p in chunk.get_points()] for chunk in chunks] == [[0, 1], [2, 3], [4]]
+
+
+def test_v1_query_chunked_over_http(lakeflux):
+    srv, token = lakeflux
+    _v1_client(srv, token, "httpchunks").create_database("httpchunks")
+    write = urllib.request.Request(f"{srv.url}/write?db=httpchunks&p={token}", method="POST",
+                                   data=b"m,k=x v=1 1\nm,k=x v=2 2\nm,k=y v=3 3\n")
+    with urllib.request.urlopen(write, timeout=30) as resp:
+        assert resp.status == 204
+    query = urllib.parse.urlencode({"db": "httpchunks", "q": "SELECT v FROM m GROUP BY k", "chunked": "true",
+                                    "chunk_size": "1", "epoch": "ns"})
+    req = urllib.request.Request(f"{srv.url}/query?{query}", headers={"Authorization": f"Token {token}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.headers.get("Transfer-Encoding") == "chunked"
+        lines = [json.loads(line) for line in resp.read().decode().splitlines()]
+    values = [(r["series"][0]["tags"]["k"], r["series"][0]["values"], r.get("partial", False))
+              for line in lines for r in line["results"]]
+    assert values == [("x", [[1, 1]], True), ("x", [[2, 2]], True), ("y", [[3, 3]], False)]
+
+
+def test_influxdb3_python_influxql(lakeflux):
+    srv, token = lakeflux
+    with influxdb_client_3.InfluxDBClient3(host=srv.url, token=token, database="v3ql") as client:
+        client.write("weather,city=oslo temp=-3.5 1700000000000000000")
+        client.write("weather,city=rome temp=14.0 1700000000000000000")
+        table = client.query("SELECT temp FROM weather WHERE city = 'rome'", language="influxql")
+        assert table.column_names == ["iox::measurement", "time", "temp"]
+        assert table.to_pylist()[0]["iox::measurement"] == "weather" and table.column("temp").to_pylist() == [14.0]
+        grouped = client.query("SELECT max(temp) FROM weather GROUP BY city", language="influxql")
+        assert [(r["city"], r["max"]) for r in grouped.to_pylist()] == [("oslo", -3.5), ("rome", 14.0)]
+        keys = client.query("SHOW TAG KEYS FROM weather", language="influxql")
+        assert keys.to_pylist() == [{"iox::measurement": "weather", "tagKey": "city"}]

@@ -82,10 +82,29 @@ def test_flight_errors_map_to_grpc_codes(srv):
         client.do_get(flight.Ticket(b"not json"), opts).read_all()
     with pytest.raises(pa.ArrowInvalid):  # SQL errors: INVALID_ARGUMENT
         client.do_get(_ticket(database="db1", sql_query="SELECT nope FROM cpu"), opts).read_all()
-    with pytest.raises(pa.ArrowNotImplementedError, match="InfluxQL"):  # UNIMPLEMENTED
-        client.do_get(_ticket(database="db1", sql_query="SHOW MEASUREMENTS", query_type="influxql"), opts).read_all()
+    with pytest.raises(pa.ArrowInvalid, match="parsing error"):  # InfluxQL errors: INVALID_ARGUMENT
+        client.do_get(_ticket(database="db1", sql_query="SHOW SERIES", query_type="influxql"), opts).read_all()
     # The server survives all of it.
     assert client.do_get(_ticket(database="db1", sql_query="SELECT 1 AS one"), opts).read_all().num_rows == 1
+
+
+def test_influxql_tickets_answer_in_influxdb3_table_form(srv):
+    client, opts = _client(srv), _options(srv.token)
+    ticket = _ticket(database="db1", sql_query="SELECT v FROM cpu WHERE host = $h", query_type="influxql",
+                     params={"h": "b"})
+    table = client.do_get(ticket, opts).read_all()
+    assert table.column_names == ["iox::measurement", "time", "v"]
+    assert table.schema.field("iox::measurement").type == pa.dictionary(pa.int32(), pa.string())
+    assert table.schema.field("time").type == pa.timestamp("ns")
+    assert table.to_pylist()[0]["v"] == 2.5 and table.column("iox::measurement").to_pylist() == ["cpu"]
+    grouped = client.do_get(_ticket(database="db1", sql_query="SELECT count(v) FROM cpu GROUP BY host",
+                                    query_type="influxql"), opts).read_all()
+    assert grouped.column_names == ["iox::measurement", "time", "host", "count"]
+    assert grouped.schema.field("host").type == pa.dictionary(pa.int32(), pa.string())
+    assert [(r["host"], r["count"]) for r in grouped.to_pylist()] == [("a", 1), ("b", 1)]
+    shown = client.do_get(_ticket(database="db1", sql_query="SHOW TAG KEYS", query_type="influxql"),
+                          opts).read_all()
+    assert shown.to_pylist() == [{"iox::measurement": "cpu", "tagKey": "host"}]
 
 
 def test_flight_sql_statement_query_gives_one_endpoint_then_do_get(srv):

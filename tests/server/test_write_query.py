@@ -207,7 +207,8 @@ def test_v1_query_create_and_show(server):
     assert r.status == 200 and r.json() == {"results": [{"statement_id": 0}]}
     r = server.request("GET", "/query?q=SHOW+DATABASES")
     assert r.json()["results"][0]["series"][0]["values"] == [["telegraf"]]
-    assert server.request("GET", "/query?q=SELECT+*+FROM+cpu").status == 400
+    no_db = server.request("GET", "/query?q=SELECT+*+FROM+cpu")
+    assert no_db.status == 200 and "must specify a 'db' parameter" in no_db.json()["results"][0]["error"]
 
 
 def test_data_survives_restart_on_file_store(tmp_path):
