@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import Invalid
+from . import ast as A
+from .columns import Col, constant, nulls
 
 NS = 1_000_000_000
 
@@ -66,3 +68,31 @@ def _result_dtype(name: str, dtype: np.dtype) -> np.dtype:
     if dtype.kind in "iub":
         return np.dtype(np.int64) if dtype.kind != "u" else np.dtype(np.uint64)
     return np.dtype(np.float64)
+
+
+def literal(expr: A.Expr, n: int) -> Col:
+    if isinstance(expr, A.IntegerLit | A.NumberLit | A.StringLit | A.BoolLit):
+        return constant(expr.value, n)
+    if isinstance(expr, A.DurationLit):
+        return constant(expr.ns, n)
+    if isinstance(expr, A.NullLit):
+        return nulls(n)
+    raise Invalid("invalid expression in field list")
+
+
+def transform(call: A.Call, inner: Col, times: np.ndarray, default_unit: int) -> Col:
+    if inner.kind not in ("float", "integer", "unsigned") and not (call.name == "elapsed"):
+        if inner.kind == "null":
+            return inner
+        raise Invalid(f"unsupported {call.name}() argument type: {inner.kind}")
+    args: tuple[int, ...] = ()
+    if call.name in ("derivative", "non_negative_derivative"):
+        args = (A.unparen(call.args[1]).ns if len(call.args) > 1 else default_unit,)  # type: ignore[union-attr]
+    elif call.name == "elapsed":
+        args = (A.unparen(call.args[1]).ns if len(call.args) > 1 else 1,)  # type: ignore[union-attr]
+    elif call.name == "moving_average":
+        args = (int(A.unparen(call.args[1]).value),)  # type: ignore[union-attr]
+    values = inner.values if inner.kind != "string" else np.zeros(len(inner.values))
+    out, valid = apply(call.name, times, values, inner.valid, args)
+    kind = {"i": "integer", "u": "unsigned", "f": "float", "b": "integer"}[out.dtype.kind]
+    return Col(out, valid, kind)

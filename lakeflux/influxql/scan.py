@@ -1,0 +1,163 @@
+"""The SQL side of a SELECT: WHERE clauses with the time range, GROUP BY time windows as SQL buckets
+(daylight-saving changes included), and splitting an SQL answer into series by GROUP BY tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from .columns import Col
+from .condition import Params, compile_condition, quote
+from .plan import Plan, Source
+from .results import Series
+from .timeutil import MAX_TIME, MIN_TIME, window, windows
+
+MAX_WINDOWS = 1_000_000  # per statement: fill materialises every window of every series
+
+@dataclass
+class Windows:
+    """The GROUP BY time windows of a statement: the requested ones, plus the extra ones a transformation
+    reads before them (after them in descending order), and the time range the SQL must read."""
+
+    starts: list[int] | None  # every window the SQL groups into; None without a lower time bound
+    first: int  # first requested window
+    last: int  # last requested window
+    data_lo: int
+    data_hi: int
+
+
+def windows_of(plan: Plan) -> Windows:
+    tr = plan.time_range
+    if not plan.interval or tr.lo == MIN_TIME:
+        last = window(tr.hi, plan.interval, plan.offset, plan.tz)[0] if plan.interval else MAX_TIME
+        return Windows(None, MIN_TIME, last, tr.lo, tr.hi)
+    step = (plan.interval, plan.offset, plan.tz)
+    first = window(tr.lo, *step)[0]
+    requested = windows(first, tr.hi, *step, MAX_WINDOWS)
+    if not requested:
+        return Windows([], first, first, tr.lo, tr.hi)
+    last = requested[-1]
+    data_lo, data_hi = tr.lo, tr.hi
+    before: list[int] = []
+    after: list[int] = []
+    if plan.extra_windows and not plan.stmt.descending:
+        t = first
+        for _ in range(plan.extra_windows):
+            t = window(t - 1, *step)[0]
+            before.insert(0, t)
+        data_lo = before[0]
+    elif plan.extra_windows:
+        end = window(last, *step)[1]
+        for _ in range(plan.extra_windows):
+            after.append(end)
+            end = window(end, *step)[1]
+        data_hi = end - 1
+    return Windows(before + requested + after, first, last, data_lo, data_hi)
+
+
+def where_clauses(plan: Plan, source: Source, params: Params, span: Windows | None = None) -> list[str]:
+    tr = plan.time_range
+    lo, hi = (span.data_lo, span.data_hi) if span is not None else (tr.lo, tr.hi)
+    clauses = []
+    if lo != MIN_TIME:
+        clauses.append(f"time >= to_timestamp_nanos({int(lo)})")
+    if hi != MAX_TIME:
+        clauses.append(f"time <= to_timestamp_nanos({int(hi)})")
+    if plan.condition is not None:
+        clauses.append(compile_condition(plan.condition, source.cols, params))
+    return clauses
+
+
+def sql_text(select: list[str], source: Source, where: list[str], tail: str = "") -> str:
+    sql = f"SELECT {', '.join(select)} FROM {quote(source.name)}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + tail
+
+
+def group_columns(plan: Plan, source: Source) -> list[str]:
+    """SQL for each GROUP BY tag (NULL for tags this measurement lacks)."""
+    return [quote(t) if t in source.cols.tags else "CAST(NULL AS VARCHAR)" for t in plan.group_tags]
+
+
+@dataclass
+class Groups:
+    """Rows of an SQL answer split into series by their GROUP BY tag values."""
+
+    keys: list[dict[str, str]]
+    starts: np.ndarray  # row index where each series starts (rows sorted by series)
+    order: np.ndarray  # the permutation that sorts rows by series (stable)
+
+    def rows(self, i: int) -> np.ndarray:
+        end = self.starts[i + 1] if i + 1 < len(self.starts) else len(self.order)
+        return self.order[self.starts[i]:end]
+
+
+def split_groups(table: pa.Table, names: list[str]) -> Groups:
+    n = table.num_rows
+    if n == 0:
+        return Groups([], np.array([], dtype=np.int64), np.arange(0))
+    if not names:
+        return Groups([{}], np.array([0], dtype=np.int64), np.arange(n))
+    codes = np.zeros(n, dtype=np.int64)
+    dictionaries = []
+    for i, _ in enumerate(names):
+        column = table.column(f"__g{i}").fill_null("")
+        encoded = column.combine_chunks().dictionary_encode() if n else pa.array([], pa.string()).dictionary_encode()
+        values = encoded.dictionary.to_pylist()
+        rank = np.argsort(np.argsort(np.array(values, dtype=object))) if values else np.array([], dtype=np.int64)
+        idx = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = codes * (len(values) + 1) + (rank[idx] if len(idx) else idx)
+        dictionaries.append((values, rank))
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1]))) if n else np.array(
+        [], dtype=np.int64)
+    keys = []
+    for s in starts:
+        row = order[s]
+        keys.append({name: (table.column(f"__g{i}")[row].as_py() or "") for i, name in enumerate(names)})
+    return Groups(keys, starts, order)
+
+
+def make_series(plan: Plan, name: str, tags: dict[str, str], times: np.ndarray, cols: list[Col]) -> Series:
+    arrays = [pa.array(times, pa.int64()), *(c.to_arrow() for c in cols)]
+    return Series(name=name, columns=["time", *(o.name for o in plan.outputs)], arrays=arrays,
+                  tags=dict(tags) if plan.group_tags else None, timezone=plan.tz)
+
+
+def limited(plan: Plan, keep: np.ndarray) -> np.ndarray:
+    """Row positions after OFFSET and LIMIT."""
+    idx = np.flatnonzero(keep)
+    if plan.stmt.offset:
+        idx = idx[plan.stmt.offset:]
+    if plan.stmt.limit:
+        idx = idx[:plan.stmt.limit]
+    return idx
+
+
+def bucket_sql(plan: Plan, window_list: list[int] | None) -> str:
+    """SQL for the start (int ns) of the window holding each row's time."""
+    interval = int(plan.interval)
+    if window_list is None or len(window_list) < 2:
+        origin = window(plan.time_range.hi if plan.time_range.has_hi else 0, interval, plan.offset, plan.tz)[0]
+        return f"CAST(date_bin(INTERVAL '{interval} nanoseconds', time, to_timestamp_nanos({origin})) AS BIGINT)"
+    # Runs of equal-length windows share one date_bin; a window whose length differs (a daylight-saving
+    # change inside it) gets its own arm, so every window is exactly InfluxQL's.
+    arms = []
+    run_start = 0
+    starts = window_list
+    for k in range(1, len(starts) + 1):
+        if k == len(starts) or starts[k] - starts[k - 1] != interval:
+            last = k - 1
+            arms.append(f"WHEN time >= to_timestamp_nanos({starts[last]}) THEN {starts[last]}")
+            if last > run_start:
+                arms.append(f"WHEN time >= to_timestamp_nanos({starts[run_start]}) THEN CAST(date_bin(INTERVAL "
+                            f"'{interval} nanoseconds', time, to_timestamp_nanos({starts[run_start]})) AS BIGINT)")
+            run_start = k
+    if len(arms) == 2 and not plan.tz:
+        return (f"CAST(date_bin(INTERVAL '{interval} nanoseconds', time, to_timestamp_nanos({starts[0]})) "
+                "AS BIGINT)")
+    return "CASE " + " ".join(reversed(arms)) + f" ELSE {starts[0]} END"
