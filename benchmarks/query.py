@@ -1,4 +1,5 @@
-"""GROUP BY queries: lakeflux's SQL API vs DuckDB on the same Parquet files, and vs InfluxDB 1.x (InfluxQL).
+"""GROUP BY queries: lakeflux's SQL API vs DuckDB on the same Parquet files, the same questions in InfluxQL through
+lakeflux's v1 `/query` vs the same SQL, and vs InfluxDB 1.x (InfluxQL).
 
     python benchmarks/query.py [--rows 2000000] [--repeats 5] [--json out.json]   # full size: --rows 10000000
 
@@ -11,7 +12,10 @@
    answer) and through DuckDB (in this process, default threads) on `<table prefix>**/*.parquet`, one
    warm-up then `--repeats` timed runs each, interleaved; medians, and the ratio lakeflux/DuckDB as the
    median of the pair-by-pair ratios (target ≤ 1.2×). Answers are compared so a fast wrong answer cannot pass.
-4. Peer: the same rows go into InfluxDB 1.x (when installed), and the same questions in InfluxQL.
+   The same questions in InfluxQL go through GET /query (epoch=ns) in the same interleaved rounds: the ratio
+   InfluxQL/SQL is again the median of pair-by-pair ratios (target ≤ 1.2×), and its numbers must be the SQL's.
+4. Peer: the same rows go into InfluxDB 1.x (when installed), and the same InfluxQL; lakeflux's InfluxQL time over
+   InfluxDB 1.x's is the ratio (target ≤ 0.2×, i.e. ≥ 5× faster), and the answers are compared number by number.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from lakeflux.testing.process import ServerProcess  # noqa: E402
 
 DB, TABLE = "bench", "cpu"
 TARGET_RATIO = 1.2
+TARGET_INFLUXQL_VS_SQL = 1.2
+TARGET_VS_INFLUXDB1 = 0.2  # ≥ 5× faster than InfluxDB 1.x
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ def sql_ts(ns: int) -> str:
 
 def queries(rows: int) -> list[Query]:
     first, last = cpu_time_range(rows)
-    half = first + (last - first) // 2
+    half = (first + (last - first) // 2) // 1_000_000_000 * 1_000_000_000  # whole seconds: every dialect agrees
     return [
         Query("by host: avg, max, count",
               f"SELECT host, avg(usage_user) AS u, max(usage_system) AS s, count(*) AS n FROM {TABLE} "
@@ -103,6 +109,44 @@ def lakeflux_runner(url: str, sql: str) -> Any:
     return lambda: http_json(f"{url}/api/v3/query_sql", {"db": DB, "q": sql, "format": "json"})
 
 
+def influxql_runner(url: str, influxql: str) -> Any:
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.urlencode({"db": DB, "q": influxql, "epoch": "ns"})
+
+    def run() -> Any:
+        with urllib.request.urlopen(f"{url}/query?{query}", timeout=600) as r:
+            answer = json.loads(r.read())
+        for result in answer.get("results", []):
+            if "error" in result:
+                raise RuntimeError(f"InfluxQL {influxql!r} failed: {result['error']}")
+        return answer
+    return run
+
+
+def influxql_numbers(answer: dict[str, Any]) -> list[tuple[float, ...]]:
+    """The numbers of a v1 answer, one sorted tuple per row (time left out), rows sorted: what the SQL answer
+    and InfluxDB 1.x's must hold too."""
+    rows = []
+    for result in answer.get("results", []):
+        for series in result.get("series", []):
+            for values in series["values"]:
+                rows.append(tuple(round(float(v), 6) for v in values[1:] if isinstance(v, int | float)))
+    return sorted(rows)
+
+
+def sql_numbers(rows: list[dict[str, Any]]) -> list[tuple[float, ...]]:
+    return sorted(tuple(round(float(v), 6) for v in row.values() if isinstance(v, int | float) and
+                        not isinstance(v, bool)) for row in rows)
+
+
+def same_numbers(a: list[tuple[float, ...]], b: list[tuple[float, ...]]) -> bool:
+    return len(a) == len(b) and all(len(x) == len(y) and all(math.isclose(p, q, rel_tol=1e-6, abs_tol=1e-6)
+                                                             for p, q in zip(x, y, strict=True))
+                                    for x, y in zip(a, b, strict=True))
+
+
 def duckdb_runner(con: Any, sql: str) -> Any:
     return lambda: con.execute(sql).fetchall()
 
@@ -141,21 +185,29 @@ def bench_lakeflux_vs_duckdb(data_dir: Path, rows: int, repeats: int, log_path: 
             raise RuntimeError(f"lakeflux counts {count} rows, {rows} were written")
         for q in queries(rows):
             ours, theirs = lakeflux_runner(srv.url, q.sql), duckdb_runner(con, q.duckdb.format(src=src))
+            influxql = influxql_runner(srv.url, q.influxql)
             _, lake_answer = timed(ours)  # warm-up (also the answers compared)
             _, duck_answer = timed(theirs)
-            lake_t, duck_t = [], []
-            for _ in range(repeats):  # interleaved so background load hits both sides alike
+            _, ql_answer = timed(influxql)
+            lake_t, duck_t, ql_t = [], [], []
+            for _ in range(repeats):  # interleaved so background load hits every side alike
                 lake_t.append(timed(ours)[0])
+                ql_t.append(timed(influxql)[0])
                 duck_t.append(timed(theirs)[0])
             row = {"query": q.name, "lakeflux_s": statistics.median(lake_t), "duckdb_s": statistics.median(duck_t),
-                   "lakeflux_runs": lake_t, "duckdb_runs": duck_t,
-                   "answers_match": compare(lake_answer, duck_answer), "result_rows": len(duck_answer)}
+                   "influxql_s": statistics.median(ql_t), "lakeflux_runs": lake_t, "duckdb_runs": duck_t,
+                   "influxql_runs": ql_t, "answers_match": compare(lake_answer, duck_answer),
+                   "influxql_matches_sql": same_numbers(influxql_numbers(ql_answer), sql_numbers(lake_answer)),
+                   "influxql_numbers": influxql_numbers(ql_answer), "result_rows": len(duck_answer)}
             # The median of pair-by-pair ratios: a slow spell on the shared machine hits one pair, not the figure.
             row["ratio_vs_duckdb"] = statistics.median(a / b for a, b in zip(lake_t, duck_t, strict=True))
+            row["ratio_influxql_vs_sql"] = statistics.median(a / b for a, b in zip(ql_t, lake_t, strict=True))
             out.append(row)
             print(f"  {q.name:<34} lakeflux {row['lakeflux_s'] * 1e3:8.1f} ms   duckdb {row['duckdb_s'] * 1e3:8.1f} ms"
                   f"   ratio {row['ratio_vs_duckdb']:.2f}× (target ≤ {TARGET_RATIO:g}×)"
                   f"{'' if row['answers_match'] else '   ANSWERS DIFFER'}")
+            print(f"  {'':<34} influxql {row['influxql_s'] * 1e3:8.1f} ms   vs SQL {row['ratio_influxql_vs_sql']:.2f}× "
+                  f"(target ≤ {TARGET_INFLUXQL_VS_SQL:g}×){'' if row['influxql_matches_sql'] else '   ANSWERS DIFFER'}")
     finally:
         srv.stop()
     return out
@@ -167,13 +219,13 @@ def bench_influxdb1(rows: int, repeats: int, connections: int) -> dict | None:
         return None
     with InfluxDB1(DB) as peer:
         seconds = send_batches(peer.write_url, cpu_batches(rows), connections)
-        timings = {}
+        timings, numbers = {}, {}
         for q in queries(rows):
             run = (lambda text: lambda: peer.influxql(text))(q.influxql)
-            run()
+            numbers[q.name] = influxql_numbers(run())
             timings[q.name] = statistics.median(timed(run)[0] for _ in range(repeats))
             print(f"  {q.name:<34} influxdb1 {timings[q.name] * 1e3:8.1f} ms")
-    return {"ingest_lines_per_s": rows / seconds, "query_s": timings}
+    return {"ingest_lines_per_s": rows / seconds, "query_s": timings, "numbers": numbers}
 
 
 def run(rows: int, repeats: int, connections: int = 2, peer: bool = True, data_dir: Path | None = None) -> dict:
@@ -206,6 +258,15 @@ def run(rows: int, repeats: int, connections: int = 2, peer: bool = True, data_d
                 theirs = results["influxdb1"]["query_s"][row["query"]]
                 row["influxdb1_s"] = theirs
                 row["ratio_vs_influxdb1"] = row["lakeflux_s"] / theirs
+                row["ratio_influxql_vs_influxdb1"] = row["influxql_s"] / theirs
+                row["influxql_matches_influxdb1"] = same_numbers(row["influxql_numbers"],
+                                                                 results["influxdb1"]["numbers"][row["query"]])
+                print(f"  {row['query']:<34} influxql {row['influxql_s'] * 1e3:8.1f} ms vs InfluxDB 1.x "
+                      f"{theirs * 1e3:8.1f} ms: {row['ratio_influxql_vs_influxdb1']:.2f}× (target ≤ "
+                      f"{TARGET_VS_INFLUXDB1:g}×){'' if row['influxql_matches_influxdb1'] else '   ANSWERS DIFFER'}")
+        for row in results["queries"]:
+            row.pop("influxql_numbers", None)
+        results["influxdb1"].pop("numbers", None)
     ratios = [r["ratio_vs_duckdb"] for r in results["queries"]]
     results["geomean_ratio_vs_duckdb"] = math.exp(statistics.fmean(math.log(r) for r in ratios))
     print(f"geometric mean lakeflux/DuckDB: {results['geomean_ratio_vs_duckdb']:.2f}×")

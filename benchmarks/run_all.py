@@ -116,9 +116,20 @@ def query_rows(r: dict[str, Any]) -> list[list[str]]:
         note = "" if q["answers_match"] else " (answers differ!)"
         rows.append([f"{label} vs DuckDB, ms", f"{q['lakeflux_s'] * 1e3:.1f}", f"DuckDB {q['duckdb_s'] * 1e3:.1f}",
                      f"{q['ratio_vs_duckdb']:.2f}×{note}", "≤ 1.2×", _verdict(q["ratio_vs_duckdb"] <= 1.2)])
+        if "influxql_s" in q:
+            note = "" if q.get("influxql_matches_sql", True) else " (answers differ!)"
+            rows.append([f"{label} InfluxQL /query vs SQL, ms", f"{q['influxql_s'] * 1e3:.1f}",
+                         f"SQL {q['lakeflux_s'] * 1e3:.1f}", f"{q['ratio_influxql_vs_sql']:.2f}×{note}", "≤ 1.2×",
+                         _verdict(q["ratio_influxql_vs_sql"] <= 1.2)])
         if "influxdb1_s" in q:
-            rows.append([f"{label} vs InfluxQL, ms", f"{q['lakeflux_s'] * 1e3:.1f}",
+            rows.append([f"{label} SQL vs InfluxDB 1.x InfluxQL, ms", f"{q['lakeflux_s'] * 1e3:.1f}",
                          f"InfluxDB 1.x {q['influxdb1_s'] * 1e3:.1f}", f"{q['ratio_vs_influxdb1']:.2f}×", "—", "—"])
+        if "ratio_influxql_vs_influxdb1" in q:
+            note = "" if q.get("influxql_matches_influxdb1", True) else " (answers differ!)"
+            rows.append([f"{label} InfluxQL /query vs InfluxDB 1.x, ms", f"{q['influxql_s'] * 1e3:.1f}",
+                         f"InfluxDB 1.x {q['influxdb1_s'] * 1e3:.1f}",
+                         f"{q['ratio_influxql_vs_influxdb1']:.2f}×{note}", "≤ 0.2× (≥ 5× faster)",
+                         _verdict(q["ratio_influxql_vs_influxdb1"] <= 0.2)])
     return rows
 
 

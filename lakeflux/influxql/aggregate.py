@@ -22,11 +22,12 @@ from .plan import Plan, Source, bare_refs
 from .results import Series
 from .scan import (
     MAX_WINDOWS,
+    Groups,
     Windows,
     bucket_sql,
     group_columns,
-    limited,
     make_series,
+    split_block,
     split_groups,
     sql_text,
     where_clauses,
@@ -137,13 +138,13 @@ def run_aggregate(plan: Plan, source: Source) -> list[Series]:
     columns = _SelectList()
     for leaf in leaves:
         _leaf_sql(leaf, columns, plan.point_time)
-    aux = sorted({n.name for o in plan.outputs for n in A.walk(o.expr) if isinstance(n, A.VarRef)
-                  and bare_refs(o.expr)} if plan.point_time else set())
+    aux_names = sorted({n.name for o in plan.outputs for n in A.walk(o.expr) if isinstance(n, A.VarRef)
+                        and bare_refs(o.expr)} if plan.point_time else set())
     aux_cols: dict[str, str] = {}
-    if aux:
+    if aux_names:
         selector = next(leaf for leaf in leaves)
         nonnull = f" FILTER (WHERE {quote(selector.field)} IS NOT NULL)" if selector.field else ""
-        for name in aux:
+        for name in aux_names:
             if name in source.cols.fields or name in source.cols.tags:
                 if selector.call.name in ("min", "max", "first", "last"):
                     aux_cols[name] = columns.add(
@@ -171,192 +172,214 @@ def run_aggregate(plan: Plan, source: Source) -> list[Series]:
         span.starts = windows(first, plan.time_range.hi, plan.interval, plan.offset, plan.tz, MAX_WINDOWS)
         span.first = first
     groups = split_groups(table, plan.group_tags)
-    window_list = span.starts
-    if len(groups.keys) * max(len(window_list or ()), 1) > MAX_WINDOWS * 4:
-        raise Invalid("max-select-buckets limit exceeded: too many series × windows; narrow the time range or "
-                      "use a larger GROUP BY time interval")
-    out = []
-    for i, tags in enumerate(groups.keys):
-        rows = groups.rows(i)
-        series = _aggregate_series(plan, source, leaves, aux_cols, table.take(pa.array(rows)), span)
-        if series is not None:
-            series.tags = dict(tags) if plan.group_tags else None
-            out.append(series)
-    return out
-
-
-def _aggregate_series(plan: Plan, source: Source, leaves: list[_Leaf], aux_cols: dict[str, str],
-                      table: pa.Table, span: Windows) -> Series | None:
-    n_rows = table.num_rows
-    window_list = span.starts if plan.interval else None
-    lo = plan.time_range.lo
-    if window_list is not None:
-        axis = np.asarray(window_list, dtype=np.int64)
-        buckets = table.column("__time").to_numpy()
-        pos = np.searchsorted(axis, buckets)
-        inside = (pos < len(axis)) & (axis[np.minimum(pos, len(axis) - 1)] == buckets)
-        rows, pos = np.flatnonzero(inside), pos[inside]
-    else:
-        axis = np.asarray([lo if lo != MIN_TIME else 0], dtype=np.int64)
-        rows, pos = np.arange(min(n_rows, 1)), np.zeros(min(n_rows, 1), dtype=np.int64)
-    width = len(axis)
+    grid = _grid(plan, span, table, groups)
     values: dict[A.Call, Col] = {}
     point_times: np.ndarray | None = None
-    any_present = np.zeros(width, dtype=bool)
+    any_present = np.zeros(grid.size, dtype=bool)
     for leaf in leaves:
-        col, present, ptimes = _leaf_column(leaf, table, rows, pos, width, plan, axis)
+        col, present, ptimes = _leaf_column(leaf, table, grid, plan)
         if leaf.call.name == "count" and plan.fill.mode == "null":
-            col.values[~present] = 0
-            col.valid = np.ones(width, dtype=bool)
-            present_for_rows = present
+            col.values[~present] = 0  # InfluxQL's count of an empty window is 0, not null
+            col.valid = np.ones(grid.size, dtype=bool)
         else:
-            present_for_rows = present
-            col = _fill(col, present, plan.fill)
-        any_present |= present_for_rows
+            col = _fill(col, present, plan.fill, grid)
+        any_present |= present
         values[leaf.call] = col
         if ptimes is not None:
             point_times = ptimes
+    axis = grid.axis
     if plan.point_time and point_times is not None:
-        if not any_present.any():
-            return None
         axis = np.where(any_present, point_times, axis)
+    aux = {name: _aux_column(table, alias, grid, leaves[0]) for name, alias in aux_cols.items()}
     if plan.stmt.descending:
-        order = np.arange(width)[::-1]
-        axis = axis[order]
-        any_present = any_present[order]
-        values = {k: v.take(order) for k, v in values.items()}
-    env_aux = {name: _aux_column(table, alias, rows, pos, width, plan, leaves[0])
-               for name, alias in aux_cols.items()}
-    if plan.stmt.descending:
-        env_aux = {k: v.take(np.arange(width)[::-1]) for k, v in env_aux.items()}
-    default_unit = plan.interval or NS
-    cols, emits = [], []
+        flip = grid.flipped()
+        axis, any_present = axis[flip], any_present[flip]
+        values = {k: v.take(flip) for k, v in values.items()}
+        aux = {k: v.take(flip) for k, v in aux.items()}
+    unit = plan.interval or NS
+    cols, keep = [], np.zeros(grid.size, dtype=bool)
     for o in plan.outputs:
-        col = _eval_aggregate(o.expr, values, env_aux, axis, width, default_unit)
+        col = _eval_aggregate(o.expr, values, aux, axis, grid, unit)
         cols.append(col)
         if has_transform(o.expr):
-            emits.append(col.valid)
+            keep |= col.valid  # a transformation answers where it has a value
         elif plan.fill.mode == "none" or not plan.interval:
-            emits.append(any_present.copy())
+            keep |= any_present
         else:
-            emits.append(np.ones(width, dtype=bool))
-    keep = np.zeros(width, dtype=bool)
-    for e in emits:
-        keep |= e
+            keep[:] = True  # every window of the range, filled
     if plan.interval:
         keep &= (axis >= span.first) & (axis <= span.last)
-    if not plan.interval:
+    else:
         keep &= any_present
-    idx = limited(plan, keep)
-    if not len(idx):
-        return None
-    return make_series(plan, source.name, {}, axis[idx], [c.take(idx) for c in cols])
+    return _emit(plan, source, groups, grid, keep, axis, cols)
+
+
+@dataclass
+class _Grid:
+    """Series × windows, flattened row-major: every SQL answer row has a cell (or none when outside)."""
+
+    series: int
+    width: int
+    rows: np.ndarray  # SQL rows with a cell
+    cells: np.ndarray  # their cells
+    axis: np.ndarray  # each cell's window start
+
+    @property
+    def size(self) -> int:
+        return self.series * self.width
+
+    def flipped(self) -> np.ndarray:
+        """The permutation reversing each series' windows (descending time)."""
+        return np.arange(self.size).reshape(self.series, self.width)[:, ::-1].ravel()
+
+    def scatter(self, col: Col) -> Col:
+        """A column of SQL answer rows placed into the grid (cells without a row invalid)."""
+        values = np.zeros(self.size, dtype=col.values.dtype)
+        valid = np.zeros(self.size, dtype=bool)
+        values[self.cells] = col.values[self.rows]
+        valid[self.cells] = col.valid[self.rows]
+        return Col(values, valid, col.kind)
+
+
+def _grid(plan: Plan, span: Windows, table: pa.Table, groups: Groups) -> _Grid:
+    n_rows = table.num_rows
+    n = len(groups.keys)
+    series_of = np.empty(n_rows, dtype=np.int64)
+    series_of[groups.order] = np.repeat(np.arange(n), np.diff(np.append(groups.starts, n_rows)))
+    if plan.interval:
+        starts = np.asarray(span.starts or [], dtype=np.int64)
+        if n * len(starts) > MAX_WINDOWS * 4:
+            raise Invalid("max-select-buckets limit exceeded: too many series × windows; narrow the time range "
+                          "or use a larger GROUP BY time interval")
+        buckets = table.column("__time").to_numpy()
+        pos = np.searchsorted(starts, buckets)
+        inside = (pos < len(starts)) & (starts[np.minimum(pos, max(len(starts) - 1, 0))] == buckets) \
+            if len(starts) else np.zeros(n_rows, dtype=bool)
+        rows = np.flatnonzero(inside)
+        return _Grid(n, len(starts), rows, series_of[rows] * len(starts) + pos[rows], np.tile(starts, n))
+    lo = plan.time_range.lo
+    axis = np.full(n, lo if lo != MIN_TIME else 0, dtype=np.int64)
+    return _Grid(n, 1, np.arange(n_rows), series_of, axis)
+
+
+def _emit(plan: Plan, source: Source, groups: Groups, grid: _Grid, keep: np.ndarray, axis: np.ndarray,
+          cols: list[Col]) -> list[Series]:
+    """Series from the kept cells, after OFFSET and LIMIT per series; their arrays share one buffer each."""
+    kept = keep.reshape(grid.series, grid.width)
+    if plan.stmt.offset or plan.stmt.limit:
+        rank = np.cumsum(kept, axis=1)
+        kept = kept & (rank > plan.stmt.offset)
+        if plan.stmt.limit:
+            kept &= rank <= plan.stmt.offset + plan.stmt.limit
+    idx = np.flatnonzero(kept.ravel())
+    block = make_series(plan, source.name, {}, axis[idx], [c.take(idx) for c in cols])
+    return split_block(plan, block, groups.keys, kept.sum(axis=1))
 
 
 def has_transform(expr: A.Expr) -> bool:
     return any(isinstance(n, A.Call) and n.name in TRANSFORMS for n in A.walk(expr))
 
 
-def _leaf_column(leaf: _Leaf, table: pa.Table, rows: np.ndarray, pos: np.ndarray, width: int, plan: Plan,
-                 axis: np.ndarray) -> tuple[Col, np.ndarray, np.ndarray | None]:
-    """The leaf's value per window (absent windows invalid), which windows had input points, and the
-    selected points' times when the query reports them."""
-    kind = leaf.kind
-    present = np.zeros(width, dtype=bool)
+def _leaf_column(leaf: _Leaf, table: pa.Table, grid: _Grid,
+                 plan: Plan) -> tuple[Col, np.ndarray, np.ndarray | None]:
+    """The leaf's value per cell (absent cells invalid), which cells had input points, and the selected
+    points' times when the query reports them."""
+    present = np.zeros(grid.size, dtype=bool)
     if leaf.field is None or not leaf.value:
-        return nulls(width), present, None
+        return nulls(grid.size), present, None
     name = leaf.call.name
-    ptimes: np.ndarray | None = None
     if name == "integral":
-        return _integral_column(leaf, table, rows, pos, width, plan, axis)
+        return _integral_column(leaf, table, grid, plan)
     if name in ("mode", "percentile"):
         vals = table.column(leaf.value).to_pylist()
         times = table.column(leaf.times).to_pylist()
-        out_kind = "float" if name == "integral" else kind
-        out = np.zeros(width, dtype=object)
-        valid = np.zeros(width, dtype=bool)
-        ptimes = np.zeros(width, dtype=np.int64)
-        for r, p in zip(rows.tolist(), pos.tolist(), strict=True):
-            v, t = vals[r], times[r]
-            if not v:
+        out = np.zeros(grid.size, dtype=object)
+        valid = np.zeros(grid.size, dtype=bool)
+        ptimes: np.ndarray = np.zeros(grid.size, dtype=np.int64)
+        for r, cell in zip(grid.rows.tolist(), grid.cells.tolist(), strict=True):
+            if not vals[r]:
                 continue
-            value, when = _collected(leaf.call, v, t)
-            if value is None:
-                continue
-            out[p], ptimes[p], valid[p] = value, when, True
-        present = valid.copy()
-        col = _typed(out, valid, out_kind)
-        return col, present, ptimes if name == "percentile" else None
-    arr = table.column(leaf.value)
-    full = from_arrow(arr, None if name not in ("count",) else "integer").take(rows)
+            value, when = _collected(leaf.call, vals[r], times[r])
+            if value is not None:
+                out[cell], ptimes[cell], valid[cell] = value, when, True
+        return _typed(out, valid, leaf.kind), valid.copy(), ptimes if name == "percentile" else None
+    full = from_arrow(table.column(leaf.value), "integer" if name == "count" else None)
     if full.kind == "null":
-        full = Col(np.zeros(len(rows)), np.zeros(len(rows), dtype=bool), kind if kind != "string" else "string")
-    values = np.zeros(width, dtype=full.values.dtype)
-    valid = np.zeros(width, dtype=bool)
-    values[pos] = full.values
-    valid[pos] = full.valid
+        full = Col(np.zeros(table.num_rows), np.zeros(table.num_rows, dtype=bool), leaf.kind)
+    col = grid.scatter(full)
     if leaf.presence:
-        counts = table.column(leaf.presence).to_numpy(zero_copy_only=False)[rows]
-        present[pos] = counts > 0
+        counts = grid.scatter(from_arrow(table.column(leaf.presence), "integer"))
+        present = counts.valid & (counts.values > 0)
     elif name == "count":
-        present[pos] = full.values > 0
-        valid &= present
+        present = col.valid & (col.values > 0)
+        col.valid &= present
     else:
-        present = valid.copy()
-    if leaf.times:
-        ptimes = np.zeros(width, dtype=np.int64)
-        t = from_arrow(table.column(leaf.times), "integer").take(rows)
-        ptimes[pos] = t.values
-    return Col(values, valid, full.kind), present, ptimes
+        present = col.valid.copy()
+    if not leaf.times:
+        return col, present, None
+    return col, present, grid.scatter(from_arrow(table.column(leaf.times), "integer")).values
 
 
-def _integral_column(leaf: _Leaf, table: pa.Table, rows: np.ndarray, pos: np.ndarray, width: int, plan: Plan,
-                     axis: np.ndarray) -> tuple[Col, np.ndarray, np.ndarray | None]:
-    """integral() as InfluxDB 1.x computes it: trapezoids over the group's points in time order, each
+def _integral_column(leaf: _Leaf, table: pa.Table, grid: _Grid,
+                     plan: Plan) -> tuple[Col, np.ndarray, np.ndarray | None]:
+    """integral() as InfluxDB 1.x computes it: trapezoids over a series' points in time order, each
     window's area closed by interpolating to its end from the first point of the next window; without
     GROUP BY time the answer is reported at time 0."""
     vals = table.column(leaf.value).to_pylist()
     times = table.column(leaf.times).to_pylist()
-    stream_t: list[int] = []
-    stream_v: list[float] = []
-    for r in rows[np.argsort(pos, kind="stable")].tolist():
-        if vals[r]:
-            stream_t.extend(times[r])
-            stream_v.extend(vals[r])
     unit = A.unparen(leaf.call.args[1]).ns if len(leaf.call.args) > 1 else NS  # type: ignore[union-attr]
-    sums: dict[int, float] = {}
-    if stream_t:
-        def span_of(t: int) -> tuple[int, int]:
-            if not plan.interval:
-                return 0, MAX_TIME
-            return window(t, plan.interval, plan.offset, plan.tz)
+    values = np.zeros(grid.size, dtype=np.float64)
+    valid = np.zeros(grid.size, dtype=bool)
+    order = np.argsort(grid.cells, kind="stable")
+    rows_sorted, cells_sorted = grid.rows[order], grid.cells[order]
+    series_of = cells_sorted // grid.width
+    for s in np.unique(series_of).tolist():
+        mine = series_of == s
+        stream_t: list[int] = []
+        stream_v: list[float] = []
+        for r in rows_sorted[mine].tolist():
+            if vals[r]:
+                stream_t.extend(times[r])
+                stream_v.extend(vals[r])
+        for start, total in _integral(stream_t, stream_v, unit, plan).items():
+            base = s * grid.width
+            i = int(np.searchsorted(grid.axis[base:base + grid.width], start)) if plan.interval else 0
+            if i < grid.width and (not plan.interval or grid.axis[base + i] == start):
+                values[base + i], valid[base + i] = total, True
+    ptimes = None if plan.interval else np.zeros(grid.size, dtype=np.int64)
+    return Col(values, valid, "float"), valid.copy(), ptimes
 
-        start, end = span_of(stream_t[0])
-        prev_t, prev_v, total = stream_t[0], float(stream_v[0]), 0.0
-        for t, v in zip(stream_t[1:], stream_v[1:], strict=True):
-            v = float(v)
-            if t == prev_t:
-                prev_v = v
-                continue
-            if t >= end:
-                if prev_t != end:
-                    edge = prev_v + (v - prev_v) * (end - prev_t) / (t - prev_t)
-                    total += 0.5 * (edge + prev_v) * (end - prev_t) / unit
-                    prev_t, prev_v = end, edge
-                sums[start] = total
-                start, end = span_of(t)
-                total = 0.0
-            total += 0.5 * (v + prev_v) * (t - prev_t) / unit
-            prev_t, prev_v = t, v
-        sums[start] = total
-    values = np.zeros(width, dtype=np.float64)
-    valid = np.zeros(width, dtype=bool)
-    ptimes = np.zeros(width, dtype=np.int64)
-    for start, total in sums.items():
-        i = int(np.searchsorted(axis, start)) if plan.interval else 0
-        if i < width and (not plan.interval or axis[i] == start):
-            values[i], valid[i] = total, True
-    return Col(values, valid, "float"), valid.copy(), (ptimes if not plan.interval else None)
+
+def _integral(stream_t: list[int], stream_v: list[float], unit: int, plan: Plan) -> dict[int, float]:
+    """Area per window start of one series' points (time order)."""
+    sums: dict[int, float] = {}
+    if not stream_t:
+        return sums
+
+    def span_of(t: int) -> tuple[int, int]:
+        if not plan.interval:
+            return 0, MAX_TIME
+        return window(t, plan.interval, plan.offset, plan.tz)
+
+    start, end = span_of(stream_t[0])
+    prev_t, prev_v, total = stream_t[0], float(stream_v[0]), 0.0
+    for t, raw in zip(stream_t[1:], stream_v[1:], strict=True):
+        v = float(raw)
+        if t == prev_t:
+            prev_v = v
+            continue
+        if t >= end:
+            if prev_t != end:
+                edge = prev_v + (v - prev_v) * (end - prev_t) / (t - prev_t)
+                total += 0.5 * (edge + prev_v) * (end - prev_t) / unit
+                prev_t, prev_v = end, edge
+            sums[start] = total
+            start, end = span_of(t)
+            total = 0.0
+        total += 0.5 * (v + prev_v) * (t - prev_t) / unit
+        prev_t, prev_v = t, v
+    sums[start] = total
+    return sums
 
 
 def _typed(values: np.ndarray, valid: np.ndarray, kind: str) -> Col:
@@ -408,33 +431,30 @@ def _mode(values: list, times: list) -> object:
     return most_mode
 
 
-def _aux_column(table: pa.Table, alias: str, rows: np.ndarray, pos: np.ndarray, width: int, plan: Plan,
-                selector: _Leaf) -> Col:
+def _aux_column(table: pa.Table, alias: str, grid: _Grid, selector: _Leaf) -> Col:
+    """A column read beside a lone selector: its value at the selected point."""
     arr = table.column(alias)
     if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        # Collected selectors (percentile): the aux value of the selected point.
-        values = np.zeros(width, dtype=object)
-        valid = np.zeros(width, dtype=bool)
+        # Collected selectors (percentile): the aux value of the point the selector picked.
+        values = np.zeros(grid.size, dtype=object)
+        valid = np.zeros(grid.size, dtype=bool)
         sel_vals = table.column(selector.value).to_pylist()
         sel_times = table.column(selector.times).to_pylist()
         aux = arr.to_pylist()
-        for r, p in zip(rows.tolist(), pos.tolist(), strict=True):
+        for r, cell in zip(grid.rows.tolist(), grid.cells.tolist(), strict=True):
             if not sel_vals[r]:
                 continue
             _, when = _collected(selector.call, sel_vals[r], sel_times[r])
             for v, t in zip(aux[r], sel_times[r], strict=True):
                 if t == when:
-                    values[p], valid[p] = v, v is not None
+                    values[cell], valid[cell] = v, v is not None
                     break
         return _typed(values, valid, kind_of(arr.type.value_type))
-    col = from_arrow(arr).take(rows)
-    values = np.zeros(width, dtype=col.values.dtype)
-    valid = np.zeros(width, dtype=bool)
-    values[pos], valid[pos] = col.values, col.valid
-    return Col(values, valid, col.kind)
+    return grid.scatter(from_arrow(arr))
 
 
-def _fill(col: Col, present: np.ndarray, fill: A.Fill) -> Col:
+def _fill(col: Col, present: np.ndarray, fill: A.Fill, grid: _Grid) -> Col:
+    """`col` with the windows that had no points filled, per series."""
     mode = fill.mode
     if mode in ("null", "none"):
         return col
@@ -449,46 +469,53 @@ def _fill(col: Col, present: np.ndarray, fill: A.Fill) -> Col:
             return col
         # The fill value takes the column's type: an integer column gets it truncated, as InfluxQL does.
         values[missing] = fill.value if kind == "float" else int(fill.value)  # type: ignore[arg-type]
-        valid = valid | missing
-        return Col(values, valid, kind)
+        return Col(values, valid | missing, kind)
+    shape = (grid.series, grid.width)
     if mode == "previous":
-        idx = np.where(present, np.arange(len(values)), -1)
-        np.maximum.accumulate(idx, out=idx)
-        has = idx >= 0
-        src = np.where(has, idx, 0)
+        idx = np.where(present.reshape(shape), np.arange(grid.width)[None, :], -1)
+        np.maximum.accumulate(idx, axis=1, out=idx)
+        has = (idx >= 0).ravel()
+        src = (np.maximum(idx, 0) + (np.arange(grid.series) * grid.width)[:, None]).ravel()
         return Col(np.where(has, values[src], values), np.where(has, valid[src], valid), col.kind)
-    if mode == "linear":
-        if col.kind not in ("float", "integer", "unsigned"):
-            return col
-        known = np.flatnonzero(present & valid)
-        if len(known) < 2:
-            return col
-        gaps = np.arange(known[0], known[-1] + 1)
-        gaps = gaps[~(present & valid)[gaps]]
-        if len(gaps):
-            interp = np.interp(gaps, known, values[known].astype(np.float64))
-            if col.kind != "float":
-                values[gaps] = np.trunc(interp).astype(values.dtype)
-            else:
-                values[gaps] = interp
-            valid[gaps] = True
+    if mode == "linear" and col.kind in ("float", "integer", "unsigned"):
+        known_all = (present & valid).reshape(shape)
+        for s in np.flatnonzero(known_all.sum(axis=1) >= 2).tolist():
+            base = s * grid.width
+            known = np.flatnonzero(known_all[s])
+            gaps = np.arange(known[0], known[-1] + 1)
+            gaps = gaps[~known_all[s][gaps]]
+            if len(gaps):
+                interp = np.interp(gaps, known, values[base + known].astype(np.float64))
+                values[base + gaps] = interp if col.kind == "float" else np.trunc(interp).astype(values.dtype)
+                valid[base + gaps] = True
         return Col(values, valid, col.kind)
     return col
 
 
-def _eval_aggregate(expr: A.Expr, values: dict[A.Call, Col], aux: dict[str, Col], axis: np.ndarray, n: int,
-                    default_unit: int) -> Col:
+def _eval_aggregate(expr: A.Expr, values: dict[A.Call, Col], aux: dict[str, Col], axis: np.ndarray,
+                    grid: _Grid, unit: int) -> Col:
     expr = A.unparen(expr)
     if isinstance(expr, A.Call):
         if is_aggregate_call(expr):
-            return values.get(expr) or nulls(n)
+            return values.get(expr) or nulls(grid.size)
         if expr.name in TRANSFORMS:
-            inner = _eval_aggregate(expr.args[0], values, aux, axis, n, default_unit)
-            return transform(expr, inner, axis, default_unit)
-        return math_function(expr.name, [_eval_aggregate(a, values, aux, axis, n, default_unit) for a in expr.args])
+            inner = _eval_aggregate(expr.args[0], values, aux, axis, grid, unit)
+            return _per_series(expr, inner, axis, grid, unit)
+        return math_function(expr.name, [_eval_aggregate(a, values, aux, axis, grid, unit) for a in expr.args])
     if isinstance(expr, A.VarRef):
-        return aux.get(expr.name) or nulls(n)
+        return aux.get(expr.name) or nulls(grid.size)
     if isinstance(expr, A.Binary):
-        return arithmetic(expr.op, _eval_aggregate(expr.lhs, values, aux, axis, n, default_unit),
-                          _eval_aggregate(expr.rhs, values, aux, axis, n, default_unit))
-    return literal(expr, n)
+        return arithmetic(expr.op, _eval_aggregate(expr.lhs, values, aux, axis, grid, unit),
+                          _eval_aggregate(expr.rhs, values, aux, axis, grid, unit))
+    return literal(expr, grid.size)
+
+
+def _per_series(call: A.Call, inner: Col, axis: np.ndarray, grid: _Grid, unit: int) -> Col:
+    """A transformation applied to each series' windows on its own."""
+    parts = []
+    for s in range(grid.series):
+        cells = np.arange(s * grid.width, (s + 1) * grid.width)
+        parts.append(transform(call, inner.take(cells), axis[cells], unit))
+    if not parts:
+        return nulls(0)
+    return Col(np.concatenate([p.values for p in parts]), np.concatenate([p.valid for p in parts]), parts[0].kind)

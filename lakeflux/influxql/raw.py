@@ -13,7 +13,16 @@ from .functions import (
 )
 from .plan import Plan, Source
 from .results import Series
-from .scan import group_columns, limited, make_series, split_groups, sql_text, where_clauses
+from .scan import (
+    Groups,
+    group_columns,
+    limited,
+    make_series,
+    split_block,
+    split_groups,
+    sql_text,
+    where_clauses,
+)
 from .timeutil import NS
 from .transforms import literal, transform
 
@@ -42,18 +51,41 @@ def run_raw(plan: Plan, source: Source) -> list[Series]:
     times_all = table.column("__time").to_numpy()
     columns = {r: from_arrow(table.column(f"__c{i}"), "string" if r in source.cols.tags and
                              r not in source.cols.fields else None) for i, r in enumerate(present)}
+    if has_transform:
+        return _transformed(plan, source, groups, times_all, columns)
+    # Without transformations every expression is row by row: evaluate each once over all rows, then cut
+    # the (series-ordered) rows into series. A point of any field the query reads is a row, its columns
+    # possibly all null.
+    perm = groups.order
+    times = times_all[perm]
+    cols = [_eval_raw(o.expr, {k: c.take(perm) for k, c in columns.items()}, times, len(perm))
+            for o in plan.outputs]
+    series_of = np.repeat(np.arange(len(groups.keys)), np.diff(np.append(groups.starts, len(perm))))
+    keep = np.ones(len(perm), dtype=bool)
+    if plan.stmt.offset or plan.stmt.limit:
+        rank = np.arange(len(perm)) - groups.starts[series_of]
+        keep &= rank >= plan.stmt.offset
+        if plan.stmt.limit:
+            keep &= rank < plan.stmt.offset + plan.stmt.limit
+    idx = np.flatnonzero(keep)
+    block = make_series(plan, source.name, {}, times[idx], [c.take(idx) for c in cols])
+    counts = np.bincount(series_of[idx], minlength=len(groups.keys))
+    return split_block(plan, block, groups.keys, counts)
+
+
+def _transformed(plan: Plan, source: Source, groups: Groups, times_all: np.ndarray,
+                 columns: dict[str, Col]) -> list[Series]:
+    """Transformations run over each series' points on their own; they answer only where they produce a
+    value."""
     out = []
     for i, tags in enumerate(groups.keys):
         rows = groups.rows(i)
         times = times_all[rows]
         env = {name: col.take(rows) for name, col in columns.items()}
         cols = [_eval_raw(o.expr, env, times, len(rows)) for o in plan.outputs]
-        # A point of any field the query reads is a row (its columns may all be null), except for
-        # transformations, which answer only where they produce a value.
-        keep = np.zeros(len(rows), dtype=bool) if has_transform else np.ones(len(rows), dtype=bool)
-        if has_transform:
-            for c in cols:
-                keep |= c.valid
+        keep = np.zeros(len(rows), dtype=bool)
+        for c in cols:
+            keep |= c.valid
         idx = limited(plan, keep)
         if len(idx):
             out.append(make_series(plan, source.name, tags, times[idx], [c.take(idx) for c in cols]))

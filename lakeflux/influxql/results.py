@@ -9,7 +9,7 @@ floats with no fractional part print as integers, NaN as null, ±Inf is an error
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -32,13 +32,19 @@ class Series:
     time_column: int | None = 0
     partial: bool = False
     timezone: str | None = None  # tz() of the statement: times print in that zone
+    # A series cut from a block (the rows of many series in one set of arrays) says where: encoders
+    # convert the block's columns once instead of each small series' own.
+    block: Series | None = None
+    offset: int = 0
 
     @property
     def num_rows(self) -> int:
         return len(self.arrays[0]) if self.arrays else 0
 
     def slice(self, start: int, length: int) -> Series:
-        return replace(self, arrays=[a.slice(start, length) for a in self.arrays])
+        block, offset = (self.block, self.offset + start) if self.block is not None else (self, start)
+        return Series(self.name, self.columns, [a.slice(start, length) for a in self.arrays], self.tags,
+                      self.time_column, self.partial, self.timezone, block, offset)
 
 
 @dataclass
@@ -64,6 +70,21 @@ class Encoder:
     def rows(self, series: Series) -> list[tuple[object, ...]]:
         columns = [self.column(a, i == series.time_column, series.timezone) for i, a in enumerate(series.arrays)]
         return list(zip(*columns, strict=True)) if columns else []
+
+    def rows_of(self, series: list[Series]) -> list[list[tuple[object, ...]]]:
+        """`rows` of each series; series cut from one block (a statement grouped by tags has many small
+        series) are converted with the block, once."""
+        converted: dict[int, list[tuple[object, ...]]] = {}
+        out = []
+        for s in series:
+            if s.block is None:
+                out.append(self.rows(s))
+                continue
+            rows = converted.get(id(s.block))
+            if rows is None:
+                rows = converted[id(s.block)] = self.rows(s.block)
+            out.append(rows[s.offset:s.offset + s.num_rows])
+        return out
 
     def column(self, array: pa.Array, is_time: bool, timezone: str | None = None) -> list[object]:
         if is_time:
@@ -110,12 +131,13 @@ def _floats(array: pa.Array) -> list[object]:
     return out.tolist()  # type: ignore[no-any-return]
 
 
-def _series_json(series: Series, encoder: Encoder, partial: bool = False) -> dict[str, object]:
+def _series_json(series: Series, encoder: Encoder, partial: bool = False,
+                 rows: list[tuple[object, ...]] | None = None) -> dict[str, object]:
     body: dict[str, object] = {"name": series.name} if series.name else {}
     if series.tags is not None:
         body["tags"] = series.tags
     body["columns"] = series.columns
-    body["values"] = encoder.rows(series)
+    body["values"] = encoder.rows(series) if rows is None else rows
     if partial:
         body["partial"] = True
     return body
@@ -126,8 +148,9 @@ def _result_json(result: StatementResult, encoder: Encoder) -> dict[str, object]
     if result.error is not None:
         body["error"] = result.error
         return body
+    shown = [s for s in result.series if s.num_rows or not s.arrays]
     try:
-        series = [_series_json(s, encoder) for s in result.series if s.num_rows or not s.arrays]
+        series = [_series_json(s, encoder, rows=rows) for s, rows in zip(shown, encoder.rows_of(shown), strict=True)]
     except Invalid as e:
         body["error"] = e.message
         return body

@@ -115,10 +115,9 @@ def split_groups(table: pa.Table, names: list[str]) -> Groups:
     sorted_codes = codes[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1]))) if n else np.array(
         [], dtype=np.int64)
-    keys = []
-    for s in starts:
-        row = order[s]
-        keys.append({name: (table.column(f"__g{i}")[row].as_py() or "") for i, name in enumerate(names)})
+    firsts = order[starts]
+    columns = [table.column(f"__g{i}").take(pa.array(firsts)).to_pylist() for i in range(len(names))]
+    keys = [{name: (columns[i][k] or "") for i, name in enumerate(names)} for k in range(len(starts))]
     return Groups(keys, starts, order)
 
 
@@ -126,6 +125,19 @@ def make_series(plan: Plan, name: str, tags: dict[str, str], times: np.ndarray, 
     arrays = [pa.array(times, pa.int64()), *(c.to_arrow() for c in cols)]
     return Series(name=name, columns=["time", *(o.name for o in plan.outputs)], arrays=arrays,
                   tags=dict(tags) if plan.group_tags else None, timezone=plan.tz)
+
+
+def split_block(plan: Plan, block: Series, keys: list[dict[str, str]], counts: np.ndarray) -> list[Series]:
+    """`block` (rows of every series, series after series) cut into one series per non-empty count; the
+    pieces share the block's buffers."""
+    out, offset = [], 0
+    for i, count in enumerate(counts.tolist()):
+        if count:
+            piece = block.slice(offset, count)
+            piece.tags = dict(keys[i]) if plan.group_tags else None
+            out.append(piece)
+        offset += count
+    return out
 
 
 def limited(plan: Plan, keep: np.ndarray) -> np.ndarray:
