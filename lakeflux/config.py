@@ -47,6 +47,9 @@ class Config:
     s3: S3Settings = field(default_factory=S3Settings)
     http_bind: str = DEFAULT_BIND
     without_auth: bool = False
+    # InfluxDB 3 Core's bootstrap: no token at first start; the first (unauthenticated)
+    # POST /api/v3/configure/token/admin creates it.
+    manual_admin_token: bool = False
     disable_authz: tuple[str, ...] = ()
     plugin_dir: Path | None = None
     plugin_repo: str = "https://raw.githubusercontent.com/influxdata/influxdb3_plugins/main/"

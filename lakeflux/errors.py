@@ -39,6 +39,10 @@ class Forbidden(LakefluxError):
     """Valid credentials, not allowed (HTTP 403)."""
 
 
+class NotAllowed(LakefluxError):
+    """The operation is never allowed on this thing, whatever the credentials (HTTP 405)."""
+
+
 class TooLarge(LakefluxError):
     """The request exceeds a size limit (HTTP 413)."""
 

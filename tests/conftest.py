@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 
 from lakeflux.config import Config
 from lakeflux.store.memory import MemoryStore
 from lakeflux.testing.server import InProcessServer
+
+
+def _token_files(data_dir: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data_dir.glob("admin-token*"))}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_state_in_a_temp_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Servers leave token files and notes for the local CLI in the state dir (lakeflux.localstate): every
+    test's go to a temp dir. And no test may touch the token file of the developer's own server in ./data."""
+    state = tmp_path_factory.mktemp("state")
+    before = os.environ.get("LAKEFLUX_STATE_DIR")
+    os.environ["LAKEFLUX_STATE_DIR"] = str(state)
+    checkout_data = Path("data").absolute()
+    tokens_before = _token_files(checkout_data)
+    yield state
+    if before is None:
+        os.environ.pop("LAKEFLUX_STATE_DIR", None)
+    else:
+        os.environ["LAKEFLUX_STATE_DIR"] = before
+    assert _token_files(checkout_data) == tokens_before, f"a test changed the token files in {checkout_data}"
 
 
 @pytest.fixture(scope="session")

@@ -12,18 +12,8 @@ import pyarrow.compute as pc
 
 from ..catalog import CatalogState
 from ..lineprotocol import LineError, ParsedTable, ParseResult
+from ..lineprotocol.types import column_type_error
 from ..model import ColumnKind
-
-# InfluxDB 3 names column types this way in its line errors.
-_TYPE_NAMES = {
-    ColumnKind.TAG: "iox::column_type::tag",
-    ColumnKind.TIME: "iox::column_type::timestamp",
-    ColumnKind.INT64: "iox::column_type::field::integer",
-    ColumnKind.UINT64: "iox::column_type::field::uinteger",
-    ColumnKind.FLOAT64: "iox::column_type::field::float",
-    ColumnKind.STRING: "iox::column_type::field::string",
-    ColumnKind.BOOL: "iox::column_type::field::boolean",
-}
 
 
 @dataclass
@@ -89,8 +79,7 @@ def _drop_conflicts(
             continue
         valid = pt.table.column(col).is_valid().to_numpy(zero_copy_only=False)
         rows = np.nonzero(valid & ~bad)[0]
-        msg = (f"invalid column type for column '{col}', expected {_TYPE_NAMES[have]}, "
-               f"got {_TYPE_NAMES[kind]}")
+        msg = column_type_error(col, have, kind)
         for row in rows.tolist():
             messages[row] = msg
         bad |= valid

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +28,30 @@ class ClientError(Exception):
         self.message = message
         self.status = status
         self.data = data
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """A token to send and where it came from (`--token`, an env var name, a token file's path)."""
+
+    token: str
+    source: str
+
+
+@dataclass
+class Credentials:
+    """Tokens to try in order (a 401 moves on to the next) and every place looked, for the 401 hint."""
+
+    choices: list[TokenChoice] = field(default_factory=list)
+    looked: list[str] = field(default_factory=list)
+
+    def hint(self, tried: list[TokenChoice]) -> str:
+        """What to tell the user after a 401: which tokens were sent, or where none was found."""
+        if tried:
+            sent = "; ".join(f"the token from {c.source}" for c in tried)
+            return f"sent {sent}: pass the right one with --token or LAKEFLUX_AUTH_TOKEN"
+        where = ", ".join(self.looked) if self.looked else "--token, LAKEFLUX_AUTH_TOKEN"
+        return f"no token found (looked at {where}): pass one with --token or LAKEFLUX_AUTH_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -74,12 +99,17 @@ class Client:
         host: str,
         token: str | None = None,
         *,
+        credentials: Credentials | None = None,
         tls_ca: str | None = None,
         tls_no_verify: bool = False,
         timeout: float | None = None,
     ) -> None:
         self.host = host.rstrip("/")
-        self.token = token
+        if credentials is None:
+            credentials = Credentials([TokenChoice(token, "--token")] if token else [])
+        self.credentials = credentials
+        self._choice = 0
+        self._lock = threading.Lock()
         self.timeout = timeout
         context = ssl_context(tls_ca, tls_no_verify) if self.host.startswith("https:") else None
         handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=context)]
@@ -92,6 +122,12 @@ class Client:
         query = encode_params(params)
         return f"{self.host}{path}" + (f"?{query}" if query else "")
 
+    @property
+    def token(self) -> str | None:
+        """The token being sent (None: none found)."""
+        choices = self.credentials.choices
+        return choices[self._choice].token if self._choice < len(choices) else None
+
     def request(
         self,
         method: str,
@@ -102,10 +138,33 @@ class Client:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send one request and return the 2xx response; raise `ClientError` for anything else."""
+        """Send one request and return the 2xx response; raise `ClientError` for anything else.
+
+        A 401 changes nothing on the server, so the request is sent again with the next token candidate
+        (a local token file of another server may come first); the last 401 says where the CLI looked.
+        """
+        choices = self.credentials.choices
+        while True:
+            current = self._choice  # several threads may share the client (write sends chunks in parallel)
+            token = choices[current].token if current < len(choices) else None
+            try:
+                return self._send(method, path, params, json_body, data, headers, token)
+            except ClientError as exc:
+                if exc.status != 401:
+                    raise
+                if current + 1 < len(choices):
+                    with self._lock:
+                        if self._choice == current:
+                            self._choice = current + 1
+                    continue
+                hint = self.credentials.hint(choices[: current + 1])
+                raise ClientError(f"{exc.message}; {hint}", status=401, data=exc.data) from None
+
+    def _send(self, method: str, path: str, params: Mapping[str, ParamValue] | None, json_body: Any,
+              data: bytes | None, headers: Mapping[str, str] | None, token: str | None) -> Response:
         all_headers = {"User-Agent": "lakeflux-cli"}
-        if self.token:
-            all_headers["Authorization"] = f"Bearer {self.token}"
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
         if json_body is not None:
             data = json.dumps(json_body).encode()
             all_headers["Content-Type"] = "application/json"

@@ -6,26 +6,29 @@ Precedence for every value: the flag, then `LAKEFLUX_<NAME>`, then `INFLUXDB3_<N
 
 from __future__ import annotations
 
-import json
+import os
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lakeflux.config import env
+from lakeflux.localstate import TOKEN_FILE_NAME, read_server_note, read_token_file
 
-from .client import Client, is_loopback
+from .client import Client, Credentials, TokenChoice, is_loopback
 from .output import CliFailure
 
 DEFAULT_HOST = "http://127.0.0.1:8181"
 DEFAULT_DATA_DIR = "data"
-TOKEN_FILE_NAME = "admin-token"
 
 HostOpt = Annotated[
     str | None,
     typer.Option("-H", "--host", help=f"Server URL [env: LAKEFLUX_HOST_URL, INFLUXDB3_HOST_URL; default {DEFAULT_HOST}]"),
 ]
-TokenOpt = Annotated[str | None, typer.Option("--token", hidden=True, help="Auth token [env: LAKEFLUX_AUTH_TOKEN]")]
+TokenOpt = Annotated[str | None, typer.Option(
+    "--token", help="Auth token [env: LAKEFLUX_AUTH_TOKEN, INFLUXDB3_AUTH_TOKEN; default: the token file of the "
+                    "local server on that port]")]
 DatabaseOpt = Annotated[
     str | None,
     typer.Option("-d", "--database", help="Database [env: LAKEFLUX_DATABASE_NAME, INFLUXDB3_DATABASE_NAME]"),
@@ -50,39 +53,50 @@ def resolve_host(flag: str | None) -> str:
 
 
 def token_file_path() -> Path:
-    """Where the local server keeps its admin token: `<data-dir>/admin-token` (data-dir from DB_DIR)."""
+    """The file store's token file under the data dir the CLI is told about: `<DB_DIR or ./data>/admin-token`."""
     return Path(env("DB_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR) / TOKEN_FILE_NAME
 
 
-def read_token_file(path: Path) -> str | None:
-    """The token saved by a local `serve`, or None when the file is missing or unreadable.
+def _env_token() -> TokenChoice | None:
+    for name in ("LAKEFLUX_AUTH_TOKEN", "INFLUXDB3_AUTH_TOKEN"):
+        value = os.environ.get(name)
+        if value:
+            return TokenChoice(value, name)
+    return None
 
-    The file holds the bare token; a JSON object with a `token` key is accepted too.
-    """
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if text.startswith("{"):
-        try:
-            value = json.loads(text).get("token")
-        except (ValueError, AttributeError):
-            return None
-        return value if isinstance(value, str) and value else None
-    return text or None
+
+def local_token_files(host: str) -> list[Path]:
+    """Where a local server on `host`'s port keeps its token: the file its note names (every server with
+    auth on leaves one, see lakeflux.localstate), then `<DB_DIR or ./data>/admin-token`."""
+    port = urllib.parse.urlsplit(host).port or (443 if host.startswith("https:") else 80)
+    note = read_server_note(port)
+    paths = [note.token_file] if note is not None else []
+    return list(dict.fromkeys([*paths, token_file_path().absolute()]))
+
+
+def resolve_credentials(flag: str | None, host: str) -> Credentials:
+    """The tokens to try, in order: the flag; else env AUTH_TOKEN; else (only for a loopback host) the local
+    server's token files. Token files are never sent to a remote host: they belong to servers on this machine."""
+    if flag:
+        return Credentials([TokenChoice(flag, "--token")])
+    from_env = _env_token()
+    if from_env is not None:
+        return Credentials([TokenChoice(from_env.token, from_env.source)])
+    if not is_loopback(host):
+        return Credentials([], looked=["--token", "LAKEFLUX_AUTH_TOKEN"])
+    choices, looked = [], ["--token", "LAKEFLUX_AUTH_TOKEN"]
+    for path in local_token_files(host):
+        looked.append(str(path))
+        token = read_token_file(path)
+        if token is not None and token not in (c.token for c in choices):
+            choices.append(TokenChoice(token, str(path)))
+    return Credentials(choices, looked=looked)
 
 
 def resolve_token(flag: str | None, host: str) -> str | None:
-    """The auth token: flag, env AUTH_TOKEN, then (only for a loopback host) the local token file.
-
-    The file is never sent to a remote host: it belongs to the server on this machine.
-    """
-    token = flag or env("AUTH_TOKEN")
-    if token:
-        return token
-    if is_loopback(host):
-        return read_token_file(token_file_path())
-    return None
+    """The first token `resolve_credentials` would send."""
+    choices = resolve_credentials(flag, host).choices
+    return choices[0].token if choices else None
 
 
 def resolve_database(flag: str | None) -> str:
@@ -98,7 +112,7 @@ def connect(host: str | None, token: str | None, tls_ca: str | None, tls_no_veri
     url = resolve_host(host)
     return Client(
         url,
-        resolve_token(token, url),
+        credentials=resolve_credentials(token, url),
         tls_ca=tls_ca or env("TLS_CA"),
         tls_no_verify=tls_no_verify or env_flag("TLS_NO_VERIFY"),
     )

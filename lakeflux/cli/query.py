@@ -37,9 +37,10 @@ def check_parquet_target(fmt: str, output: Path | None) -> None:
 
 
 def print_result(body: bytes, fmt: str, output: Path | None) -> None:
-    """Write a query result: verbatim to a file or a pipe; on a terminal, end text with a newline."""
+    """Write a query result: verbatim to a file; on stdout, text formats end with a newline (JSON arrives
+    without one), so the next prompt, `wc -l` and line-based tools see a complete last line."""
     check_parquet_target(fmt, output)
-    if output is None and fmt != "parquet" and sys.stdout.isatty() and body and not body.endswith(b"\n"):
+    if output is None and fmt != "parquet" and body and not body.endswith(b"\n"):
         body += b"\n"
     write_result(body, output)
 

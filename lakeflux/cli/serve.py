@@ -73,6 +73,7 @@ class ServeFlags:
     aws_allow_http: bool | None = None
     http_bind: str | None = None
     without_auth: bool | None = None
+    manual_admin_token: bool | None = None
     disable_authz: str | None = None
     plugin_dir: str | None = None
     plugin_repo: str | None = None
@@ -241,6 +242,7 @@ def build_config(flags: ServeFlags) -> Config:
         s3=_s3_settings(flags, store),
         http_bind=_text(flags.http_bind, "HTTP_BIND_ADDR", default=DEFAULT_BIND) or DEFAULT_BIND,
         without_auth=_bool(flags.without_auth, "--without-auth", "START_WITHOUT_AUTH", "WITHOUT_AUTH"),
+        manual_admin_token=_bool(flags.manual_admin_token, "--manual-admin-token", "MANUAL_ADMIN_TOKEN"),
         disable_authz=_choices(_text(flags.disable_authz, "DISABLE_AUTHZ"), "--disable-authz", AUTHZ_EXEMPT),
         plugin_dir=_optional_path(_text(flags.plugin_dir, "PLUGIN_DIR")),
         plugin_repo=_text(flags.plugin_repo, "PLUGIN_REPO", default=Config.plugin_repo) or Config.plugin_repo,
@@ -344,6 +346,10 @@ def serve_command(
                                           help=f"HOST:PORT to listen on [default: {DEFAULT_BIND}]")] = None,
     without_auth: Annotated[bool | None, _opt("--without-auth", env_name="START_WITHOUT_AUTH",
                                               help="Serve without authentication")] = None,
+    manual_admin_token: Annotated[bool | None, _opt(
+        "--manual-admin-token", env_name="MANUAL_ADMIN_TOKEN",
+        help="Start without an admin token, as InfluxDB 3 Core does: the first POST "
+             "/api/v3/configure/token/admin (no credentials needed) or `lakeflux create token --admin` creates it")] = None,
     disable_authz: Annotated[str | None, _opt("--disable-authz", env_name="DISABLE_AUTHZ",
                                               help="Routes open without a token: health,ping,metrics")] = None,
     plugin_dir: Annotated[str | None, _opt("--plugin-dir", env_name="PLUGIN_DIR",

@@ -77,10 +77,10 @@ def show_triggers(
     tls_no_verify: TlsNoVerifyOpt = False,
 ) -> None:
     """List a database's triggers."""
-    db = resolve_database(database)
+    # A database's system tables hold only its own triggers (`_internal`'s hold every database's).
     sql = ("SELECT trigger_name, plugin_filename, trigger_specification, disabled, error_behavior, run_async "
-           "FROM system.processing_engine_triggers WHERE database_name = $db ORDER BY trigger_name")
-    _show_sql(connect(host, token, tls_ca, tls_no_verify), db, sql, fmt, {"db": db})
+           "FROM system.processing_engine_triggers ORDER BY trigger_name")
+    _show_sql(connect(host, token, tls_ca, tls_no_verify), resolve_database(database), sql, fmt)
 
 
 @show_app.command("plugins")
@@ -183,20 +183,25 @@ LogRow = dict[str, Any]
 
 
 def logs_sql(trigger: bool, since: bool, limit: int | None) -> str:
-    """SQL for the newest plugin log rows of a database (optionally one trigger, optionally from a time)."""
-    where = ["database_name = $db"]
+    """SQL for the newest plugin log rows of a database (optionally one trigger, optionally from a time).
+
+    A database's `system.processing_engine_logs` holds only its own rows, so there is no database filter.
+    """
+    where = []
     if trigger:
         where.append("trigger_name = $trigger")
     if since:
         where.append("event_time >= $since")
-    sql = ("SELECT event_time, trigger_name, log_level, log_text FROM system.processing_engine_logs "
-           f"WHERE {' AND '.join(where)} ORDER BY event_time DESC")
+    sql = "SELECT event_time, trigger_name, log_level, log_text FROM system.processing_engine_logs"
+    if where:
+        sql += f" WHERE {' AND '.join(where)}"
+    sql += " ORDER BY event_time DESC"
     return sql + (f" LIMIT {limit}" if limit is not None else "")
 
 
 def fetch_logs(client: Client, database: str, trigger: str | None, since: str | None, limit: int | None) -> list[LogRow]:
     """Log rows in time order (oldest first)."""
-    params: dict[str, Any] = {"db": database}
+    params: dict[str, Any] = {}
     if trigger is not None:
         params["trigger"] = trigger
     if since is not None:

@@ -128,9 +128,12 @@ def send_all(
 
 
 def open_input(text: str | None, file: Path | None) -> tuple[Iterable[bytes], int | None]:
-    """The input lines and their total size if known: the argument, `-f FILE`, or piped stdin."""
+    """The input lines and their total size if known: the argument, `-f FILE`, or stdin (piped, or named
+    `-` as the argument or the file)."""
     if text is not None and file is not None:
         raise CliFailure("give line protocol either as an argument or with -f/--file, not both", code=2)
+    if text == "-" or str(file) == "-":
+        return sys.stdin.buffer, None
     if text is not None:
         data = text.encode("utf-8")
         return data.splitlines(keepends=True), len(data)
@@ -162,11 +165,15 @@ def parse_size(text: str) -> int:
 
 
 def write_command(
-    line_protocol: Annotated[str | None, typer.Argument(help="Line protocol to write (else -f FILE or stdin)")] = None,
+    line_protocol: Annotated[str | None, typer.Argument(
+        help="Line protocol to write; `-` (or nothing, when piped) reads stdin; else -f FILE")] = None,
     database: DatabaseOpt = None,
     file: Annotated[Path | None, typer.Option("-f", "--file", help="Read line protocol from this file")] = None,
     precision: Annotated[str, typer.Option("-p", "--precision", help="auto | ns | us | ms | s")] = "auto",
-    accept_partial: Annotated[bool, typer.Option("--accept-partial", help="Write the good lines of a batch")] = False,
+    accept_partial: Annotated[bool, typer.Option(
+        "--accept-partial/--no-accept-partial",
+        help="Write the good lines of a batch and report the bad ones (as HTTP v3 and InfluxDB 3 Core's CLI do); "
+             "--no-accept-partial rejects a batch with any bad line")] = True,
     no_sync: Annotated[bool, typer.Option("--no-sync", help="Acknowledge before the WAL commit")] = False,
     compress: Annotated[bool, typer.Option("--gzip", help="Gzip request bodies")] = False,
     max_request_size: Annotated[

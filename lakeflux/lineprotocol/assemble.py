@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow as pa
 
 from ..model import ColumnKind
-from .types import ARROW_TYPES, TYPE_NAMES, LineError, ParsedLine, ParsedTable, ParseResult, truncate_line
+from .types import (
+    ARROW_TYPES,
+    LineError,
+    ParsedLine,
+    ParsedTable,
+    ParseResult,
+    column_type_error,
+    truncate_line,
+)
 
 Columns = list[tuple[str, ColumnKind]]
 
@@ -53,26 +61,12 @@ def _line_columns(line: ParsedLine) -> Columns:
     return columns
 
 
-def _conflict(established: Mapping[str, ColumnKind], columns: Columns, line_number: int) -> str | None:
+def _conflict(established: Mapping[str, ColumnKind], columns: Columns) -> str | None:
     """The error for the first column whose kind disagrees with the table so far, if any."""
     for name, kind in columns:
         expected = established.get(name)
-        if expected is None or expected is kind:
-            continue
-        if kind is ColumnKind.TAG:
-            return (
-                f"invalid tag in line protocol for tag '{name}' on line {line_number}: "
-                f"column '{name}' is a {TYPE_NAMES[expected]} field, not a tag"
-            )
-        if expected is ColumnKind.TAG:
-            return (
-                f"invalid field value in line protocol for field '{name}' on line {line_number}: "
-                f"column '{name}' is a tag, not a {TYPE_NAMES[kind]} field"
-            )
-        return (
-            f"invalid field value in line protocol for field '{name}' on line {line_number}: "
-            f"expected type {TYPE_NAMES[expected]}, but got {TYPE_NAMES[kind]}"
-        )
+        if expected is not None and expected is not kind:
+            return column_type_error(name, expected, kind)
     return None
 
 
@@ -118,17 +112,17 @@ class Assembler:
             state.columns["time"] = ColumnKind.TIME
         return state
 
-    def _conflict(self, table: str, columns: Columns, line_number: int) -> str | None:
+    def _conflict(self, table: str, columns: Columns) -> str | None:
         known = self._known.get(table)
-        message = _conflict(known, columns, line_number) if known else None
+        message = _conflict(known, columns) if known else None
         state = self._tables.get(table)
         if message is None and state is not None:
-            message = _conflict(state.columns, columns, line_number)
+            message = _conflict(state.columns, columns)
         return message
 
     def _process_group(self, group: LineGroup) -> None:
         first_line = int(group.line_numbers[0])
-        message = self._conflict(group.table, group.columns, first_line)
+        message = self._conflict(group.table, group.columns)
         if message is None:
             self._accept_columns(group.table, group.columns).groups.append(group)
             return
@@ -138,7 +132,7 @@ class Assembler:
 
     def _process_line(self, line_number: int, line: ParsedLine, text: str) -> None:
         columns = _line_columns(line)
-        message = self._conflict(line.table, columns, line_number)
+        message = self._conflict(line.table, columns)
         if message is not None:
             self.add_error(line_number, message, text)
             return
@@ -147,7 +141,7 @@ class Assembler:
         state.line_numbers.append(line_number)
 
     def _process_rejected_row(self, line_number: int, group: LineGroup, row: int) -> None:
-        message = self._conflict(group.table, group.columns, line_number)
+        message = self._conflict(group.table, group.columns)
         # A column that conflicted at the group's first line still conflicts: kinds never change.
         assert message is not None
         self.add_error(line_number, message, group.original_line(row))

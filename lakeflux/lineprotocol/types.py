@@ -23,16 +23,23 @@ ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
 }
 """The Arrow type of each column kind in a ParsedTable (time is int64 nanoseconds)."""
 
-TYPE_NAMES: dict[ColumnKind, str] = {
-    ColumnKind.TAG: "tag",
-    ColumnKind.TIME: "timestamp",
-    ColumnKind.INT64: "integer",
-    ColumnKind.UINT64: "uinteger",
-    ColumnKind.FLOAT64: "float",
-    ColumnKind.STRING: "string",
-    ColumnKind.BOOL: "boolean",
+COLUMN_TYPE_NAMES: dict[ColumnKind, str] = {
+    ColumnKind.TAG: "iox::column_type::tag",
+    ColumnKind.TIME: "iox::column_type::timestamp",
+    ColumnKind.INT64: "iox::column_type::field::integer",
+    ColumnKind.UINT64: "iox::column_type::field::uinteger",
+    ColumnKind.FLOAT64: "iox::column_type::field::float",
+    ColumnKind.STRING: "iox::column_type::field::string",
+    ColumnKind.BOOL: "iox::column_type::field::boolean",
 }
-"""Names InfluxDB uses for column types in its write error messages."""
+"""Names InfluxDB 3 uses for column types in its write error messages."""
+
+
+def column_type_error(column: str, expected: ColumnKind, got: ColumnKind) -> str:
+    """InfluxDB 3 Core's line error for a column used with another type than the one it has (clients match
+    on it), the same whether the column was fixed by an earlier write or an earlier line of this one."""
+    return (f"invalid column type for column '{column}', expected {COLUMN_TYPE_NAMES[expected]}, "
+            f"got {COLUMN_TYPE_NAMES[got]}")
 
 
 def truncate_line(line: str) -> str:

@@ -11,7 +11,7 @@ from .. import INFLUXDB_COMPAT_VERSION, __version__
 from . import configure, influxql, query, tokens, write
 from .auth import auth_middleware
 from .engine_routes import add_engine_routes
-from .errors import Handler, error_middleware
+from .errors import Handler, error_middleware, json_response
 from .metrics import METRICS, Metrics, metrics_middleware, metrics_route
 from .plugin_routes import add_plugin_routes
 from .services import SERVICES, Services
@@ -21,12 +21,32 @@ async def health(request: web.Request) -> web.StreamResponse:
     return web.Response(text="OK", content_type="text/plain")
 
 
+# InfluxDB 1.x clients whose ping() insists on 1.x's 204: the Python `influxdb` client asks for msgpack,
+# the Go client (Telegraf's, Chronograf's, Kapacitor's) names itself in User-Agent.
+_V1_ACCEPT = "application/x-msgpack"
+_V1_AGENTS = ("InfluxDBClient", "KapacitorInfluxDBClient")
+PROCESS_ID = str(uuid.uuid4())
+
+
+def wants_v1_ping(request: web.Request) -> bool:
+    """Whether a /ping comes from an InfluxDB 1.x client (answer 204) rather than one expecting Core's JSON."""
+    if request.method == "HEAD":
+        return True
+    if _V1_ACCEPT in request.headers.get("Accept", ""):
+        return True
+    return request.headers.get("User-Agent", "").startswith(_V1_AGENTS)
+
+
 async def ping(request: web.Request) -> web.StreamResponse:
-    # 204 with version headers: the v1 client's ping() needs 204; influxdb3-python reads the header.
+    """Core's 200 JSON `{version, revision, ...}`; 204 with the same headers for 1.x clients (CONTRACT §4.7)."""
     request_id = str(uuid.uuid4())
-    return web.Response(status=204, headers={
-        "X-Influxdb-Version": INFLUXDB_COMPAT_VERSION, "X-Influxdb-Build": f"lakeflux-{__version__}",
-        "Request-Id": request_id, "X-Request-Id": request_id})
+    headers = {"X-Influxdb-Version": INFLUXDB_COMPAT_VERSION, "X-Influxdb-Build": f"lakeflux-{__version__}",
+               "Request-Id": request_id, "X-Request-Id": request_id}
+    if wants_v1_ping(request):
+        return web.Response(status=204, headers=headers)
+    body = {"product_name": "lakeflux", "version": INFLUXDB_COMPAT_VERSION, "revision": f"lakeflux-{__version__}",
+            "process_id": PROCESS_ID}
+    return json_response(body, headers=headers)
 
 
 @web.middleware

@@ -20,12 +20,15 @@ from aiohttp import web
 from ..catalog import CatalogState, TokenDef
 from ..config import Config
 from ..errors import Forbidden, Invalid, Unauthorized
-from .errors import Handler
+from .errors import Handler, json_response, status_of
 from .services import SERVICES
 
 TOKEN_PREFIX = "apiv3_"
 ADMIN_TOKEN_NAME = "_admin"
 NOT_AUTHENTICATED = "the request was not authenticated"
+# InfluxDB 3 Core's exact text: clients (influxdb3-python's own tests among them) match on it.
+MALFORMED_AUTHORIZATION = ("Authorization header was malformed, the request was not in the form of "
+                           "'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic")
 ADMIN_TOKEN_ROUTE = "/api/v3/configure/token/admin"
 
 # `--disable-authz` names → the paths they open.
@@ -52,25 +55,32 @@ def hash_token(token: str) -> str:
     return hashlib.sha512(token.encode("utf-8")).hexdigest()
 
 
+def _visible_ascii(value: str) -> bool:
+    return all(" " <= ch <= "~" or ch == "\t" for ch in value)
+
+
 def token_from_header(value: str) -> str:
     """The token in an `Authorization` value: `Bearer <t>`, `Token <t>` or `Basic base64(user:<t>)`.
 
-    Raises Invalid (400) for anything else: an unknown scheme, no token, or undecodable Basic.
+    Raises Invalid (400, Core's "Authorization header was malformed ..." text) for anything else: an
+    unknown scheme, no token, more than one word after the scheme, undecodable Basic credentials, or bytes
+    outside visible ASCII (a header value HTTP does not allow, so it can carry no token).
     """
+    if not _visible_ascii(value):
+        raise Invalid(MALFORMED_AUTHORIZATION)
     scheme, _, rest = value.strip().partition(" ")
     rest = rest.strip()
     if scheme.lower() not in _SCHEMES or not rest or " " in rest:
-        raise Invalid("malformed Authorization header: expected 'Bearer <token>', 'Token <token>' "
-                      "or 'Basic <base64 of user:token>'")
+        raise Invalid(MALFORMED_AUTHORIZATION)
     if scheme.lower() != "basic":
         return rest
     try:
         decoded = base64.b64decode(rest, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as e:
-        raise Invalid("malformed Authorization header: Basic credentials are not base64 of user:token") from e
+        raise Invalid(MALFORMED_AUTHORIZATION) from e
     _user, colon, password = decoded.partition(":")
     if not colon or not password:
-        raise Invalid("malformed Authorization header: Basic credentials must be user:token")
+        raise Invalid(MALFORMED_AUTHORIZATION)
     return password
 
 
@@ -128,9 +138,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if is_exempt(services.config, request.path):
         return await handler(request)
     state = services.catalog.state
-    if _bootstrap_allowed(request, state) and request.headers.get("Authorization") is None:
+    if _bootstrap_allowed(request, state):
+        # Credentials sent along (a CLI's stale token file) cannot matter: none exist yet.
         return await handler(request)
-    request[TOKEN_NAME] = authenticate(state, request_token(request)).name
+    try:
+        request[TOKEN_NAME] = authenticate(state, request_token(request)).name
+    except (Unauthorized, Forbidden, Invalid) as e:
+        # Core answers auth failures as {"error": ...} on every route, /api/v2/ included.
+        return json_response({"error": e.message}, status=status_of(e))
     return await handler(request)
 
 

@@ -20,6 +20,7 @@ STATUS = {
     E.Unauthorized: 401,
     E.Forbidden: 403,
     E.NotFound: 404,
+    E.NotAllowed: 405,
     E.Conflict: 409,
     E.TooLarge: 413,
     E.LimitExceeded: 422,

@@ -5,13 +5,21 @@ pyarrow's gRPC server runs on its own threads on an internal loopback port; the 
 (server/listener.py) forwards HTTP/2 connections to it. Errors map to gRPC codes through Arrow
 statuses: KeyError → NOT_FOUND, Invalid → INVALID_ARGUMENT, NotImplemented → UNIMPLEMENTED. Tickets with
 `query_type: "influxql"` are answered by the InfluxQL planner in InfluxDB 3's table form.
+
+Clients get an error's message, never a traceback: pyarrow sends the Python traceback of any exception a
+handler raises (server paths and source lines) as the status detail, except for its Flight error classes,
+which carry no INVALID_ARGUMENT / NOT_FOUND / UNIMPLEMENTED. So DoGet answers errors with a stream that
+fails on its first read from C code (`error_stream`), which keeps the code and has no Python frames;
+GetFlightInfo raises Flight error classes (client errors arrive as UNKNOWN with the message). Unexpected
+errors are logged here with their traceback.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -173,6 +181,28 @@ def _header_database(headers: dict[str, list[Any]]) -> str | None:
     return None
 
 
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+def error_stream(error: Exception) -> flight.RecordBatchStream:
+    """A DoGet answer that fails on its first read with `error`'s status code and message, and no traceback.
+
+    The C++ server reads the stream through `map`, which calls `codecs.strict_errors(fresh)`: both are C
+    functions, so a fresh exception (no traceback, no chained cause) is raised without a single Python
+    frame for pyarrow to format and send.
+    """
+    fresh = type(error)(str(error))
+    return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(
+        pa.schema([]), map(codecs.strict_errors, [fresh])))
+
+
+def flight_error(error: pa.ArrowException) -> flight.FlightError:
+    """The Flight error class (no traceback on the wire) closest to an Arrow error raised for a client."""
+    if isinstance(error, flight.FlightError):
+        return error
+    return flight.FlightServerError(str(error))
+
+
 # --- the server ---------------------------------------------------------------------------------------
 
 
@@ -186,12 +216,24 @@ class FlightService(flight.FlightServerBase):
         self._metrics = metrics
 
     def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.RecordBatchStream:
-        query = parse_ticket(ticket.ticket, _call(context).database)
-        table = self._run(query)
+        try:
+            query = parse_ticket(ticket.ticket, _call(context).database)
+            table = self._run(query)
+        except flight.FlightError:
+            raise  # sent without a traceback, with its own code
+        except pa.ArrowException as e:
+            return error_stream(e)
         return flight.RecordBatchStream(table)
 
     def get_flight_info(self, context: flight.ServerCallContext,
                         descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        try:
+            return self._flight_info(context, descriptor)
+        except pa.ArrowException as e:
+            raise flight_error(e) from None
+
+    def _flight_info(self, context: flight.ServerCallContext,
+                     descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         if descriptor.descriptor_type != flight.DescriptorType.CMD:
             raise pa.ArrowNotImplementedError("only Flight SQL CommandStatementQuery descriptors are supported")
         kind, value = decode_command(descriptor.command)
@@ -208,8 +250,10 @@ class FlightService(flight.FlightServerBase):
         endpoint = flight.FlightEndpoint(query.encode(), [])
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
-    def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> None:
-        raise pa.ArrowNotImplementedError(f"action {action.type} is not supported")
+    def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> Iterator[flight.Result]:
+        # Raised from C while pyarrow reads the results: UNIMPLEMENTED (ADBC falls back on it), and the only
+        # frame in the detail is pyarrow's own.
+        return map(codecs.strict_errors, [pa.ArrowNotImplementedError(f"action {action.type} is not supported")])
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
         return []

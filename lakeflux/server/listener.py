@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Callable
+
+from ..errors import Conflict
 
 log = logging.getLogger("lakeflux.listener")
 
@@ -38,18 +41,20 @@ class OnePortListener:
     ones are proxied to `grpc_port` on 127.0.0.1."""
 
     def __init__(self, host: str, port: int, http_factory: Callable[[], asyncio.BaseProtocol],
-                 grpc_port: int) -> None:
+                 grpc_port: int, sock: socket.socket | None = None) -> None:
         self.host = host
         self.port = port
         self._http_factory = http_factory
         self._grpc_port = grpc_port
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | None = sock
         self._accept_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Bind and listen (port 0 picks a free port, then `self.port` is the real one) and start accepting."""
-        self._sock = _listen(self.host, self.port)
+        """Bind and listen (port 0 picks a free port, then `self.port` is the real one) and start accepting;
+        a socket given to the constructor (`listen_on`) is used as it is."""
+        if self._sock is None:
+            self._sock = listen_on(self.host, self.port)
         self.port = self._sock.getsockname()[1]
         self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop())
 
@@ -116,18 +121,27 @@ class OnePortListener:
         await _splice(client_r, client_w, server_r, server_w)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                                         flags=socket.AI_PASSIVE)[0]
+def listen_on(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking socket on host:port; Conflict naming the address when it cannot be had
+    (another process listens there, the host is not this machine's, ...)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except OSError as e:
+        raise Conflict(f"cannot listen on {where}: {e.strerror or e}") from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(1024)
         sock.setblocking(False)
-    except OSError:
+    except OSError as e:
         sock.close()
-        raise
+        if e.errno == errno.EADDRINUSE:
+            raise Conflict(f"cannot listen on {where}: the address is already in use (another server is "
+                           "listening there; stop it or choose another --http-bind)") from None
+        raise Conflict(f"cannot listen on {where}: {e.strerror or e}") from None
     return sock
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..config import Config
+from ..localstate import state_dir, write_server_note
 from .app import HANDLER_ARGS, make_app
 from .flight import FlightService
-from .listener import OnePortListener
+from .listener import OnePortListener, listen_on
 from .metrics import METRICS
 from .services import Services, build_services
 from .tokens import ensure_admin_token
@@ -40,14 +42,14 @@ class Serving:
         await self.runner.cleanup()
 
 
-async def start_serving(services: Services, host: str, port: int) -> Serving:
+async def start_serving(services: Services, host: str, port: int, sock: socket.socket | None = None) -> Serving:
     """Start the app, the Flight server on an internal loopback port and the listener on host:port
-    (port 0 picks a free one: read `Serving.port`)."""
+    (port 0 picks a free one: read `Serving.port`), or on `sock` when already bound (`listen_on`)."""
     app = make_app(services)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, **HANDLER_ARGS)  # type: ignore[arg-type]
     await runner.setup()
     flight = FlightService(services, app[METRICS])
-    listener = OnePortListener(host, port, runner.server, flight.port)  # type: ignore[arg-type]
+    listener = OnePortListener(host, port, runner.server, flight.port, sock)  # type: ignore[arg-type]
     try:
         await listener.start()
     except BaseException:
@@ -57,8 +59,10 @@ async def start_serving(services: Services, host: str, port: int) -> Serving:
     return Serving(runner, flight, listener)
 
 
-async def _serve_until_signalled(services: Services, host: str, port: int) -> None:
-    serving = await start_serving(services, host, port)
+async def _serve_until_signalled(services: Services, host: str, port: int, sock: socket.socket) -> None:
+    serving = await start_serving(services, host, port, sock)
+    if not services.config.without_auth:
+        note_server(services.config, serving.port)
     log.info("lakeflux serving HTTP and Flight on %s:%d (node %s, %s store)", host, serving.port,
              services.config.node_id, services.config.object_store)
     stop = asyncio.Event()
@@ -72,19 +76,33 @@ async def _serve_until_signalled(services: Services, host: str, port: int) -> No
         await serving.stop()
 
 
+def note_server(config: Config, port: int) -> None:
+    """Tell the local CLI which token file belongs to this address; a failure only costs that convenience."""
+    try:
+        write_server_note(config, port)
+    except OSError as e:
+        log.warning("could not record this server for the local CLI in %s: %s", state_dir(), e.strerror or e)
+
+
 def run(config: Config) -> None:
-    """Serve until interrupted; pending writes are flushed before exit."""
+    """Serve until interrupted; pending writes are flushed before exit. The address is bound first, so a
+    taken port is reported (Conflict) before anything is loaded or created."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    if config.object_store == "file":
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    services = build_services(config)
-    ensure_admin_token(services)
     host, port = config.host_port
+    sock = listen_on(host, port)
+    try:
+        if config.object_store == "file":
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        services = build_services(config)
+        ensure_admin_token(services)
+    except BaseException:
+        sock.close()
+        raise
     try:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # uvloop is not available on every platform
         pass
-    asyncio.run(_serve_until_signalled(services, host, port))
+    asyncio.run(_serve_until_signalled(services, host, port, sock))

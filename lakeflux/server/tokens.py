@@ -6,6 +6,7 @@ the first `serve`); the catalog stores its digest.
 
 from __future__ import annotations
 
+import hmac
 import os
 import sys
 import time
@@ -18,18 +19,11 @@ from aiohttp import web
 
 from ..catalog import CatalogState, TokenDef
 from ..config import Config
-from ..errors import Invalid, NotFound
+from ..errors import Invalid, NotAllowed, NotFound
+from ..localstate import owns_stale_token_file, read_token_file, token_file
 from .auth import ADMIN_TOKEN_NAME, ADMIN_TOKEN_ROUTE, hash_token, new_token
 from .errors import json_response
 from .services import SERVICES, Services
-
-# The CLI reads the same name from its data dir (lakeflux/cli/options.py TOKEN_FILE_NAME).
-TOKEN_FILE_NAME = "admin-token"
-
-
-def token_file(config: Config) -> Path:
-    """Where `serve` keeps the admin token for the local CLI: `<data-dir>/admin-token`."""
-    return config.data_dir / TOKEN_FILE_NAME
 
 
 def save_token_file(path: Path, token: str) -> None:
@@ -43,6 +37,21 @@ def save_token_file(path: Path, token: str) -> None:
         os.close(fd)
     os.chmod(tmp, 0o600)  # the umask cannot widen it, but an old file's mode could linger
     os.replace(tmp, path)
+
+
+def may_replace_token_file(config: Config, path: Path, previous_digest: str | None) -> bool:
+    """Whether this server may write its new admin token to `path`.
+
+    Only a file this server wrote is ever replaced: one that is missing, or holds the token the catalog
+    had until now (a regenerate). Another server's file (another store, another node, a catalog that was
+    wiped) is left alone, so the CLI keeps working against that server.
+    """
+    if not path.exists():
+        return True
+    if previous_digest is None:
+        return owns_stale_token_file(config)
+    old = read_token_file(path)
+    return old is not None and hmac.compare_digest(hash_token(old), previous_digest)
 
 
 def _admin_op(token: str, *, replace: bool) -> dict[str, Any]:
@@ -64,29 +73,40 @@ def _rfc3339(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def create_admin_token(services: Services, *, replace: bool = False) -> tuple[str, TokenDef]:
-    """Commit a new admin token (Conflict if one exists and not `replace`); blocking. Returns the plain
-    token, once, and its definition; when the local token file exists it is updated too, so the CLI
-    on this machine keeps working after a regenerate."""
+def create_admin_token(services: Services, *, replace: bool = False,
+                       save_to: Path | None = None) -> tuple[str, TokenDef, Path | None]:
+    """Commit a new admin token (Conflict if one exists and not `replace`); blocking.
+
+    Returns the plain token (once), its definition, and the file it was saved to: `save_to`, when given and
+    this server may write there (`may_replace_token_file`), so the local CLI keeps working after a
+    regenerate; None when nothing was saved.
+    """
+    previous = services.catalog.state.tokens.get(ADMIN_TOKEN_NAME)
     token = new_token()
     state = services.catalog.commit([_admin_op(token, replace=replace)])
-    path = token_file(services.config)
-    if path.exists():
-        save_token_file(path, token)
-    return token, state.tokens[ADMIN_TOKEN_NAME]
+    saved = None
+    if save_to is not None and may_replace_token_file(services.config, save_to,
+                                                      previous.hash if previous is not None else None):
+        save_token_file(save_to, token)
+        saved = save_to
+    return token, state.tokens[ADMIN_TOKEN_NAME], saved
 
 
 def ensure_admin_token(services: Services, out: TextIO | None = None) -> str | None:
-    """First start with auth on: when no token exists, create the admin token, save it (0600) in the data
-    dir and print it once to `out` (stdout). Returns the new token, or None when nothing was created."""
-    if services.config.without_auth or services.catalog.state.tokens:
+    """First start with auth on: when no token exists, create the admin token, save it (0600) where this
+    server keeps it (`lakeflux.localstate.token_file`) and print it once to `out` (stdout). Returns the new
+    token, or None when nothing was created (a token exists, auth is off, or `--manual-admin-token`)."""
+    config = services.config
+    if config.without_auth or config.manual_admin_token or services.catalog.state.tokens:
         return None
-    token = new_token()
-    services.catalog.commit([_admin_op(token, replace=False)])
-    path = token_file(services.config)
-    save_token_file(path, token)
+    path = token_file(config)
+    token, _, saved = create_admin_token(services, save_to=path)
     stream = out if out is not None else sys.stdout
-    stream.write(f"Admin token (shown once; saved to {path} for the local CLI):\n{token}\n")
+    if saved is not None:
+        stream.write(f"Admin token (shown once; saved to {saved} for the local CLI):\n{token}\n")
+    else:
+        stream.write(f"Admin token (shown once; NOT saved: {path} holds a token this server did not create, "
+                     f"so it is left as it is; pass this one with --token or LAKEFLUX_AUTH_TOKEN):\n{token}\n")
     stream.flush()
     return token
 
@@ -94,7 +114,7 @@ def ensure_admin_token(services: Services, out: TextIO | None = None) -> str | N
 async def create_admin(request: web.Request) -> web.StreamResponse:
     """POST /api/v3/configure/token/admin → 201 with the new token; 409 if an admin token exists."""
     svc: Services = request.app[SERVICES]
-    token, tok = await svc.run_blocking(lambda: create_admin_token(svc))
+    token, tok, _ = await svc.run_blocking(lambda: create_admin_token(svc, save_to=token_file(svc.config)))
     return json_response(token_json(tok, token), status=201)
 
 
@@ -103,7 +123,8 @@ async def regenerate_admin(request: web.Request) -> web.StreamResponse:
     svc: Services = request.app[SERVICES]
     if ADMIN_TOKEN_NAME not in svc.catalog.state.tokens:
         raise NotFound("admin token not found: create one first")
-    token, tok = await svc.run_blocking(lambda: create_admin_token(svc, replace=True))
+    token, tok, _ = await svc.run_blocking(
+        lambda: create_admin_token(svc, replace=True, save_to=token_file(svc.config)))
     return json_response(token_json(tok, token), status=201)
 
 
@@ -113,6 +134,11 @@ async def delete_token(request: web.Request) -> web.StreamResponse:
     name = request.query.get("token_name")
     if not name:
         raise Invalid("missing query parameter 'token_name'")
+    tokens = svc.catalog.state.tokens
+    if name in tokens and tokens[name].admin and not any(t.admin for n, t in tokens.items() if n != name):
+        # With no admin token left, anyone reaching the port could create one without credentials.
+        raise NotAllowed("cannot delete operator token: it is the last admin token; replace it with "
+                         "`lakeflux create token --admin --regenerate` instead")
     await svc.run_blocking(svc.catalog.commit, [{"op": "delete_token", "name": name}])
     return web.Response(status=200)
 

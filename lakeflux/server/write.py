@@ -31,8 +31,14 @@ async def write_v2(request: web.Request) -> web.StreamResponse:
     bucket = request.query.get("bucket")
     if not bucket:
         raise Invalid("missing query parameter 'bucket'")
-    return await _write(request, bucket, Precision.parse(request.query.get("precision"), Precision.NANOSECOND),
-                        accept_partial=False, no_sync=False)
+    try:
+        return await _write(request, bucket, Precision.parse(request.query.get("precision"), Precision.NANOSECOND),
+                            accept_partial=False, no_sync=False)
+    except Invalid as e:
+        if isinstance(e.data, dict) and "error_message" in e.data:
+            # Core's v2 text for a rejected batch (clients match on its "write buffer error" prefix).
+            raise Invalid(f"write buffer error: line protocol parse failed: {e.data['error_message']}") from None
+        raise
 
 
 async def write_v1(request: web.Request) -> web.StreamResponse:

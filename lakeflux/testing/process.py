@@ -20,15 +20,20 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`lakeflux serve` in a child process; `args` are extra serve flags, `env` extra variables."""
+    """`lakeflux serve` in a child process; `args` are extra serve flags, `env` extra variables.
 
-    def __init__(self, data_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+    `data_dir=None` passes no `--data-dir` (the server then uses ./data of `cwd`, as a user's would).
+    """
+
+    def __init__(self, data_dir: Path | None, *args: str, port: int | None = None, env: dict[str, str] | None = None,
+                 log_path: Path | None = None, cwd: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.args = list(args)
         self.env = env or {}
-        self.log_path = log_path or data_dir.parent / f"server-{self.port}.log"
+        self.cwd = cwd
+        log_dir = data_dir.parent if data_dir is not None else (cwd or Path.cwd())
+        self.log_path = log_path or log_dir / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,11 +41,11 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> ServerProcess:
-        cmd = [sys.executable, "-m", "lakeflux", "serve", "--data-dir", str(self.data_dir),
-               "--http-bind", f"127.0.0.1:{self.port}", *self.args]
+        data = ["--data-dir", str(self.data_dir)] if self.data_dir is not None else []
+        cmd = [sys.executable, "-m", "lakeflux", "serve", *data, "--http-bind", f"127.0.0.1:{self.port}", *self.args]
         env = {**os.environ, **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd)
         log.close()
         self.wait_ready(timeout)
         return self

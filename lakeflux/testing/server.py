@@ -36,12 +36,14 @@ class Reply:
 class InProcessServer:
     """Start with `with InProcessServer(config) as srv:`; `srv.url` is its base URL (HTTP and Flight).
 
-    With auth on (`without_auth=False`) an admin token is created at start; `srv.token` holds it and
-    `request` sends it unless told `auth=False` or given an Authorization header.
+    With auth on (`without_auth=False`) an admin token is created at start (none with `manual_admin_token`,
+    as `serve` does); `srv.token` holds it and `request` sends it unless told `auth=False` or given an
+    Authorization header. It writes no token file: the caller has the token.
     """
 
     def __init__(self, config: Config | None = None, store: ObjectStore | None = None) -> None:
-        self.config = (config or Config()).with_changes(http_bind="127.0.0.1:0")
+        # Without a config: a memory store, so nothing lands in ./data.
+        self.config = (config or Config(object_store="memory")).with_changes(http_bind="127.0.0.1:0")
         self._store = store
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lakeflux-test-server", daemon=True)
@@ -59,10 +61,10 @@ class InProcessServer:
 
     def start(self) -> None:
         self.services = build_services(self.config, self._store)
-        if not self.config.without_auth:
+        if not self.config.without_auth and not self.config.manual_admin_token:
             # A restarted test server cannot read back the hashed token: it takes a fresh one.
             replace = bool(self.services.catalog.state.tokens)
-            self.token, _ = create_admin_token(self.services, replace=replace)
+            self.token, _, _ = create_admin_token(self.services, replace=replace)
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
 

@@ -20,11 +20,12 @@ def server() -> Iterator[FakeServer]:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No LAKEFLUX_/INFLUXDB3_/AWS_ settings leak in from the machine; the token file dir is empty."""
+    """No LAKEFLUX_/INFLUXDB3_/AWS_ settings leak in from the machine; the token file and state dirs are empty."""
     for name in list(os.environ):
         if name.startswith(("LAKEFLUX_", "INFLUXDB3_", "AWS_")) or name == "VIRTUAL_ENV":
             monkeypatch.delenv(name)
     monkeypatch.setenv("LAKEFLUX_DB_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LAKEFLUX_STATE_DIR", str(tmp_path / "state"))
 
 
 @pytest.fixture

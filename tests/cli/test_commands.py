@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_fakes import FakeServer, Reply
 from typer.testing import CliRunner
 
@@ -303,7 +304,9 @@ def test_upload_of_missing_path_fails_before_any_request(runner: CliRunner, serv
     assert server.requests == []
 
 
-def test_token_flag_is_hidden_from_help(runner: CliRunner) -> None:
-    help_text = runner.invoke(app, ["create", "database", "--help"]).stdout
+@pytest.mark.parametrize("command", [["create", "database"], ["write"], ["query"], ["show", "databases"],
+                                     ["show", "logs"], ["delete", "token"]])
+def test_token_flag_and_its_env_var_are_in_help(runner: CliRunner, command: list[str]) -> None:
+    help_text = " ".join(runner.invoke(app, [*command, "--help"], terminal_width=200).stdout.split())
     assert "--host" in help_text
-    assert "--token" not in help_text
+    assert "--token" in help_text and "LAKEFLUX_AUTH_TOKEN" in help_text

@@ -69,11 +69,15 @@ def test_cli_sends_token_file_to_local_server(runner: CliRunner, server: FakeSer
     assert server.last.headers["authorization"] == "Bearer apiv3_file"
 
 
-def test_unauthenticated_error_message(runner: CliRunner, server: FakeServer) -> None:
+def test_unauthenticated_error_message_says_where_the_cli_looked(runner: CliRunner, server: FakeServer,
+                                                                  tmp_path: Path) -> None:
     server.on("POST", "/api/v3/configure/database", Reply.json({"error": "the request was not authenticated"}, 401))
     result = runner.invoke(app, ["create", "database", "x", "-H", server.url])
     assert result.exit_code == 1
-    assert result.stderr == "Error: the request was not authenticated (HTTP 401)\n"
+    assert result.stderr.startswith("Error: the request was not authenticated (HTTP 401); no token found (looked at ")
+    assert str(tmp_path / "data" / "admin-token") in result.stderr and "--token" in result.stderr
+    flagged = runner.invoke(app, ["create", "database", "x", "-H", server.url, "--token", "apiv3_wrong"])
+    assert "sent the token from --token" in flagged.stderr
 
 
 def test_connection_refused_names_host(runner: CliRunner) -> None:

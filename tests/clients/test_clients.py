@@ -2,6 +2,9 @@
 
 The server is started the way a user starts it (no --without-auth): it creates the admin token on
 first start and saves it in the data dir, which is where these tests read it from.
+
+influxdb3-python's own integration suite matches on InfluxDB 3 Core's exact texts and answers; each one it
+relies on has a test here, through the same client calls.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from lakeflux.cli.options import read_token_file
-from lakeflux.server.tokens import TOKEN_FILE_NAME
+from lakeflux.localstate import TOKEN_FILE_NAME, read_token_file
+from lakeflux.server.auth import MALFORMED_AUTHORIZATION
 from lakeflux.testing.process import ServerProcess
 
 influxdb_client_3 = pytest.importorskip("influxdb_client_3")
@@ -189,3 +192,78 @@ def test_influxdb3_python_influxql(lakeflux):
         assert [(r["city"], r["max"]) for r in grouped.to_pylist()] == [("oslo", -3.5), ("rome", 14.0)]
         keys = client.query("SHOW TAG KEYS FROM weather", language="influxql")
         assert keys.to_pylist() == [{"iox::measurement": "weather", "tagKey": "city"}]
+
+
+TYPE_CONFLICT_LP = "home,room=Sunroom temp=96 1735545600\nhome,room=Sunroom temp=\"hi\" 1735549200"
+TEMP_CONFLICT = ("invalid column type for column 'temp', expected iox::column_type::field::float, "
+                 "got iox::column_type::field::string")
+
+
+def _sync_client(srv: ServerProcess, token: str, **write_options: object):  # type: ignore[no-untyped-def]
+    from influxdb_client_3 import WriteOptions, WriteType, write_client_options
+
+    options = WriteOptions(write_type=WriteType.synchronous, **write_options)
+    return influxdb_client_3.InfluxDBClient3(host=srv.url, token=token, database="errs",
+                                             write_client_options=write_client_options(write_options=options))
+
+
+@pytest.mark.parametrize(("token", "scheme"), [("fake token", None), (None, "Any")])
+def test_influxdb3_python_malformed_authorization_gets_cores_text(lakeflux, token, scheme):
+    from influxdb_client_3.exceptions import InfluxDBError
+
+    srv, real = lakeflux
+    kwargs = {"auth_scheme": scheme} if scheme else {}
+    with influxdb_client_3.InfluxDBClient3(host=srv.url, token=token or real, database="errs", **kwargs) as client:
+        with pytest.raises(InfluxDBError) as caught:
+            client.write("integration,type=used value=123.0")
+    assert caught.value.message == MALFORMED_AUTHORIZATION
+
+
+def test_influxdb3_python_v3_line_errors_use_cores_texts(lakeflux):
+    from influxdb_client_3.exceptions import InfluxDBPartialWriteError
+    from influxdb_client_3.write_client.write_exceptions import ApiException
+
+    srv, token = lakeflux
+    with _sync_client(srv, token, use_v2_api=False, accept_partial=True) as client:
+        with pytest.raises(InfluxDBPartialWriteError) as partial:
+            client.write(TYPE_CONFLICT_LP)
+    (line_error,) = partial.value.line_errors
+    assert (line_error.line_number, line_error.error_message) == (2, TEMP_CONFLICT)
+    assert "home,room=Sunroom" in line_error.original_line
+    with _sync_client(srv, token, use_v2_api=False, accept_partial=False) as client:
+        with pytest.raises(ApiException) as rejected:
+            client.write(TYPE_CONFLICT_LP)
+    assert (rejected.value.status, rejected.value.message) == (400, "line protocol parsing error")
+    body = json.loads(rejected.value.body)
+    assert body["error"] == "line protocol parsing error"
+    assert (body["data"]["line_number"], body["data"]["error_message"]) == (2, TEMP_CONFLICT)
+
+
+def test_influxdb3_python_v2_write_errors_use_cores_texts(lakeflux):
+    from influxdb_client_3.exceptions import InfluxDBPartialWriteError
+    from influxdb_client_3.write_client.write_exceptions import ApiException
+
+    srv, token = lakeflux
+    for accept_partial in (True, False):
+        with _sync_client(srv, token, use_v2_api=True, accept_partial=accept_partial) as client:
+            with pytest.raises(ApiException) as caught:
+                client.write(TYPE_CONFLICT_LP.replace("home", "home2"))
+        assert caught.value.status == 400 and not isinstance(caught.value, InfluxDBPartialWriteError)
+        body = json.loads(caught.value.body)
+        assert body == {"code": "invalid", "message": f"write buffer error: line protocol parse failed: "
+                                                      f"{TEMP_CONFLICT}"}
+
+
+def test_ping_answers_each_client_in_its_own_form(lakeflux):
+    srv, token = lakeflux
+    with influxdb_client_3.InfluxDBClient3(host=srv.url, token=token, database="errs") as client:
+        assert client.get_server_version() == "3.10.0"
+    request = urllib.request.Request(f"{srv.url}/ping", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:  # curl, Core's scripts: 200 and JSON
+        assert reply.status == 200
+        body = json.loads(reply.read())
+    assert body["version"] == "3.10.0" and body["revision"]
+    influxdb = pytest.importorskip("influxdb")  # the v1 client's ping() insists on 204
+    port = int(srv.url.rsplit(":", 1)[1])
+    v1 = influxdb.InfluxDBClient(host="127.0.0.1", port=port, username="any", password=token)
+    assert v1.ping() == "3.10.0"

@@ -73,7 +73,7 @@ def test_snapshot_memory_store(tmp_path):
     from lakeflux.store.memory import MemoryStore
 
     store = MemoryStore()
-    cfg = Config(object_store="memory", wal_flush_interval=0.02)
+    cfg = Config(object_store="memory", data_dir=tmp_path / "data", wal_flush_interval=0.02)
     with InProcessServer(cfg, store=store) as srv:
         srv.write("lake", lines(0, 50))
         before = answers(srv)

@@ -82,7 +82,8 @@ def test_field_type_conflict_drops_the_later_line() -> None:
     assert result.errors == [
         LineError(
             2,
-            "invalid field value in line protocol for field 'f' on line 2: expected type float, but got integer",
+            "invalid column type for column 'f', expected iox::column_type::field::float, "
+            "got iox::column_type::field::integer",
             "m f=1i,g=1 2",
         )
     ]
@@ -94,15 +95,17 @@ def test_field_type_conflict_drops_the_later_line() -> None:
 def test_type_is_fixed_by_first_accepted_line_of_the_table() -> None:
     result = both("m f=bad 1\nm f=1u 2\nm f=1 3\nother f=1 4\n")
     assert [e.line_number for e in result.errors] == [1, 3]
-    assert "expected type uinteger, but got float" in result.errors[1].error_message
+    assert "expected iox::column_type::field::uinteger, got iox::column_type::field::float" in result.errors[1].error_message
     assert rows(result, "other") == [{"f": 1.0, "time": 4}]
 
 
 def test_tag_and_field_with_same_name_across_lines() -> None:
     result = both("m,host=a f=1 1\nm host=1 2\nm,f=x g=1 3\n")
     assert [e.line_number for e in result.errors] == [2, 3]
-    assert "column 'host' is a tag, not a float field" in result.errors[0].error_message
-    assert "column 'f' is a float field, not a tag" in result.errors[1].error_message
+    assert result.errors[0].error_message == ("invalid column type for column 'host', expected iox::column_type::tag, "
+                                              "got iox::column_type::field::float")
+    assert result.errors[1].error_message == ("invalid column type for column 'f', "
+                                              "expected iox::column_type::field::float, got iox::column_type::tag")
 
 
 def test_conflicting_group_reports_each_line_with_its_own_column() -> None:

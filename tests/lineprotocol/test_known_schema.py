@@ -12,7 +12,7 @@ def test_known_kinds_win_over_the_first_line(parser):
     body = b"cpu v=2i 2\ncpu v=3 3\ncpu,v=x n=1i 4\nmem v=1i 5"
     result = parser(body, precision=Precision.NANOSECOND, default_time_ns=0, known=known)
     assert [e.line_number for e in result.errors] == [1, 3]
-    assert "expected type float, but got integer" in result.errors[0].error_message
+    assert "expected iox::column_type::field::float, got iox::column_type::field::integer" in result.errors[0].error_message
     assert result.tables["cpu"].table.column("v").to_pylist() == [3.0]
     assert result.tables["mem"].columns["v"] is ColumnKind.INT64
 

@@ -23,8 +23,9 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None
 
 
 @pytest.fixture(scope="module")
-def srv():
-    config = Config(object_store="memory", wal_flush_interval=0.005, without_auth=True,
+def srv(tmp_path_factory):
+    config = Config(object_store="memory", data_dir=tmp_path_factory.mktemp("fuzz") / "data",
+                    wal_flush_interval=0.005, without_auth=True,
                     max_http_request_size=64 * 1024)
     with InProcessServer(config, store=MemoryStore()) as server:
         assert server.write("fz", "seed,t=a f=1i,s=\"x\",b=true,u=1u,g=1.5 1700000000000000000").status == 204

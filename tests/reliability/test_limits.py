@@ -26,7 +26,8 @@ def srv(tmp_path):
     (plugin_dir / "ok.py").write_text("def process_writes(influxdb3_local, table_batches, args=None):\n    pass\n")
     (tmp_path / "outside.py").write_text("def process_writes(influxdb3_local, table_batches, args=None):\n    pass\n")
     os.symlink(tmp_path / "outside.py", plugin_dir / "link.py")
-    config = Config(object_store="memory", wal_flush_interval=0.005, without_auth=True, plugin_dir=plugin_dir,
+    config = Config(object_store="memory", data_dir=tmp_path / "data", wal_flush_interval=0.005, without_auth=True,
+                    plugin_dir=plugin_dir,
                     max_http_request_size=1024 * 1024)
     with InProcessServer(config, store=MemoryStore()) as server:
         yield server
@@ -147,9 +148,9 @@ def test_plugin_paths_stay_in_the_plugin_dir(srv, tmp_path, name):
     assert ok.status == 200, ok.body
 
 
-def test_tokens_never_logged_in_process(caplog):
+def test_tokens_never_logged_in_process(caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
-    config = Config(object_store="memory", wal_flush_interval=0.005, without_auth=False)
+    config = Config(object_store="memory", data_dir=tmp_path / "data", wal_flush_interval=0.005, without_auth=False)
     with InProcessServer(config, store=MemoryStore()) as srv:
         token = srv.token
         assert token

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from lakeflux.config import Config
 from lakeflux.store.file import FileStore
@@ -19,8 +20,9 @@ from lakeflux.testing.server import InProcessServer
 T0 = 1_700_000_000_000_000_000
 
 
-def config(**changes: object) -> Config:
-    return Config(object_store="memory", wal_flush_interval=0.01, without_auth=True).with_changes(**changes)
+def config(tmp_path: Path, **changes: object) -> Config:
+    return Config(object_store="memory", data_dir=tmp_path / "data", wal_flush_interval=0.01,
+                  without_auth=True).with_changes(**changes)
 
 
 def lines(table: str, start: int, n: int) -> str:
@@ -31,9 +33,9 @@ def count(srv: InProcessServer, table: str) -> int:
     return srv.query("db", f'SELECT count(*) AS n, count(DISTINCT time) AS d FROM "{table}"')[0]
 
 
-def test_lost_catalog_reply_does_not_fence_later_changes():
+def test_lost_catalog_reply_does_not_fence_later_changes(tmp_path):
     store = FaultyStore(MemoryStore())
-    with InProcessServer(config(), store=store) as srv:
+    with InProcessServer(config(tmp_path), store=store) as srv:
         assert srv.write("db", lines("first", 0, 1)).status == 204
         store.lose_response("put_if_absent", prefix="node0/catalog/", times=1)
         lost = srv.write("db", lines("lost", 0, 1))
@@ -44,13 +46,13 @@ def test_lost_catalog_reply_does_not_fence_later_changes():
         assert srv.write("db", lines("lost", 0, 1)).status == 204
         assert count(srv, "later") == {"n": 1, "d": 1}
         assert count(srv, "lost") == {"n": 1, "d": 1}
-    with InProcessServer(config(), store=store.inner) as again:
+    with InProcessServer(config(tmp_path), store=store.inner) as again:
         assert {"first", "lost", "later"} <= set(again.services.catalog.state.databases["db"].tables)
 
 
-def test_lost_manifest_reply_then_snapshots_resume():
+def test_lost_manifest_reply_then_snapshots_resume(tmp_path):
     store = FaultyStore(MemoryStore())
-    with InProcessServer(config(), store=store) as srv:
+    with InProcessServer(config(tmp_path), store=store) as srv:
         buffer = srv.services.buffer
         assert srv.write("db", lines("m", 0, 10)).status == 204
         store.lose_response("put_if_absent", prefix="node0/snapshots/", times=1)
@@ -60,13 +62,13 @@ def test_lost_manifest_reply_then_snapshots_resume():
         srv.call(buffer.snapshot())
         assert buffer.tables.rows == 0 and buffer.persister.manifest.seq == 1  # slot 0 was skipped
         assert count(srv, "m") == {"n": 20, "d": 20}
-    with InProcessServer(config(), store=store.inner) as again:
+    with InProcessServer(config(tmp_path), store=store.inner) as again:
         assert count(again, "m") == {"n": 20, "d": 20}
 
 
 def test_failed_swap_copy_is_finished_by_the_next_snapshot(tmp_path):
     store = FaultyStore(FileStore(tmp_path / "lake"))
-    with InProcessServer(config(object_store="file"), store=store) as srv:
+    with InProcessServer(config(tmp_path, object_store="file"), store=store) as srv:
         buffer = srv.services.buffer
         assert srv.write("db", lines("s", 0, 10)).status == 204
         store.fail_before("copy", prefix="node0/tables/", times=1)
@@ -76,11 +78,11 @@ def test_failed_swap_copy_is_finished_by_the_next_snapshot(tmp_path):
         srv.call(buffer.snapshot())  # nothing new to persist, but the pending swap is finished
         assert buffer.tables.rows == 0
         assert count(srv, "s") == {"n": 10, "d": 10}
-    with InProcessServer(config(object_store="file"), store=store.inner) as again:
+    with InProcessServer(config(tmp_path, object_store="file"), store=store.inner) as again:
         assert count(again, "s") == {"n": 10, "d": 10}
 
 
-def test_forced_snapshot_during_a_wal_commit_keeps_its_rows():
+def test_forced_snapshot_during_a_wal_commit_keeps_its_rows(tmp_path):
     """The snapshot used to cover `next_seq - 1`: the segment being committed, not yet in the buffer."""
     entered, release = threading.Event(), threading.Event()
 
@@ -89,7 +91,7 @@ def test_forced_snapshot_during_a_wal_commit_keeps_its_rows():
         release.wait(30)
 
     store = FaultyStore(MemoryStore(), sleep=hold)
-    with InProcessServer(config(), store=store) as srv:
+    with InProcessServer(config(tmp_path), store=store) as srv:
         buffer = srv.services.buffer
         assert srv.write("db", lines("r", 0, 5)).status == 204
         store.add_latency(1.0, "put_if_absent", prefix="node0/wal/", times=1)
@@ -106,5 +108,5 @@ def test_forced_snapshot_during_a_wal_commit_keeps_its_rows():
         assert count(srv, "r") == {"n": 10, "d": 10}
         srv.call(buffer.snapshot())
         assert count(srv, "r") == {"n": 10, "d": 10}
-    with InProcessServer(config(), store=store.inner) as again:
+    with InProcessServer(config(tmp_path), store=store.inner) as again:
         assert count(again, "r") == {"n": 10, "d": 10}

@@ -38,8 +38,8 @@ def wait_for(condition, what: str, timeout: float = 30):  # type: ignore[no-unty
 def srv(tmp_path):
     plugin_dir = tmp_path / "plugins"
     shutil.copytree(PLUGINS, plugin_dir)
-    config = Config(object_store="memory", wal_flush_interval=0.01, without_auth=True, plugin_dir=plugin_dir,
-                    plugin_timeout=0.3)
+    config = Config(object_store="memory", data_dir=tmp_path / "data", wal_flush_interval=0.01, without_auth=True,
+                    plugin_dir=plugin_dir, plugin_timeout=0.3)
     with InProcessServer(config, store=MemoryStore()) as server:
         assert server.write("db", "good,k=a v=0i 1").status == 204
         for name, (plugin, spec) in TRIGGERS.items():

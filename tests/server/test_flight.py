@@ -119,15 +119,57 @@ def test_flight_sql_statement_query_gives_one_endpoint_then_do_get(srv):
     assert table.to_pylist() == [{"Int64(1)": 1}]
 
 
-def test_flight_sql_other_commands_are_unimplemented(srv):
+def test_flight_sql_other_commands_are_refused(srv):
     client, opts = _client(srv), _options(srv.token, database="db1")
-    with pytest.raises(pa.ArrowNotImplementedError):
+    # GetFlightInfo errors come as Flight errors (pyarrow sends no traceback with those): UNKNOWN + the message.
+    with pytest.raises(flight.FlightServerError, match="CommandGetSqlInfo is not supported"):
         client.get_flight_info(flight.FlightDescriptor.for_command(any_command(SQL_INFO_URL, b"")), opts)
     with pytest.raises(pa.ArrowNotImplementedError):
         list(client.do_action(flight.Action("CreatePreparedStatement", b""), opts))
-    with pytest.raises(pa.ArrowInvalid, match="database"):
+    with pytest.raises(flight.FlightServerError, match="database"):
         command = any_command(STATEMENT_URL, _len_field(1, b"select 1"))
         client.get_flight_info(flight.FlightDescriptor.for_command(command), _options(srv.token))
+
+
+def _error_text(call) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - each call fails its own way; the text is the point
+        call()
+    return str(caught.value)
+
+
+def _assert_no_server_internals(text: str) -> None:
+    assert "lakeflux" not in text and '.py"' not in text and 'File "/' not in text, text
+
+
+def test_flight_errors_carry_messages_not_tracebacks(srv):
+    client, opts = _client(srv), _options(srv.token)
+    sql = any_command(STATEMENT_URL, _len_field(1, b"SELECT nope FROM cpu"))
+    calls = {
+        "unknown database": lambda: client.do_get(_ticket(database="nope", sql_query="SELECT 1"), opts).read_all(),
+        "bad ticket": lambda: client.do_get(flight.Ticket(b"not json"), opts).read_all(),
+        "bad sql": lambda: client.do_get(_ticket(database="db1", sql_query="SELECT nope FROM cpu"), opts).read_all(),
+        "influxql": lambda: client.do_get(_ticket(database="db1", sql_query="SHOW MEASUREMENTS",
+                                                  query_type="influxql"), opts).read_all(),
+        "flight sql": lambda: client.get_flight_info(flight.FlightDescriptor.for_command(sql),
+                                                     _options(srv.token, database="db1")),
+        "action": lambda: list(client.do_action(flight.Action("CreatePreparedStatement", b""), opts)),
+        "bad token": lambda: client.do_get(_ticket(database="db1", sql_query="SELECT 1"),
+                                           _options("wrong")).read_all(),
+    }
+    for name, call in calls.items():
+        text = _error_text(call)
+        _assert_no_server_internals(text)
+        if name != "action":  # DoAction's detail names pyarrow's own frame (no server path, no source line)
+            assert "Traceback" not in text, (name, text)
+    assert "No field named nope" in _error_text(calls["bad sql"])
+
+
+def test_influxdb3_python_query_errors_carry_no_traceback(srv):
+    influxdb_client_3 = pytest.importorskip("influxdb_client_3")
+    with influxdb_client_3.InfluxDBClient3(host=srv.url, token=srv.token, database="db1") as client:
+        text = _error_text(lambda: client.query("SELECT nope FROM cpu"))
+    assert "No field named nope" in text and "Traceback" not in text
+    _assert_no_server_internals(text)
 
 
 def test_protobuf_decoding_by_hand():

@@ -66,7 +66,7 @@ def test_type_conflict_is_a_line_error(server):
     assert r.status == 400
     data = r.json()["data"]
     assert data[0]["line_number"] == 1
-    assert "expected type float, but got integer" in data[0]["error_message"]
+    assert "expected iox::column_type::field::float, got iox::column_type::field::integer" in data[0]["error_message"]
     assert data[0]["original_line"] == "cpu v=2i 2"
     assert server.query("db1", "SELECT count(*) AS n FROM cpu") == [{"n": 2}]
 
@@ -110,6 +110,11 @@ def test_v2_and_v1_writes(server):
     assert server.query("b2", "SELECT time FROM m") == [{"time": "2023-11-14T22:13:20"}]
     r = server.request("POST", "/api/v2/write?bucket=b2", b"m v=bad")
     assert r.status == 400 and r.json()["code"] == "invalid"
+    assert r.json()["message"].startswith("write buffer error: line protocol parse failed: ")
+    r = server.request("POST", "/api/v2/write?bucket=b2", b"m v=2 1700000001\nm v=\"s\" 1700000002")
+    assert r.json() == {"code": "invalid", "message": "write buffer error: line protocol parse failed: invalid column "
+                        "type for column 'v', expected iox::column_type::field::float, got iox::column_type::field::string"}
+    assert server.query("b2", "SELECT count(*) AS n FROM m") == [{"n": 1}]  # a rejected batch writes nothing
     assert server.request("POST", "/write?db=v1&rp=autogen&precision=ms", b"m v=1 1000").status == 204
     assert server.request("POST", "/write?db=v1&rp=weekly", b"m v=1 1000").status == 204
     assert server.query("v1/weekly", "SELECT count(*) AS n FROM m") == [{"n": 1}]
@@ -171,8 +176,16 @@ def test_formats(server):
 
 def test_health_ping_and_unknown_routes(server):
     assert server.request("GET", "/health").body == b"OK"
-    r = server.request("GET", "/ping")
-    assert r.status == 204 and r.headers["X-Influxdb-Version"].startswith("3.")
+    for method in ("GET", "POST"):
+        r = server.request(method, "/ping")  # Core's answer, what curl and influxdb3-python get
+        assert r.status == 200 and r.headers["X-Influxdb-Version"].startswith("3.")
+        body = r.json()
+        assert body["version"] == r.headers["X-Influxdb-Version"] and body["revision"] and body["process_id"]
+    # InfluxDB 1.x clients' ping() needs 1.x's 204: they are told apart by what they send.
+    for headers in ({"Accept": "application/x-msgpack"}, {"User-Agent": "InfluxDBClient"}):
+        r = server.request("GET", "/ping", headers=headers)
+        assert r.status == 204 and r.body == b"" and r.headers["X-Influxdb-Version"].startswith("3.")
+    assert server.request("HEAD", "/ping").status == 204
     r = server.request("GET", "/no/such/route")
     assert r.status == 404 and r.json() == {"error": "not found"}
     assert "cluster-uuid" in r.headers and "Request-Id" in r.headers
@@ -193,7 +206,7 @@ def test_configure_databases_and_tables(server):
     assert r.status == 200
     assert server.query("made", "SELECT * FROM t") == []
     r = server.write("made", "t,h=a v=1i")
-    assert r.status == 400 and "expected type float, but got integer" in r.body.decode()
+    assert r.status == 400 and "expected iox::column_type::field::float, got iox::column_type::field::integer" in r.body.decode()
     assert server.request("DELETE", "/api/v3/configure/table?db=made&table=t").status == 200
     assert server.request("DELETE", "/api/v3/configure/database?db=made").status == 200
     assert "made" not in dbs()
