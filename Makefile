@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test lint typecheck bench clean influxql-oracle influxql-oracle-record
+.PHONY: serve test lint typecheck bench install-check clean influxql-oracle influxql-oracle-record
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(TEST_STAMP)
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
+
+# pip install -e '.[test]' into a fresh venv with the interpreter's own pip, not upgraded (needs the index).
+install-check: $(TEST_STAMP)
+	LAKEFLUX_NETWORK_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/install
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run_all.py
