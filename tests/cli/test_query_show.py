@@ -30,7 +30,7 @@ def test_query_default_pretty_from_file_with_alias(runner: CliRunner, server: Fa
     sql.write_text("SELECT 1 AS v")
     result = runner.invoke(app, ["q", "-d", "db1", "-H", server.url, "-f", str(sql)])
     assert result.exit_code == 0, result.output
-    assert result.stdout_bytes == table
+    assert result.stdout_bytes == table + b"\n"  # text on stdout ends with a newline
     assert server.last.json()["format"] == "pretty"
     assert server.last.json()["q"] == "SELECT 1 AS v"
 
@@ -66,7 +66,7 @@ def test_query_host_overrides_host(runner: CliRunner, server: FakeServer) -> Non
     result = runner.invoke(app, ["query", "-d", "db1", "-H", "http://127.0.0.1:9", "--query-host", server.url,
                                  "--format", "json", "SELECT 1"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "[]"
+    assert result.stdout == "[]\n"
 
 
 def test_show_databases(runner: CliRunner, server: FakeServer) -> None:
@@ -85,8 +85,9 @@ def test_show_tables_triggers_plugins_tokens_sql(runner: CliRunner, server: Fake
     tables, triggers, plugins, tokens = [r.json() for r in server.requests]
     assert "information_schema.tables" in tables["q"] and "'iox'" in tables["q"]
     assert tables["db"] == "db1"
-    assert "system.processing_engine_triggers" in triggers["q"]
-    assert triggers["params"] == {"db": "db1"}
+    # The database's own system table holds only its triggers: no filter, no parameters.
+    assert "system.processing_engine_triggers" in triggers["q"] and "database_name" not in triggers["q"]
+    assert triggers["db"] == "db1" and "params" not in triggers
     assert "system.plugin_files" in plugins["q"] and plugins["db"] == "_internal"
     assert tokens["q"] == "SELECT * FROM system.tokens" and tokens["db"] == "_internal"
 
@@ -140,7 +141,7 @@ def test_show_logs_prints_oldest_first_with_bound_params(runner: CliRunner, serv
     ]
     body = server.last.json()
     assert body["format"] == "jsonl"
-    assert body["params"] == {"db": "db1", "trigger": "t1"}
+    assert body["params"] == {"trigger": "t1"} and "database_name" not in body["q"]
     assert body["q"] == logs_sql(trigger=True, since=False, limit=2)
     assert "LIMIT 2" in body["q"] and "trigger_name = $trigger" in body["q"]
 

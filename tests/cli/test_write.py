@@ -67,7 +67,8 @@ def test_write_argument_sends_contract_params(runner: CliRunner, server: FakeSer
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "success"
     request = server.last
-    assert request.params == {"db": "db1", "precision": "auto", "accept_partial": "false", "no_sync": "false"}
+    # Partial writes by default, as on HTTP v3 and in InfluxDB 3 Core's CLI.
+    assert request.params == {"db": "db1", "precision": "auto", "accept_partial": "true", "no_sync": "false"}
     assert request.body == b"cpu v=1 1700000000"
     assert request.headers["content-type"] == "text/plain; charset=utf-8"
     assert "content-encoding" not in request.headers
