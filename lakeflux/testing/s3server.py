@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from ..errors import Unavailable
@@ -72,13 +76,29 @@ class S3Endpoint:
             "AWS_ALLOW_HTTP": "true",
         }
 
-    def serve_command(self) -> str:
-        """The `lakeflux serve` invocation that uses this server."""
+    def serve_command(self, program: str = "lakeflux") -> str:
+        """The `lakeflux serve` invocation that uses this server (`program`: how to run lakeflux)."""
         return (
-            f"lakeflux serve --object-store s3 --bucket {self.bucket} --aws-endpoint {self.endpoint_url} "
+            f"{program} serve --object-store s3 --bucket {self.bucket} --aws-endpoint {self.endpoint_url} "
             f"--aws-allow-http --aws-access-key-id {self.access_key} "
             f"--aws-secret-access-key {self.secret} --aws-default-region {self.region}"
         )
+
+
+def lakeflux_program() -> str:
+    """How to run the `lakeflux` of this Python: its script beside the interpreter (e.g. .venv/bin/lakeflux,
+    which need not be on PATH), else `python -m lakeflux`."""
+    script = Path(os.path.normpath(Path(sys.executable).parent / "lakeflux"))  # no symlinks followed
+    if script.exists():
+        return str(_relative_to_cwd(script))
+    return f"{sys.executable} -m lakeflux"
+
+
+def _relative_to_cwd(path: Path) -> Path:
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def _die_with_parent() -> None:
@@ -108,6 +128,8 @@ class MotoServer:
         self.port = port
         self.quiet = quiet
         self.process: subprocess.Popen[bytes] | None = None
+        # A quiet server's stderr goes here, so a failed start can say what moto said.
+        self._stderr: IO[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -116,24 +138,35 @@ class MotoServer:
     def start(self, timeout: float = 30.0) -> MotoServer:
         """Start the server (picking a free port unless one was given) and wait until it answers."""
         fixed = self.port
+        said = ""
         # A free port can be taken between our probe and the server's bind: then try another one.
         for _ in range(1 if fixed is not None else 3):
             self.port = fixed if fixed is not None else free_port(self.host)
             self.process = self._spawn(self.port)
             if self._wait_ready(timeout):
                 return self
+            said = self._what_moto_said()
             self.stop()
-        raise Unavailable(f"moto S3 server did not start on {self.host}:{self.port}")
+        raise Unavailable(f"moto S3 server did not start on {self.host}:{self.port}" + (f": {said}" if said else ""))
 
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
-        output = subprocess.DEVNULL if self.quiet else None
+        if self.quiet:
+            self._stderr = tempfile.TemporaryFile()
         return subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(port)],
-            stdout=output,
-            stderr=output,
+            stdout=subprocess.DEVNULL if self.quiet else None,
+            stderr=self._stderr if self.quiet else None,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
+
+    def _what_moto_said(self) -> str:
+        """The last line moto wrote to stderr (a quiet server's): why it could not start, as it said it."""
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+        return lines[-1].strip() if lines else ""
 
     def _wait_ready(self, timeout: float) -> bool:
         """Poll until the server answers or its process exits (e.g. the port was taken meanwhile)."""
@@ -153,6 +186,9 @@ class MotoServer:
 
     def stop(self) -> None:
         """Terminate the server process (ours only) and wait for it."""
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -305,7 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
     parser.add_argument("--bucket", default="lakeflux")
     args = parser.parse_args(argv)
-    server = MotoServer(args.host, args.port or None, quiet=True).start()
+    if importlib.util.find_spec("moto") is None:
+        print(f"moto is not installed for {sys.executable}: it comes with lakeflux's test extras "
+              "(`make test` sets up .venv with them, or `pip install -e '.[test]'`)", file=sys.stderr)
+        return 2
+    try:
+        server = MotoServer(args.host, args.port or None, quiet=True).start()
+    except Unavailable as e:
+        print(e.message, file=sys.stderr)
+        return 1
     # SIGTERM should stop the child too, exactly like Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -314,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         print("# environment for S3 clients:")
         for name, value in endpoint.env().items():
             print(f"export {name}={value}")
-        print("# and for lakeflux:")
-        print(endpoint.serve_command())
+        program = lakeflux_program()
+        print(f"# and for lakeflux ({program} is this Python's lakeflux):")
+        print(endpoint.serve_command(program))
         sys.stdout.flush()
         assert server.process is not None
         server.process.wait()
