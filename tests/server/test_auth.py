@@ -15,6 +15,7 @@ from aiohttp import web
 
 from lakeflux.catalog import TokenDef
 from lakeflux.cli.options import read_token_file
+from lakeflux.config import Config
 from lakeflux.localstate import token_file
 from lakeflux.server.auth import MALFORMED_AUTHORIZATION, hash_token, new_token, token_from_header
 from lakeflux.server.services import build_services
@@ -219,3 +220,19 @@ def test_non_ascii_authorization_is_a_400_not_a_500(auth_server, value):
         head, _, body = reply.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 400"), reply
         assert json.loads(body) == {"error": MALFORMED_AUTHORIZATION}
+
+
+def test_in_process_servers_never_touch_a_token_file_in_the_cwd(tmp_path, monkeypatch):
+    """`make test` used to rewrite ./data/admin-token of the checkout: test servers built with the default
+    data_dir "data" and auth on saved every admin token they created there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "admin-token").write_text("apiv3_the_developers_own_server\n")
+    config = Config(object_store="memory", wal_flush_interval=0.02, without_auth=False)  # data_dir "data"
+    with InProcessServer(config, store=MemoryStore()) as srv:
+        assert srv.token is not None
+        assert srv.request("POST", "/api/v3/configure/token/admin/regenerate", {}).status == 201
+    with InProcessServer() as default:  # no config at all: a memory store
+        assert default.config.object_store == "memory"
+    assert (tmp_path / "data" / "admin-token").read_text() == "apiv3_the_developers_own_server\n"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["admin-token"]
