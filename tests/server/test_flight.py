@@ -148,7 +148,7 @@ def test_flight_errors_carry_messages_not_tracebacks(srv):
         "unknown database": lambda: client.do_get(_ticket(database="nope", sql_query="SELECT 1"), opts).read_all(),
         "bad ticket": lambda: client.do_get(flight.Ticket(b"not json"), opts).read_all(),
         "bad sql": lambda: client.do_get(_ticket(database="db1", sql_query="SELECT nope FROM cpu"), opts).read_all(),
-        "influxql": lambda: client.do_get(_ticket(database="db1", sql_query="SHOW MEASUREMENTS",
+        "influxql": lambda: client.do_get(_ticket(database="db1", sql_query="SHOW SERIES",
                                                   query_type="influxql"), opts).read_all(),
         "flight sql": lambda: client.get_flight_info(flight.FlightDescriptor.for_command(sql),
                                                      _options(srv.token, database="db1")),
