@@ -1,4 +1,4 @@
-"""`lakeflux query`: run SQL and print the server's bytes in the chosen format."""
+"""`lakeflux query`: run SQL or InfluxQL and print the server's bytes in the chosen format."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from .output import CliFailure, write_result
 FORMATS = ("pretty", "json", "jsonl", "csv", "parquet")
 
 
-def run_sql(client: Client, database: str, sql: str, fmt: str, params: dict[str, Any] | None = None) -> bytes:
-    """POST /api/v3/query_sql and return the body exactly as the server sent it."""
+def run_sql(client: Client, database: str, sql: str, fmt: str, params: dict[str, Any] | None = None,
+            language: str = "sql") -> bytes:
+    """POST /api/v3/query_sql (or query_influxql) and return the body exactly as the server sent it."""
     body: dict[str, Any] = {"db": database, "q": sql, "format": fmt}
     if params:
         body["params"] = params
-    return client.request("POST", "/api/v3/query_sql", json_body=body).body
+    path = "/api/v3/query_influxql" if language == "influxql" else "/api/v3/query_sql"
+    return client.request("POST", path, json_body=body).body
 
 
 def check_format(fmt: str) -> str:
@@ -62,7 +64,7 @@ def query_command(
     sql: Annotated[str | None, typer.Argument(metavar="QUERY", help="SQL to run (or -f FILE)")] = None,
     database: DatabaseOpt = None,
     file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the query from this file")] = None,
-    language: Annotated[str, typer.Option("-l", "--language", help="Query language: sql")] = "sql",
+    language: Annotated[str, typer.Option("-l", "--language", help="Query language: sql or influxql")] = "sql",
     fmt: Annotated[str, typer.Option("--format", help="pretty | json | jsonl | csv | parquet")] = "pretty",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the result to this file")] = None,
     host: HostOpt = None,
@@ -71,14 +73,13 @@ def query_command(
     tls_ca: TlsCaOpt = None,
     tls_no_verify: TlsNoVerifyOpt = False,
 ) -> None:
-    """Run a SQL query against a database."""
-    if language.lower() == "influxql":
-        raise CliFailure("InfluxQL is not supported by lakeflux: use SQL (-l sql)", code=2)
-    if language.lower() != "sql":
-        raise CliFailure(f"invalid --language {language!r}: expected sql", code=2)
+    """Run a SQL (or InfluxQL) query against a database."""
+    language = language.lower()
+    if language not in ("sql", "influxql"):
+        raise CliFailure(f"invalid --language {language!r}: expected sql or influxql", code=2)
     check_format(fmt)
     text = read_sql(sql, file)
     db = resolve_database(database)
     check_parquet_target(fmt, output)  # before the request, so a long query is not run for nothing
     client = connect(query_host or host, token, tls_ca, tls_no_verify)
-    print_result(run_sql(client, db, text, fmt), fmt, output)
+    print_result(run_sql(client, db, text, fmt, language=language), fmt, output)

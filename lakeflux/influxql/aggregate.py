@@ -24,7 +24,7 @@ from .scan import (
     MAX_WINDOWS,
     Groups,
     Windows,
-    bucket_sql,
+    bucket_for,
     group_columns,
     make_series,
     split_block,
@@ -33,7 +33,7 @@ from .scan import (
     where_clauses,
     windows_of,
 )
-from .timeutil import MAX_TIME, MIN_TIME, NS, window, windows
+from .timeutil import MAX_TIME, MIN_TIME, NS, steps, window
 from .transforms import literal, transform
 
 
@@ -159,7 +159,7 @@ def run_aggregate(plan: Plan, source: Source) -> list[Series]:
     group_by = [f"__g{i}" for i in range(len(group))]
     span = windows_of(plan)
     if plan.interval:
-        select.append(f"{bucket_sql(plan, span.starts)} AS __time")
+        select.append(f"{bucket_for(plan, span, source)} AS __time")
         group_by.append("__time")
     select.extend(columns.sql())
     where = where_clauses(plan, source, params, span)
@@ -169,7 +169,7 @@ def run_aggregate(plan: Plan, source: Source) -> list[Series]:
         return []
     if plan.interval and span.starts is None:  # no lower bound: start at the first window with data
         first = int(pa.compute.min(table.column("__time")).as_py())
-        span.starts = windows(first, plan.time_range.hi, plan.interval, plan.offset, plan.tz, MAX_WINDOWS)
+        span.starts = steps(first, span.last, plan.interval, plan.tz, MAX_WINDOWS)
         span.first = first
     groups = split_groups(table, plan.group_tags)
     grid = _grid(plan, span, table, groups)
@@ -209,6 +209,8 @@ def run_aggregate(plan: Plan, source: Source) -> list[Series]:
             keep[:] = True  # every window of the range, filled
     if plan.interval:
         keep &= (axis >= span.first) & (axis <= span.last)
+        if grid.real is not None:
+            keep &= grid.real[grid.flipped()] if plan.stmt.descending else grid.real
     else:
         keep &= any_present
     return _emit(plan, source, groups, grid, keep, axis, cols)
@@ -223,6 +225,7 @@ class _Grid:
     rows: np.ndarray  # SQL rows with a cell
     cells: np.ndarray  # their cells
     axis: np.ndarray  # each cell's window start
+    real: np.ndarray | None = None  # cells that are windows (series can have fewer than `width`)
 
     @property
     def size(self) -> int:
@@ -252,14 +255,49 @@ def _grid(plan: Plan, span: Windows, table: pa.Table, groups: Groups) -> _Grid:
             raise Invalid("max-select-buckets limit exceeded: too many series × windows; narrow the time range "
                           "or use a larger GROUP BY time interval")
         buckets = table.column("__time").to_numpy()
+        if not np.isin(buckets, starts).all():
+            return _merged_grid(starts, buckets, series_of, n)
         pos = np.searchsorted(starts, buckets)
-        inside = (pos < len(starts)) & (starts[np.minimum(pos, max(len(starts) - 1, 0))] == buckets) \
-            if len(starts) else np.zeros(n_rows, dtype=bool)
-        rows = np.flatnonzero(inside)
-        return _Grid(n, len(starts), rows, series_of[rows] * len(starts) + pos[rows], np.tile(starts, n))
+        rows = np.arange(n_rows)
+        return _Grid(n, len(starts), rows, series_of * len(starts) + pos, np.tile(starts, n))
     lo = plan.time_range.lo
     axis = np.full(n, lo if lo != MIN_TIME else 0, dtype=np.int64)
     return _Grid(n, 1, np.arange(n_rows), series_of, axis)
+
+
+def _merged_grid(starts: np.ndarray, buckets: np.ndarray, series_of: np.ndarray, n: int) -> _Grid:
+    """Series whose data windows are not all among the reported windows (a daylight-saving change moved
+    them): each series' windows are InfluxQL's fill walk over its own data — a data window at or before
+    the next expected window is reported in its place, else the expected window is filled."""
+    expected = starts.tolist()
+    sequences: list[list[tuple[int, int]]] = []
+    order = np.lexsort((buckets, series_of))
+    bounds = np.searchsorted(series_of[order], np.arange(n + 1))
+    for s in range(n):
+        rows = order[bounds[s]:bounds[s + 1]].tolist()
+        data = [int(buckets[r]) for r in rows]
+        seq: list[tuple[int, int]] = []
+        i = j = 0
+        while i < len(data) or j < len(expected):
+            if i < len(data) and (j >= len(expected) or data[i] <= expected[j]):
+                seq.append((data[i], rows[i]))
+                i += 1
+            else:
+                seq.append((expected[j], -1))
+            j += 1
+        sequences.append(seq)
+    width = max((len(q) for q in sequences), default=0)
+    axis = np.full(n * width, MAX_TIME, dtype=np.int64)
+    real = np.zeros(n * width, dtype=bool)
+    rows_out, cells_out = [], []
+    for s, seq in enumerate(sequences):
+        for k, (t, r) in enumerate(seq):
+            axis[s * width + k] = t
+            real[s * width + k] = True
+            if r >= 0:
+                rows_out.append(r)
+                cells_out.append(s * width + k)
+    return _Grid(n, width, np.asarray(rows_out, dtype=np.int64), np.asarray(cells_out, dtype=np.int64), axis, real)
 
 
 def _emit(plan: Plan, source: Source, groups: Groups, grid: _Grid, keep: np.ndarray, axis: np.ndarray,

@@ -259,11 +259,12 @@ def _arithmetic(expr: A.Binary, cols: Columns, params: Params) -> _Typed:
         if "unknown" in (lhs.kind, rhs.kind):
             return _Typed("NULL", "float")
         raise Invalid(f"invalid condition: {expr.op} needs numbers on both sides")
-    if expr.op == "/" or "float" in (lhs.kind, rhs.kind):
+    if "float" in (lhs.kind, rhs.kind):
         return _Typed(f"({_numeric(lhs)} {expr.op} {_numeric(rhs)})", "float")
     if expr.op in ("&", "|", "^"):
         sql_op = {"&": "&", "|": "|", "^": "#"}[expr.op]
         return _Typed(f"({lhs.sql} {sql_op} {rhs.sql})", "integer")
+    # Integers stay integers in a condition: `/` truncates, as InfluxDB 1.x and 3 evaluate it.
     return _Typed(f"({lhs.sql} {expr.op} {rhs.sql})", "integer")
 
 

@@ -12,7 +12,7 @@ from .columns import Col
 from .condition import Params, compile_condition, quote
 from .plan import Plan, Source
 from .results import Series
-from .timeutil import MAX_TIME, MIN_TIME, window, windows
+from .timeutil import MAX_TIME, MIN_TIME, chain, steps, utc_offset_ns, window
 
 MAX_WINDOWS = 1_000_000  # per statement: fill materialises every window of every series
 
@@ -21,7 +21,7 @@ class Windows:
     """The GROUP BY time windows of a statement: the requested ones, plus the extra ones a transformation
     reads before them (after them in descending order), and the time range the SQL must read."""
 
-    starts: list[int] | None  # every window the SQL groups into; None without a lower time bound
+    starts: list[int] | None  # the windows reported (InfluxQL's fill steps); None without a lower time bound
     first: int  # first requested window
     last: int  # last requested window
     data_lo: int
@@ -30,31 +30,25 @@ class Windows:
 
 def windows_of(plan: Plan) -> Windows:
     tr = plan.time_range
-    if not plan.interval or tr.lo == MIN_TIME:
-        last = window(tr.hi, plan.interval, plan.offset, plan.tz)[0] if plan.interval else MAX_TIME
-        return Windows(None, MIN_TIME, last, tr.lo, tr.hi)
+    if not plan.interval:
+        return Windows(None, MIN_TIME, MAX_TIME, tr.lo, tr.hi)
     step = (plan.interval, plan.offset, plan.tz)
+    last = window(tr.hi, *step)[0]
+    if tr.lo == MIN_TIME:
+        return Windows(None, MIN_TIME, last, tr.lo, tr.hi)
     first = window(tr.lo, *step)[0]
-    requested = windows(first, tr.hi, *step, MAX_WINDOWS)
-    if not requested:
-        return Windows([], first, first, tr.lo, tr.hi)
-    last = requested[-1]
     data_lo, data_hi = tr.lo, tr.hi
-    before: list[int] = []
-    after: list[int] = []
+    lo_step, hi_step = first, last
     if plan.extra_windows and not plan.stmt.descending:
-        t = first
         for _ in range(plan.extra_windows):
-            t = window(t - 1, *step)[0]
-            before.insert(0, t)
-        data_lo = before[0]
+            lo_step = window(lo_step - 1, *step)[0]
+        data_lo = lo_step
     elif plan.extra_windows:
-        end = window(last, *step)[1]
         for _ in range(plan.extra_windows):
-            after.append(end)
-            end = window(end, *step)[1]
-        data_hi = end - 1
-    return Windows(before + requested + after, first, last, data_lo, data_hi)
+            hi_step = window(hi_step, *step)[1]
+        data_hi = window(hi_step, *step)[1] - 1
+    starts = steps(lo_step, hi_step, plan.interval, plan.tz, MAX_WINDOWS)
+    return Windows(starts, first, last, data_lo, data_hi)
 
 
 def where_clauses(plan: Plan, source: Source, params: Params, span: Windows | None = None) -> list[str]:
@@ -150,26 +144,41 @@ def limited(plan: Plan, keep: np.ndarray) -> np.ndarray:
     return idx
 
 
-def bucket_sql(plan: Plan, window_list: list[int] | None) -> str:
-    """SQL for the start (int ns) of the window holding each row's time."""
-    interval = int(plan.interval)
-    if window_list is None or len(window_list) < 2:
-        origin = window(plan.time_range.hi if plan.time_range.has_hi else 0, interval, plan.offset, plan.tz)[0]
-        return f"CAST(date_bin(INTERVAL '{interval} nanoseconds', time, to_timestamp_nanos({origin})) AS BIGINT)"
-    # Runs of equal-length windows share one date_bin; a window whose length differs (a daylight-saving
-    # change inside it) gets its own arm, so every window is exactly InfluxQL's.
-    arms = []
+def bucket_for(plan: Plan, span: Windows, source: Source) -> str:
+    """`bucket_sql` over the times the statement reads (the table's earliest time without a lower bound)."""
+    lo, hi = span.data_lo, span.data_hi
+    if plan.tz and lo == MIN_TIME:
+        earliest = source.run(f"SELECT CAST(min(time) AS BIGINT) AS lo FROM {quote(source.name)}", {})
+        value = earliest.column("lo")[0].as_py() if earliest.num_rows else None
+        lo = value if value is not None else hi
+    return bucket_sql(plan, lo, hi)
+
+
+def bucket_sql(plan: Plan, lo: int, hi: int) -> str:
+    """SQL for the start (int ns) of the GROUP BY time window holding each row's time in [lo, hi], as
+    InfluxQL groups them: windows aligned in local time, one holding a daylight-saving change longer or
+    shorter by it (when the change is shorter than the interval)."""
+    interval, offset = int(plan.interval), int(plan.offset)
+    if not plan.tz:
+        return _date_bin(interval, offset)
+    starts = chain(lo, hi, interval, offset, plan.tz, MAX_WINDOWS)
+    if not starts:
+        return _date_bin(interval, offset - utc_offset_ns(plan.tz, hi))
+    # Runs of windows one interval apart share one date_bin; the last window of a run (whose length may
+    # differ) is its own arm.
+    arms: list[tuple[int, str]] = []
     run_start = 0
-    starts = window_list
     for k in range(1, len(starts) + 1):
         if k == len(starts) or starts[k] - starts[k - 1] != interval:
             last = k - 1
-            arms.append(f"WHEN time >= to_timestamp_nanos({starts[last]}) THEN {starts[last]}")
+            arms.append((starts[last], f"CAST({starts[last]} AS BIGINT)"))
             if last > run_start:
-                arms.append(f"WHEN time >= to_timestamp_nanos({starts[run_start]}) THEN CAST(date_bin(INTERVAL "
-                            f"'{interval} nanoseconds', time, to_timestamp_nanos({starts[run_start]})) AS BIGINT)")
+                arms.append((starts[run_start], _date_bin(interval, starts[run_start])))
             run_start = k
-    if len(arms) == 2 and not plan.tz:
-        return (f"CAST(date_bin(INTERVAL '{interval} nanoseconds', time, to_timestamp_nanos({starts[0]})) "
-                "AS BIGINT)")
-    return "CASE " + " ".join(reversed(arms)) + f" ELSE {starts[0]} END"
+    arms.sort(reverse=True)  # a time takes the first arm whose start it has reached: the latest first
+    cases = " ".join(f"WHEN time >= to_timestamp_nanos({start}) THEN {sql}" for start, sql in arms[:-1])
+    return f"CASE {cases} ELSE {arms[-1][1]} END" if cases else arms[-1][1]
+
+
+def _date_bin(interval: int, origin: int) -> str:
+    return (f"CAST(date_bin(INTERVAL '{interval} nanoseconds', time, to_timestamp_nanos({origin})) AS BIGINT)")

@@ -12,7 +12,7 @@ from .condition import Params, quote
 from .plan import Plan, Source, has_call
 from .results import Series
 from .scan import (
-    bucket_sql,
+    bucket_for,
     group_columns,
     limited,
     make_series,
@@ -44,7 +44,7 @@ def run_top_bottom(plan: Plan, source: Source) -> list[Series]:
     partition = [f"__g{i}" for i in range(len(plan.group_tags))]
     span = windows_of(plan)
     if plan.interval:
-        select.append(f"{bucket_sql(plan, span.starts)} AS __w")
+        select.append(f"{bucket_for(plan, span, source)} AS __w")
         partition.append("__w")
     else:
         select.append("0 AS __w")
@@ -118,7 +118,7 @@ def run_distinct(plan: Plan, source: Source) -> list[Series]:
     group_by = [f"__g{i}" for i in range(len(plan.group_tags))]
     lo = plan.time_range.lo
     if plan.interval:
-        select.append(f"{bucket_sql(plan, windows_of(plan).starts)} AS __w")
+        select.append(f"{bucket_for(plan, windows_of(plan), source)} AS __w")
         group_by.append("__w")
     else:
         select.append(f"CAST({lo if lo != MIN_TIME else 0} AS BIGINT) AS __w")

@@ -85,33 +85,55 @@ def window(t: int, interval: int, offset: int, tz: str | None) -> tuple[int, int
     start += offset
     rest = interval - dt_
     end = MAX_TIME if MAX_TIME - rest <= t else t + rest
-    end += offset
     if tz:
-        o = z - utc_offset_ns(tz, end)
-        if o != 0 and abs(o) < interval:
+        end_offset = utc_offset_ns(tz, end)
+        o = z - end_offset
+        # Clocks going back add the hour to this window; clocks going forward take it away only when the
+        # change happens inside the window.
+        if o != 0 and abs(o) < interval and (o > 0 or utc_offset_ns(tz, end + o) == end_offset):
             end += o
-    return start, end
+    return start, end + offset
 
 
-def windows(lo: int, hi: int, interval: int, offset: int, tz: str | None, limit: int) -> list[int]:
-    """Start times of every window meeting [lo, hi], at most `limit` of them (Invalid beyond)."""
-    starts = []
-    t = window(lo, interval, offset, tz)[0]
+def steps(first: int, last: int, interval: int, tz: str | None, limit: int) -> list[int]:
+    """The windows InfluxQL reports from `first` through `last` (window starts): each the previous plus the
+    interval, moved by a daylight-saving change crossed on the way when the change is shorter than the
+    interval (InfluxDB 1.x's fill rule; data windows near such a change may differ from these)."""
     if not tz:
-        # UTC: uniform steps, computed without per-window zone lookups.
-        count = (hi - t) // interval + 1 if hi >= t else 0
+        count = (last - first) // interval + 1 if last >= first else 0
         if count > limit:
             raise _too_many(count, limit)
-        return [t + i * interval for i in range(max(count, 0))]
+        return list(range(first, first + count * interval, interval)) if count > 0 else []
+    out = []
+    t, current = first, utc_offset_ns(tz, first)
+    while t <= last:
+        out.append(t)
+        if len(out) > limit:
+            raise _too_many(len(out), limit)
+        t += interval
+        offset = utc_offset_ns(tz, t - 1)
+        if offset != current:
+            if abs(current - offset) < interval:
+                t += current - offset
+            current = offset
+    return out
+
+
+def chain(lo: int, hi: int, interval: int, offset: int, tz: str | None, limit: int) -> list[int]:
+    """Start of every window grouping the data between lo and hi: InfluxQL groups points window by window,
+    each from the end of the one before (a window holding a daylight-saving change shorter than the
+    interval is that much longer or shorter)."""
+    out = []
+    t = window(lo, interval, offset, tz)[0]
     while t <= hi:
-        starts.append(t)
-        if len(starts) > limit:
-            raise _too_many(len(starts), limit)
-        nxt = window(t, interval, offset, tz)[1]
-        if nxt <= t:
+        out.append(t)
+        if len(out) > limit:
+            raise _too_many(len(out), limit)
+        end = window(t, interval, offset, tz)[1]
+        if end <= t:
             break
-        t = nxt
-    return starts
+        t = end
+    return out
 
 
 def _too_many(count: int, limit: int) -> Invalid:
@@ -133,7 +155,7 @@ def format_time(t: int, tz: str | None = None) -> str:
         elif digits.endswith("000"):
             digits = digits[:6]
         text += "." + digits
-    if not tz or offset == 0 and tz.upper() in ("UTC", "ETC/UTC", "Z"):
+    if offset == 0:  # Go's RFC3339 writes a zero offset as Z, whatever the zone
         return text + "Z"
     sign = "+" if offset >= 0 else "-"
     hours, minutes = divmod(abs(offset) // 60, 60)

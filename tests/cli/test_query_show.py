@@ -45,11 +45,15 @@ def test_query_parquet_to_file(runner: CliRunner, server: FakeServer, tmp_path: 
     assert result.stdout == ""
 
 
-def test_query_refuses_influxql(runner: CliRunner, server: FakeServer) -> None:
-    result = runner.invoke(app, ["query", "-d", "db1", "-H", server.url, "-l", "influxql", "SHOW MEASUREMENTS"])
-    assert result.exit_code == 2
-    assert "InfluxQL is not supported" in result.stderr
-    assert server.requests == []
+def test_query_influxql_goes_to_query_influxql(runner: CliRunner, server: FakeServer) -> None:
+    server.on("POST", "/api/v3/query_influxql", Reply(200, b'[{"iox::measurement":"measurements","name":"cpu"}]'))
+    result = runner.invoke(app, ["query", "-d", "db1", "-H", server.url, "-l", "influxql", "--format", "json",
+                                 "SHOW MEASUREMENTS"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == '[{"iox::measurement":"measurements","name":"cpu"}]'
+    assert server.requests[0].json() == {"db": "db1", "q": "SHOW MEASUREMENTS", "format": "json"}
+    refused = runner.invoke(app, ["query", "-d", "db1", "-H", server.url, "-l", "flux", "from()"])
+    assert refused.exit_code == 2 and "expected sql or influxql" in refused.stderr
 
 
 def test_query_bad_format_and_sql_error(runner: CliRunner, server: FakeServer) -> None:

@@ -10,6 +10,8 @@ relies on has a test here, through the same client calls.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -267,3 +269,14 @@ def test_ping_answers_each_client_in_its_own_form(lakeflux):
     port = int(srv.url.rsplit(":", 1)[1])
     v1 = influxdb.InfluxDBClient(host="127.0.0.1", port=port, username="any", password=token)
     assert v1.ping() == "3.10.0"
+
+
+def test_cli_query_in_influxql(lakeflux):
+    srv, token = lakeflux
+    with influxdb_client_3.InfluxDBClient3(host=srv.url, token=token, database="cliql") as client:
+        client.write("disk,dev=sda free=10i 1700000000000000000")
+    out = subprocess.run([sys.executable, "-m", "lakeflux", "query", "-H", srv.url, "--token", token, "-d", "cliql",
+                          "-l", "influxql", "--format", "jsonl", "SELECT free FROM disk"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"iox::measurement": "disk", "time": "2023-11-14T22:13:20", "free": 10}

@@ -19,6 +19,11 @@ M = 60 * S
 H = 3600 * S
 
 DB = "corpus"
+# Instants around daylight-saving changes: 2024-03-10 07:00 UTC (US spring forward), 2024-11-03 06:00 UTC
+# (US fall back), 2024-10-27 01:00 UTC (EU fall back).
+DST_US_START = 1710054000 * S
+DST_US_END = 1730613600 * S
+DST_EU_END = 1729990800 * S
 HOSTS = ["server01", "server02", "server03", "server04"]
 
 # Deliberate differences from InfluxDB 1.x (InfluxDB 3's behaviour, followed by lakeflux).
@@ -35,6 +40,9 @@ DIFFERENCES = {
     "show-retention-policies": "SHOW RETENTION POLICIES has InfluxDB 3's columns (name, duration, default)",
     "integral-series-order": "integral() without GROUP BY time lists series in ascending order, like every other "
                              "aggregate (InfluxDB 1.x reverses them)",
+    "dst-odd-interval": "with tz() and a GROUP BY interval that is not a whole number of hours, the window of a "
+                        "point next to a clock change follows the window boundaries (InfluxDB 1.x lets the first "
+                        "point after a boundary decide)",
     "show-time-condition": "SHOW MEASUREMENTS accepts a time condition in WHERE (InfluxDB 1.x refuses it)",
 }
 
@@ -94,6 +102,9 @@ def dataset(base: int) -> str:
     lines.append(f"h2o\\ quality,site=c ph=6.9,read\\ bytes=15i {base + 6 * M}")
     lines.append(f"disk.io,host=server01 reads=10i,writes=3i {base}")
     lines.append(f"disk.io,host=server01 reads=25i,writes=4i {base + M}")
+    for day in (DST_US_START, DST_US_END, DST_EU_END):  # hourly points across daylight-saving changes
+        for i in range(-30, 31):
+            lines.append(f"dst,zone=z v={i + 100},n={i}i {day + i * H}")
     for d in range(3):  # older than a day: outside InfluxDB 3's default metadata look-back
         lines.append(f"archive,host=old{d} value={d + 0.5} {base - (2 + d) * 24 * H}")
     return "\n".join(lines) + "\n"
@@ -339,6 +350,19 @@ def cases(base: int) -> list[Case]:
         add(Case(f"SELECT value FROM events WHERE time < {t0 + 20 * M} tz('{tz}')", epoch=None))
     add(Case(f"SELECT count(usage_user) FROM cpu WHERE time >= '{_iso(t0)}' AND time < '{_iso(t3)}' "
              "GROUP BY time(1d) tz('America/Chicago')"))
+    for day, tz in [(DST_US_START, "America/New_York"), (DST_US_END, "America/New_York"),
+                    (DST_EU_END, "Europe/Paris"), (DST_EU_END, "Europe/London")]:
+        span = f"time >= {day - 30 * H} AND time <= {day + 30 * H}"
+        for interval in ["1d", "1h", "2h", "12h", "90m"]:
+            # A window that is not a whole number of hours, across a clock change: see DIFFERENCES.
+            odd = interval == "90m" and day != DST_US_START and tz != "Europe/Paris"
+            add(Case(f"SELECT count(v), sum(n) FROM dst WHERE {span} GROUP BY time({interval}) tz('{tz}')", epoch=None,
+                     differs="dst-odd-interval" if odd else None))
+        add(Case(f"SELECT count(v) FROM dst WHERE {span} GROUP BY time(1d, 6h) tz('{tz}')"))
+        add(Case(f"SELECT first(v) FROM dst WHERE {span} GROUP BY time(1d) fill(none) tz('{tz}')", epoch=None))
+        add(Case(f"SELECT v FROM dst WHERE time >= {day - 2 * H} AND time <= {day + 2 * H} tz('{tz}')", epoch=None))
+        add(Case(f"SELECT count(v) FROM dst WHERE time >= '{_iso(day - 20 * H)[:10]} 00:00:00' AND time < "
+                 f"'{_iso(day + 20 * H)[:10]} 12:00:00' GROUP BY time(1d) tz('{tz}')"))
 
     # --- subqueries ---------------------------------------------------------------------------------------------
     for q in [
@@ -410,6 +434,21 @@ def cases(base: int) -> list[Case]:
         'SHOW TAG VALUES FROM "weather" WITH KEY = "station" WHERE "location" = \'coyote_creek\'',
         'SHOW TAG VALUES FROM /net|mem/ WITH KEY = "host"',
         "SHOW DATABASES",
+        f"SHOW MEASUREMENTS ON {DB}",
+        "show measurements",
+        f'SHOW TAG KEYS ON "{DB}" FROM "cpu"',
+        f"SHOW FIELD KEYS ON {DB} FROM mem",
+        f'SHOW TAG VALUES ON "{DB}" FROM "cpu" WITH KEY = "region"',
+        'show tag values from "cpu" with key = "cpu"',
+        f'SELECT mean("value") FROM "events" WHERE ("kind" =~ /^(a|b)$/) AND {grafana} GROUP BY time(10m), "kind" '
+        "fill(null)",
+        f'SELECT last("temperature") AS "temp", last("humidity") AS "hum" FROM "weather" WHERE time >= {ms0}ms and '
+        f"time <= {ms3}ms GROUP BY time(1h) fill(none)",
+        f'SELECT count("value") FROM "events" WHERE {grafana} GROUP BY time(1h) fill(0)',
+        f'SELECT mean("used_percent") FROM "mem" WHERE ("host" = \'server02\') AND {grafana} GROUP BY time(2m) '
+        "fill(linear)",
+        f'SELECT spread("bytes_recv") FROM "net" WHERE {grafana} GROUP BY time(15m), "host" fill(null)',
+        f'SELECT "value", "kind" FROM "events" WHERE {grafana} ORDER BY time DESC LIMIT 5',
     ]:
         add(Case(q, epoch="ms"))
     add(Case(f"SHOW TAG KEYS FROM cpu WHERE time > {t0}"))
@@ -441,6 +480,10 @@ def cases(base: int) -> list[Case]:
              params={"host": "server03", "cpu": "cpu1"}))
     add(Case("SELECT value FROM events WHERE value > $min AND kind = $kind", params={"min": 5, "kind": "a"}))
     add(Case("SELECT value FROM events WHERE value > $min", params={"min": 9.5}))
+    add(Case(f"SELECT value FROM events WHERE time > now() - 6h AND time < '{_iso(t0)}' + 15m"))
+    add(Case(f"SELECT value FROM events WHERE time >= {t0 // S}s AND time <= {t0 // 1000 + 14 * 60_000_000}u"))
+    add(Case("SELECT count FROM events WHERE count / 2 > 2 AND count % 2 = 1"))
+    add(Case("SELECT count FROM events WHERE kind = 'a' AND (count < 3 OR count > 6)"))
 
     # --- errors (InfluxDB 3 reports them per statement; 1.x often with HTTP 400) ------------------------------
     for q in ["SELECT FROM cpu", "SELEC * FROM cpu", "SELECT * FROM", "SELECT * FROM cpu WHERE",
