@@ -50,7 +50,7 @@ def test_query_influxql_goes_to_query_influxql(runner: CliRunner, server: FakeSe
     result = runner.invoke(app, ["query", "-d", "db1", "-H", server.url, "-l", "influxql", "--format", "json",
                                  "SHOW MEASUREMENTS"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == '[{"iox::measurement":"measurements","name":"cpu"}]'
+    assert result.stdout == '[{"iox::measurement":"measurements","name":"cpu"}]\n'
     assert server.requests[0].json() == {"db": "db1", "q": "SHOW MEASUREMENTS", "format": "json"}
     refused = runner.invoke(app, ["query", "-d", "db1", "-H", server.url, "-l", "flux", "from()"])
     assert refused.exit_code == 2 and "expected sql or influxql" in refused.stderr
