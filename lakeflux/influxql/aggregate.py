@@ -5,6 +5,7 @@ times and the aggregates SQL has no exact form for (mode, percentile, integral) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -431,7 +432,7 @@ def _typed(values: np.ndarray, valid: np.ndarray, kind: str) -> Col:
 
 
 def _collected(call: A.Call, values: list, times: list) -> tuple[object, int]:
-    """mode, percentile and integral over one window's points (in time order)."""
+    """mode and percentile over one window's points (in time order), and the point's time."""
     if call.name == "mode":
         return _mode(values, times), times[0]
     if call.name == "percentile":
@@ -441,32 +442,17 @@ def _collected(call: A.Call, values: list, times: list) -> tuple[object, int]:
         if i < 0 or i >= len(values):
             return None, 0
         return values[order[i]], times[order[i]]
-    unit = A.unparen(call.args[1]).ns if len(call.args) > 1 else NS  # type: ignore[union-attr]
-    total = 0.0
-    for k in range(1, len(values)):
-        total += (values[k] + values[k - 1]) / 2 * (times[k] - times[k - 1]) / unit
-    return total, times[0]
+    raise Invalid(f"unsupported aggregate {call.name}()")
 
 
-def _mode(values: list, times: list) -> object:
-    """InfluxQL's mode: walk the points sorted by value (then time); a run of equal values replaces the
-    answer when it is more frequent, or as frequent and starting no later. A value seen once replaces
-    only the first run, so with every value distinct the answer is the smallest (InfluxDB 1.x's rule)."""
-    order = sorted(range(len(values)), key=lambda i: (values[i], times[i]))
-    first = order[0]
-    most_freq, curr_freq = 0, 0
-    curr_mode, most_mode = values[first], values[first]
-    curr_time, most_time = times[first], times[first]
-    for i in order:
-        v, t = values[i], times[i]
-        if v != curr_mode:
-            curr_freq, curr_mode, curr_time = 1, v, t
-            continue
-        curr_freq += 1
-        if most_freq > curr_freq or (most_freq == curr_freq and curr_time > most_time):
-            continue
-        most_freq, most_mode, most_time = curr_freq, v, t
-    return most_mode
+def _mode(values: list, times: list) -> Any:
+    """The most frequent value; among several equally frequent, the smallest (InfluxDB 1.x's pick among
+    them depends on an unstable sort)."""
+    counts: dict[Any, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    best = max(counts.values())
+    return min(v for v, c in counts.items() if c == best)
 
 
 def _aux_column(table: pa.Table, alias: str, grid: _Grid, selector: _Leaf) -> Col:

@@ -34,7 +34,8 @@ DEFAULT_RETENTION_POLICIES = ("", "autogen", "default")
 class SqlEngine(Protocol):
     """What InfluxQL needs of the query engine: read-only SQL over one database (query/session.py)."""
 
-    def execute(self, db: str, sql: str, params: dict[str, Any] | None = None) -> Any: ...
+    def execute(self, db: str, sql: str, params: dict[str, Any] | None = None, *,
+                log_as: tuple[str, str] | None = None) -> Any: ...
 
 
 class DatabaseAdmin(Protocol):
@@ -107,7 +108,7 @@ class InfluxQL:
         if isinstance(stmt, A.SelectStatement):
             db = self._database(_select_database(stmt) or request.database, _select_rp(stmt) or
                                 request.retention_policy)
-            result.series = select.execute(stmt, self._context(db, now))
+            result.series = select.execute(stmt, self._context(db, now, request.text))
             result.group_tags = sorted({k for s in result.series for k in (s.tags or {})})
         elif isinstance(stmt, A.ShowDatabases):
             self._show_databases(result)
@@ -116,7 +117,7 @@ class InfluxQL:
         elif isinstance(stmt, A.ShowMeasurements | A.ShowTagKeys | A.ShowTagValues | A.ShowFieldKeys):
             db = self._database(stmt.database or request.database, request.retention_policy)
             dbdef = self._live(db)
-            run = self._runner(db)
+            run = self._runner(db, request.text)
             if isinstance(stmt, A.ShowMeasurements):
                 result.series = meta.show_measurements(stmt, dbdef, run, now)
             elif isinstance(stmt, A.ShowTagKeys):
@@ -159,12 +160,15 @@ class InfluxQL:
             raise NotFound(f"database not found: {db}")
         return dbdef
 
-    def _runner(self, db: str) -> select.SqlRunner:
-        return lambda sql, params: self._engine.execute(db, sql, params or None).to_table()  # type: ignore[no-any-return]
+    def _runner(self, db: str, text: str) -> select.SqlRunner:
+        """SQL over `db`, logged in system.queries as the InfluxQL `text` it answers."""
+        def run(sql: str, params: dict[str, object]) -> pa.Table:
+            return self._engine.execute(db, sql, params or None, log_as=("influxql", text)).to_table()  # type: ignore[no-any-return]
+        return run
 
-    def _context(self, db: str, now: int) -> select.Context:
+    def _context(self, db: str, now: int, text: str) -> select.Context:
         dbdef = self._live(db)
-        run = self._runner(db)
+        run = self._runner(db, text)
 
         def resolve(m: A.Measurement) -> list[select.Source]:
             if m.regex is not None:

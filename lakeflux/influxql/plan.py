@@ -38,12 +38,16 @@ class Source:
 
 @dataclass
 class Output:
+    """One output column: its (unique) name and the expression computing it, wildcards expanded."""
+
     name: str
     expr: A.Expr
 
 
 @dataclass
 class Plan:
+    """A SELECT checked against the measurements it reads, with everything the runners need decided."""
+
     stmt: A.SelectStatement
     outputs: list[Output]
     group_tags: list[str]
@@ -60,7 +64,8 @@ class Plan:
 
 
 def make_plan(stmt: A.SelectStatement, sources: list[Source], time_range: TimeRange, rest: A.Expr | None,
-          now: int, subquery: bool) -> Plan:
+              now: int, subquery: bool) -> Plan:
+    """The plan of `stmt` over `sources`; Invalid when the statement breaks one of InfluxQL's rules."""
     tags = sorted({t for s in sources for t in s.cols.tags})
     fields: dict[str, str] = {}
     for s in sources:
@@ -70,7 +75,7 @@ def make_plan(stmt: A.SelectStatement, sources: list[Source], time_range: TimeRa
     outputs = _expand_fields(stmt.fields, tags, fields, group_tags)
     td = stmt.time_dimension
     plan = Plan(stmt=stmt, outputs=outputs, group_tags=group_tags, time_range=time_range, condition=rest,
-                 tz=stmt.timezone, fill=stmt.fill)
+                tz=stmt.timezone, fill=stmt.fill)
     if td is not None:
         plan.interval = td.interval
         plan.offset = (now % td.interval) if td.offset_now else td.offset % td.interval

@@ -72,6 +72,7 @@ class _LoggedQuery:
     success: bool = False
     running: bool = True
     seconds: float | None = None
+    query_type: str = "sql"
 
     def finish(self, *, success: bool) -> None:
         self.seconds = time.perf_counter() - self.started
@@ -138,9 +139,10 @@ class QueryEngine:
             .with_target_partitions(QUERY_PARTITIONS)
         )
 
-    def execute(self, db: str, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+    def execute(self, db: str, sql: str, params: dict[str, Any] | None = None, *,
+                log_as: tuple[str, str] | None = None) -> QueryResult:
         """Run `sql` to the end and return every batch (see `start`). Blocking."""
-        running = self.start(db, sql, params)
+        running = self.start(db, sql, params, log_as=log_as)
         try:
             batches = list(running)
         finally:
@@ -148,18 +150,21 @@ class QueryEngine:
         return QueryResult(schema=running.schema, batches=batches)
 
     def start(self, db: str, sql: str, params: dict[str, Any] | None = None, *,
-              deadline: float | None = None) -> RunningQuery:
+              deadline: float | None = None, log_as: tuple[str, str] | None = None) -> RunningQuery:
         """Plan `sql` (`$name` parameters bound after parsing) and start running it; blocking while it plans.
 
         The caller pulls batches from the returned query and must `close()` it. NotFound for an unknown
         database, Invalid for SQL errors and for anything that is not a read-only query. The query stops
-        with TimedOut at `deadline` (monotonic seconds; default: now + the timeout limit)."""
+        with TimedOut at `deadline` (monotonic seconds; default: now + the timeout limit). `log_as` is the
+        (query_type, text) system.queries shows instead of ("sql", `sql`): InfluxQL logs its statement."""
         dbdef = self._catalog.state.live_db(db)
         if dbdef is None:
             raise NotFound(f"database not found: {db}")
         if deadline is None and self.limits.timeout is not None:
             deadline = time.monotonic() + self.limits.timeout
-        entry = _LoggedQuery(id=next(self._ids), issue_time=self._clock(), text=sql, started=time.perf_counter())
+        query_type, text = log_as or ("sql", sql)
+        entry = _LoggedQuery(id=next(self._ids), issue_time=self._clock(), text=text, started=time.perf_counter(),
+                             query_type=query_type)
         with self._log_lock:
             self._log.append(entry)
         sql = _rewrite_show(sql)
@@ -278,7 +283,7 @@ class QueryEngine:
             "id": pa.array([str(e.id) for e in entries], pa.string()),
             "phase": pa.array([e.phase for e in entries], pa.string()),
             "issue_time": pa.array([e.issue_time for e in entries], pa.timestamp("ns")),
-            "query_type": pa.array(["sql"] * len(entries), pa.string()),
+            "query_type": pa.array([e.query_type for e in entries], pa.string()),
             "query_text": pa.array([e.text for e in entries], pa.string()),
             "end2end_duration": pa.array([e.duration_ns() for e in entries], pa.duration("ns")),
             "success": pa.array([e.success for e in entries], pa.bool_()),

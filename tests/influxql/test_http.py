@@ -235,3 +235,10 @@ def test_v1_auth_forms(fast_config):
         v3_path = "/api/v3/query_influxql?db=db1&q=" + urllib.parse.quote("SHOW MEASUREMENTS")
         assert server.request("GET", v3_path, auth=False).status == 401
         assert server.request("GET", v3_path).status == 200
+
+
+def test_system_queries_show_influxql_as_influxql(srv):
+    q = "SELECT count(v) FROM cpu WHERE host = 'a'"
+    assert "series" in v1(srv, db="db1", q=q).json()["results"][0]
+    logged = srv.query("db1", "SELECT query_type, query_text FROM system.queries WHERE query_type = 'influxql'")
+    assert {"query_type": "influxql", "query_text": q} in logged
