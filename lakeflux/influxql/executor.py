@@ -37,6 +37,8 @@ class SqlEngine(Protocol):
     def execute(self, db: str, sql: str, params: dict[str, Any] | None = None, *,
                 log_as: tuple[str, str] | None = None) -> Any: ...
 
+    def time_bounds(self, db: str, table: str) -> tuple[int, int] | None: ...
+
 
 class DatabaseAdmin(Protocol):
     def create_database(self, name: str, retention_ns: int | None) -> None: ...
@@ -176,7 +178,9 @@ class InfluxQL:
                 names = [n for n in sorted(dbdef.tables) if pattern.search(n)]
             else:
                 names = [m.name] if m.name in dbdef.tables else []  # type: ignore[list-item]
-            return [select.Source(n, meta.columns_of(dbdef.tables[n]), run) for n in names]
+            return [select.Source(n, meta.columns_of(dbdef.tables[n]), run,
+                                  bounds=lambda n=n: self._engine.time_bounds(db, n))  # type: ignore[misc]
+                    for n in names]
 
         def from_subquery(name: str, series: list[Series]) -> list[select.Source]:
             table, cols = select.subquery_table(series)

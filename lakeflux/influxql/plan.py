@@ -34,6 +34,9 @@ class Source:
     name: str
     cols: Columns
     run: SqlRunner
+    # Earliest and latest time of its rows when known without reading them (a range covering both needs
+    # no time filter).
+    bounds: Callable[[], tuple[int, int] | None] | None = None
 
 
 @dataclass

@@ -55,6 +55,9 @@ def where_clauses(plan: Plan, source: Source, params: Params, span: Windows | No
     tr = plan.time_range
     lo, hi = (span.data_lo, span.data_hi) if span is not None else (tr.lo, tr.hi)
     clauses = []
+    bounds = source.bounds() if source.bounds is not None and (lo != MIN_TIME or hi != MAX_TIME) else None
+    if bounds is not None and lo <= bounds[0] and hi >= bounds[1]:
+        lo, hi = MIN_TIME, MAX_TIME  # every row is in range: filtering on time would only cost
     if lo != MIN_TIME:
         clauses.append(f"time >= to_timestamp_nanos({int(lo)})")
     if hi != MAX_TIME:

@@ -290,6 +290,24 @@ class QueryEngine:
             "running": pa.array([e.running for e in entries], pa.bool_()),
         })
 
+    def time_bounds(self, db: str, table: str) -> tuple[int, int] | None:
+        """Earliest and latest time (ns) of a table's rows, buffered and persisted, from what is already known
+        (file metadata, the merged buffer): no data is read. None when it holds no rows. A query whose time
+        range covers these bounds need not filter on time."""
+        dbdef = self._catalog.state.live_db(db)
+        tdef = dbdef.tables.get(table) if dbdef is not None else None
+        if tdef is None:
+            return None
+        plain = table_schema(tdef.columns)
+        tags = tdef.tags
+        with self._lock.read():
+            buffered = self._buffer.derived(db, table, plain, lambda chunks, previous: _merged_buffer(
+                chunks, previous, plain, tags))
+            files = self._persister.manifest.files_of(db, table) if self._persister is not None else []
+        lows = [f.min_time for f in files] + ([int(buffered.sorted_times[0])] if len(buffered.sorted_times) else [])
+        highs = [f.max_time for f in files] + ([int(buffered.sorted_times[-1])] if len(buffered.sorted_times) else [])
+        return (min(lows), max(highs)) if lows else None
+
     def _table_provider(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str, tdef: TableDef,
                         cutoff: int | None) -> Any:
         """Buffered rows UNION ALL persisted files, duplicate points merged (CONTRACT.md §7: last write
