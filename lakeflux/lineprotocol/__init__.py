@@ -1,6 +1,6 @@
-"""Line protocol to Arrow: a fast vectorised parser and the exact per-line parser it must agree with.
+"""Line protocol to Arrow: a fast native parser and the exact per-line parser it must agree with.
 
-    parse(body, precision=..., default_time_ns=...)        the one to use (numpy; falls back per line)
+    parse(body, precision=..., default_time_ns=...)        the one to use (C, without the GIL; falls back per line)
     parse_exact(body, precision=..., default_time_ns=...)  the oracle: same result, one line at a time
 
 Both return a ParseResult: one ParsedTable (Arrow table, column kinds, line numbers) per measurement
@@ -9,7 +9,7 @@ InfluxDB is loose are documented in `exact.py`; record splitting (strings spanni
 """
 
 from .exact import parse_exact
-from .fast import parse
+from .native import parse
 from .types import LineError, ParsedTable, ParseResult
 
 __all__ = ["LineError", "ParseResult", "ParsedTable", "parse", "parse_exact"]

@@ -40,8 +40,8 @@ class LineGroup:
 
     table: str
     columns: Columns
-    arrays: list[pa.Array]
-    times: np.ndarray
+    batch: pa.RecordBatch
+    """The group's columns in `columns` order, then `time` (int64 nanoseconds)."""
     line_numbers: np.ndarray
     original_line: Callable[[int], str]
     """The text of the group's row i, for error messages."""
@@ -163,7 +163,7 @@ class Assembler:
         return ParseResult(tables=tables, errors=self._errors, line_count=line_count)
 
 
-def _lines_piece(state: _TableState) -> tuple[dict[str, pa.Array], np.ndarray, np.ndarray]:
+def _lines_piece(state: _TableState) -> tuple[dict[str, pa.Array], np.ndarray]:
     """Columnar arrays for the table's single lines (absent values null)."""
     rows = len(state.lines)
     values: dict[str, list[object]] = {name: [None] * rows for name in state.columns}
@@ -177,32 +177,38 @@ def _lines_piece(state: _TableState) -> tuple[dict[str, pa.Array], np.ndarray, n
         for name, kind in state.columns.items()
         if kind is not ColumnKind.TIME
     }
-    times = np.fromiter((line.time_ns for line in state.lines), dtype=np.int64, count=rows)
-    return arrays, times, np.asarray(state.line_numbers, dtype=np.int64)
+    arrays["time"] = pa.array(np.fromiter((line.time_ns for line in state.lines), dtype=np.int64, count=rows))
+    return arrays, np.asarray(state.line_numbers, dtype=np.int64)
 
 
-def _piece_table(columns: dict[str, ColumnKind], arrays: dict[str, pa.Array], times: np.ndarray) -> pa.Table:
-    rows = len(times)
+def _piece_table(columns: dict[str, ColumnKind], arrays: dict[str, pa.Array], rows: int) -> pa.Table:
+    """The piece's arrays in the table's column order, absent columns as nulls."""
     full = []
     for name, kind in columns.items():
-        if kind is ColumnKind.TIME:
-            full.append(pa.array(times, type=pa.int64()))
-        else:
-            array = arrays.get(name)
-            full.append(array if array is not None else pa.nulls(rows, type=ARROW_TYPES[kind]))
+        array = arrays.get(name)
+        full.append(array if array is not None else pa.nulls(rows, type=ARROW_TYPES[kind]))
     return pa.Table.from_arrays(full, names=list(columns))
+
+
+def _group_table(columns: dict[str, ColumnKind], group: LineGroup) -> pa.Table:
+    batch = group.batch
+    if len(group.columns) + 1 == len(columns) and all(
+        name == table_name for (name, _), table_name in zip(group.columns, columns, strict=False)
+    ):
+        return pa.Table.from_batches([batch])  # the usual case: the group fixed the table's columns
+    names = [name for name, _ in group.columns] + ["time"]
+    return _piece_table(columns, dict(zip(names, batch.columns, strict=True)), batch.num_rows)
 
 
 def _build_table(name: str, state: _TableState) -> ParsedTable:
     tables: list[pa.Table] = []
     numbers: list[np.ndarray] = []
     for group in state.groups:
-        arrays = {column: array for (column, _), array in zip(group.columns, group.arrays, strict=True)}
-        tables.append(_piece_table(state.columns, arrays, group.times))
+        tables.append(_group_table(state.columns, group))
         numbers.append(group.line_numbers)
     if state.lines:
-        arrays, times, line_numbers = _lines_piece(state)
-        tables.append(_piece_table(state.columns, arrays, times))
+        arrays, line_numbers = _lines_piece(state)
+        tables.append(_piece_table(state.columns, arrays, len(line_numbers)))
         numbers.append(line_numbers)
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     line_numbers = numbers[0] if len(numbers) == 1 else np.concatenate(numbers)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 
-from lakeflux.lineprotocol import ParseResult, parse, parse_exact
+import lakeflux.lineprotocol.native as native
+from lakeflux.lineprotocol import (
+    ParseResult,
+    _scanner,  # type: ignore[attr-defined]
+    parse,
+    parse_exact,
+)
 from lakeflux.model import Precision
 
 DEFAULT_TIME = 1_111_111_111_000_000_000
@@ -52,3 +60,23 @@ def only_error(body: str, precision: Precision = Precision.NANOSECOND) -> str:
     result = both(body, precision)
     assert len(result.errors) == 1, result.errors
     return result.errors[0].error_message
+
+
+def exact_records(body: str) -> list[str]:
+    """The records the native parser handed to the exact parser (after checking both parsers agree)."""
+    seen: list[str] = []
+    original = native.add_record
+
+    def spy(assembler, line_number, text, *rest):
+        seen.append(text)
+        return original(assembler, line_number, text, *rest)
+
+    with mock.patch.object(native, "add_record", spy):
+        both(body)
+    return seen
+
+
+def native_groups(body: str) -> list[list[int]]:
+    """The line numbers of each group of equally shaped lines the scanner found, sorted."""
+    groups, _, _ = _scanner.scan(body.encode(), 1, 0)
+    return sorted(np.frombuffer(group[5], dtype=np.int64).tolist() for group in groups)

@@ -1,29 +1,16 @@
-"""Grouping a layout bucket by shape: keys compared as a words x records matrix, types as a matrix.
-
-The records of each case share one separator layout, so they land in one bucket and only the
-measurement, key bytes or field types tell their shapes apart.
+"""Grouping lines by shape in the native scanner: found by a hash of the keys and field types,
+confirmed by comparing bytes, so only the measurement, key bytes or field types tell shapes apart.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from lp_helpers import both, rows
-
-from lakeflux.lineprotocol.fast import _layout_buckets, _Records, _shape_groups, _shape_of
-from lakeflux.lineprotocol.tokens import Body
+from lp_helpers import both, native_groups, rows
 
 
 def bucket_groups(body: str) -> list[list[int]]:
-    """The shape groups (record indices) of the body's only layout bucket."""
-    buffer = Body(body.encode())
-    records = _Records(buffer)
-    (bucket,) = list(_layout_buckets(records, np.flatnonzero(records.simple)))
-    tags, fields, timestamp, bucket_rows, first = bucket
-    shape, kept = _shape_of(buffer, records, tags, fields, timestamp, bucket_rows, first)
-    groups, _, collisions = _shape_groups(shape)
-    assert not len(collisions)
-    return sorted(kept[group].tolist() for group in groups)
+    """The shape groups of the body as 0-based line indices."""
+    return [[number - 1 for number in group] for group in native_groups(body)]
 
 
 CASES = {  # name: (lines, expected groups of line indices)
@@ -36,7 +23,7 @@ CASES = {  # name: (lines, expected groups of line indices)
                         [[0, 3], [1], [2]]),
     "second field key": (["m,h=a v=1,longfieldname1=2 1", "m,h=a v=1,longfieldname2=2 2",
                           "m,h=b v=1,longfieldname1=3 3"], [[0, 2], [1]]),
-    "more shapes than template rounds": ([f"m,host=a k{i % 6}=1 {i}" for i in range(14)],
+    "many shapes": ([f"m,host=a k{i % 6}=1 {i}" for i in range(14)],
                                          [[k, k + 6, k + 12][: 3 if k < 2 else 2] for k in range(6)]),
 }
 

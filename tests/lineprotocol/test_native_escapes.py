@@ -1,33 +1,15 @@
-"""Escapes and plain quoted strings on the fast path (lineprotocol/masking.py).
+"""Escapes and plain quoted strings on the native path (lineprotocol/_scanner.c).
 
-Every body is checked on both parsers; the plain cases also check that the fast path took every
+Every body is checked on both parsers; the plain cases also check that the scanner took every
 line (no record reached the exact parser), so a regression to the slow path is visible here.
 """
 
 from __future__ import annotations
 
-from unittest import mock
-
 import pytest
-from lp_helpers import both, rows
+from lp_helpers import both, exact_records, rows
 
-import lakeflux.lineprotocol.fast as fast
 from lakeflux.lineprotocol.exact import STRING_LIMIT
-
-
-def exact_records(body: str) -> list[str]:
-    """The records `parse` handed to the exact parser (after checking both parsers agree)."""
-    seen: list[str] = []
-    original = fast.add_record
-
-    def spy(assembler, line_number, text, *rest):
-        seen.append(text)
-        return original(assembler, line_number, text, *rest)
-
-    with mock.patch.object(fast, "add_record", spy):
-        both(body)
-    return seen
-
 
 PLAIN = [
     'm,t=a f="a b,c=d e",g=1i 5',
@@ -42,7 +24,7 @@ PLAIN = [
 
 
 @pytest.mark.parametrize("line", PLAIN)
-def test_plain_escapes_and_strings_take_the_fast_path(line: str) -> None:
+def test_plain_escapes_and_strings_take_the_native_path(line: str) -> None:
     body = "\n".join([line] * 3)
     assert exact_records(body) == []
 
@@ -84,7 +66,7 @@ def test_escaped_tag_values_are_unescaped_per_row() -> None:
     assert [row["t"] for row in rows(result, "m")] == ["a b", "c,d", "e=f", "plain"]
 
 
-def test_string_length_limit_on_the_fast_path() -> None:
+def test_string_length_limit_on_the_native_path() -> None:
     at_limit = "x" * STRING_LIMIT
     result = both(f'm f="{at_limit}" 1\nm f="{at_limit}y" 2\nm f="z" 3')
     assert [row["time"] for row in rows(result, "m")] == [1, 3]

@@ -1,4 +1,4 @@
-"""Fast-path cases around layout bucketing, per-record ranges, escaped tag values and booleans.
+"""Native-path cases around many tags or fields, record ranges, escaped tag values and booleans.
 
 Each body goes through both parsers (`both` insists they agree); the cases aim at the shortcuts the
 fast path takes: one search per body for each record's separators, spaces and awkward bytes (relying

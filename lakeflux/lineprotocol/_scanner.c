@@ -1,0 +1,997 @@
+/* The native line-protocol scanner: the fast path of `lakeflux.lineprotocol.parse`.
+ *
+ * One call scans a whole body without the GIL:
+ *   1. validate UTF-8 and split records exactly as `records.py` does (a quoted string may run over
+ *      newlines; such records, like every line this scanner is unsure about, are left to the exact
+ *      parser as "leftovers");
+ *   2. parse each single-line record of the common form (one space between sections, escapes of
+ *      separators only, strings without backslashes, values in their plain spellings) and group the
+ *      lines by shape: measurement, tag keys, field keys and field types, found by hash and compared
+ *      by bytes;
+ *   3. write each group's columns into one malloc'd block laid out as Arrow buffers, exported
+ *      through the Arrow C Data Interface (one struct array per group, imported by pyarrow at once).
+ * Anything unusual (a backslash before another byte, tabs, odd floats, numbers out of range, keys
+ * repeated or named `time`) goes to the exact parser, which also writes every error message.
+ *
+ * Floats are converted only when the result is exactly what Python's float() gives: at most 19
+ * significant digits, a mantissa up to 2^53 and a power of ten up to 22 (one correctly rounded IEEE
+ * operation on exact operands). strtod is not used: it depends on the locale.
+ *
+ * Only the CPython API and the buffer protocol are used; the Arrow structs are declared here, as the
+ * interface intends. Scratch memory lives per thread and is reused from body to body.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Arrow C Data Interface (the ABI is the specification) ---------------------------------------- */
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+/* Column kinds, shared with native.py. */
+enum { K_TAG = 0, K_FLOAT = 1, K_INT = 2, K_UINT = 3, K_BOOL = 4, K_STRING = 5, K_TIME = 6 };
+
+#define STRING_LIMIT 65536
+#define MAX_KEYS 256 /* more keys in one line: the exact parser checks them */
+#define ESCAPED 0x80000000u
+#define CAPSULE_NAME "lakeflux.arrow_array"
+
+/* ---- growable scratch ----------------------------------------------------------------------------- */
+typedef struct {
+    char *data;
+    size_t size; /* bytes in use */
+    size_t cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->size + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->size + extra) cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (data == NULL) return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+typedef struct {
+    int64_t line_number;
+    int64_t time;
+    uint32_t start, end; /* the record without a trailing \r */
+    uint32_t shape;
+    uint32_t slot; /* index of its first value in the slots */
+} Line;
+
+typedef union {
+    double f;
+    int64_t i;
+    uint64_t u;
+    struct {
+        uint32_t start;
+        uint32_t len; /* ESCAPED bit: the span holds backslash escapes */
+    } s;
+} Value;
+
+typedef struct {
+    uint64_t hash;
+    uint32_t key; /* index of its measurement span in `keys` (then tag keys, then field keys) */
+    uint32_t type; /* index of its field types in `types` */
+    uint32_t tags, fields;
+    uint32_t count; /* lines */
+    uint32_t first; /* position of its first line in `order` */
+    int ok;         /* keys distinct and none named `time` */
+} Shape;
+
+typedef struct {
+    uint32_t start, len; /* ESCAPED bit in len */
+} Span;
+
+typedef struct {
+    Buf lines, slots, leftovers, shapes, keys, types, order, table;
+    size_t table_mask;
+} Scratch;
+
+static pthread_key_t scratch_key;
+
+static void scratch_free(void *p) {
+    Scratch *s = p;
+    if (s == NULL) return;
+    Buf *bufs[] = {&s->lines, &s->slots, &s->leftovers, &s->shapes, &s->keys, &s->types, &s->order, &s->table};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]->data);
+    free(s);
+}
+
+static Scratch *scratch_get(void) {
+    Scratch *s = pthread_getspecific(scratch_key);
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s == NULL || pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    s->lines.size = s->slots.size = s->leftovers.size = s->shapes.size = 0;
+    s->keys.size = s->types.size = s->order.size = s->table.size = 0;
+    return s;
+}
+
+/* ---- byte classes --------------------------------------------------------------------------------- */
+enum { C_SPACE = 1, C_COMMA = 2, C_EQ = 4, C_BSL = 8, C_QUOTE = 16, C_TAB = 32 };
+static uint8_t cls[256];
+
+static void init_classes(void) {
+    cls[' '] = C_SPACE;
+    cls[','] = C_COMMA;
+    cls['='] = C_EQ;
+    cls['\\'] = C_BSL;
+    cls['"'] = C_QUOTE;
+    cls['\t'] = C_TAB;
+}
+
+/* ---- UTF-8 ---------------------------------------------------------------------------------------- */
+/* Offset of the first byte that starts an invalid sequence, or -1 if the body is valid UTF-8. */
+static Py_ssize_t utf8_invalid_at(const uint8_t *b, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, b + i, 8);
+            if ((w & 0x8080808080808080ull) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        uint8_t c = b[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else
+            return (Py_ssize_t)i;
+        if (i + 1 >= n || b[i + 1] < lo || b[i + 1] > hi) return (Py_ssize_t)i;
+        for (size_t k = 2; k <= need; k++)
+            if (i + k >= n || (b[i + k] & 0xC0) != 0x80) return (Py_ssize_t)i;
+        i += need + 1;
+    }
+    return -1;
+}
+
+/* ---- record splitting (records.py's rule) --------------------------------------------------------- */
+typedef struct {
+    int quoted;
+    int64_t equals, commas;
+} QuoteState;
+
+/* Scan one physical line [p, e): returns 1 if a quoted string is still open at its end. */
+static int open_string_after(const uint8_t *b, size_t p, size_t e, QuoteState *st, int first) {
+    int fields;
+    if (first) {
+        size_t q = p;
+        while (q < e && (b[q] == ' ' || b[q] == '\t')) q++;
+        if (q < e && b[q] == '#') return 0;
+        fields = 0;
+        st->quoted = 0;
+        st->equals = st->commas = 0;
+    } else {
+        fields = 1;
+    }
+    for (size_t i = p; i < e; i++) {
+        uint8_t c = b[i];
+        if (c == '\\') {
+            if (i + 1 < e) i++; /* an escaped byte never separates or quotes */
+            continue;
+        }
+        if (c == ' ' || c == '\t') {
+            fields = 1;
+        } else if (!fields) {
+            continue;
+        } else if (c == '"') {
+            if (st->equals > st->commas) st->quoted = !st->quoted;
+        } else if (st->quoted) {
+            continue;
+        } else if (c == '=') {
+            st->equals++;
+        } else if (c == ',') {
+            st->commas++;
+        }
+    }
+    return st->quoted;
+}
+
+/* ---- values --------------------------------------------------------------------------------------- */
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+typedef unsigned __int128 u128;
+
+/* The double nearest to (q + a fraction that is nonzero when `sticky`) * 2^scale, ties to even;
+ * q >= 2^55 so the 53 kept bits, the round bit and the sticky bit are all known exactly. */
+static double round_to_double(u128 q, int sticky, int scale) {
+    int bits = 128 - (q >> 64 ? __builtin_clzll((uint64_t)(q >> 64)) : 64 + __builtin_clzll((uint64_t)q));
+    int drop = bits - 53;
+    uint64_t kept = (uint64_t)(q >> drop);
+    u128 rest = q & (((u128)1 << drop) - 1);
+    u128 half = (u128)1 << (drop - 1);
+    if (rest > half || (rest == half && (sticky || (kept & 1)))) kept++; /* a true tie stays even */
+    uint64_t bits_of_power = (uint64_t)(1023 + drop + scale) << 52; /* 2^(drop + scale), a normal double */
+    double power;
+    memcpy(&power, &bits_of_power, 8);
+    return (double)kept * power; /* kept <= 2^53 is exact, and so is a product by a power of two */
+}
+
+/* mantissa * 10^exp10 correctly rounded for mantissas beyond 2^53 (16 to 19 digits: full-precision floats
+ * as most writers print them), in 128-bit integer arithmetic; 0 if out of this method's reach. */
+static int wide_decimal(uint64_t mantissa, int exp10, double *out) {
+    static const uint64_t POW10_INT[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+        10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+        10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+        100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
+    if (exp10 >= 0) {
+        if (exp10 > 19) return 0;
+        u128 product = (u128)mantissa * POW10_INT[exp10]; /* < 2^128 */
+        if (product < ((u128)1 << 55)) return 0;
+        *out = round_to_double(product, 0, 0);
+        return 1;
+    }
+    if (exp10 < -22) return 0;
+    u128 divisor = exp10 >= -19 ? (u128)POW10_INT[-exp10] : (u128)POW10_INT[19] * POW10_INT[-exp10 - 19];
+    u128 scaled = (u128)mantissa << 64;
+    u128 q = scaled / divisor;
+    if (q < ((u128)1 << 55)) return 0;
+    *out = round_to_double(q, scaled % divisor != 0, -64);
+    return 1;
+}
+
+/* `-?d+(.d+)?([eE][+-]?d+)?` converted exactly (Clinger's fast path); 0 if not that or not exact. */
+static int parse_float(const uint8_t *b, size_t s, size_t e, double *out) {
+    size_t i = s;
+    int negative = 0;
+    if (i < e && b[i] == '-') {
+        negative = 1;
+        i++;
+    }
+    uint64_t mantissa = 0;
+    int digits = 0, exp10 = 0;
+    size_t from = i;
+    for (; i < e && b[i] >= '0' && b[i] <= '9'; i++) {
+        if (mantissa == 0 && b[i] == '0') continue;
+        if (++digits <= 19) mantissa = mantissa * 10 + (uint64_t)(b[i] - '0');
+    }
+    if (i == from) return 0;
+    if (i < e && b[i] == '.') {
+        from = ++i;
+        for (; i < e && b[i] >= '0' && b[i] <= '9'; i++) {
+            exp10--;
+            if (mantissa == 0 && b[i] == '0') continue;
+            if (++digits <= 19) mantissa = mantissa * 10 + (uint64_t)(b[i] - '0');
+        }
+        if (i == from) return 0;
+        if (exp10 < -100000) return 0;
+    }
+    if (i < e && (b[i] == 'e' || b[i] == 'E')) {
+        i++;
+        int exp_negative = 0;
+        if (i < e && (b[i] == '+' || b[i] == '-')) exp_negative = b[i++] == '-';
+        from = i;
+        int64_t exponent = 0;
+        for (; i < e && b[i] >= '0' && b[i] <= '9'; i++)
+            if (exponent < 1000000) exponent = exponent * 10 + (b[i] - '0');
+        if (i == from) return 0;
+        exp10 += (int)(exp_negative ? -exponent : exponent);
+    }
+    if (i != e || digits > 19) return 0;
+    double value;
+    if (mantissa == 0) {
+        value = 0.0;
+    } else if (mantissa <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
+        value = exp10 >= 0 ? (double)mantissa * POW10[exp10] : (double)mantissa / POW10[-exp10];
+    } else if (!wide_decimal(mantissa, exp10, &value)) {
+        return 0;
+    }
+    *out = negative ? -value : value;
+    return 1;
+}
+
+/* `-?d+` as an int64, at most 19 digits; 0 if not that or out of range. */
+static int parse_signed(const uint8_t *b, size_t s, size_t e, int64_t *out) {
+    size_t i = s;
+    int negative = 0;
+    if (i < e && b[i] == '-') {
+        negative = 1;
+        i++;
+    }
+    if (i == e || e - i > 19) return 0;
+    uint64_t magnitude = 0;
+    for (; i < e; i++) {
+        if (b[i] < '0' || b[i] > '9') return 0;
+        magnitude = magnitude * 10 + (uint64_t)(b[i] - '0');
+    }
+    if (negative) {
+        if (magnitude > (1ull << 63)) return 0;
+        *out = (int64_t)(0 - magnitude);
+    } else {
+        if (magnitude > (uint64_t)INT64_MAX) return 0;
+        *out = (int64_t)magnitude;
+    }
+    return 1;
+}
+
+static int parse_unsigned(const uint8_t *b, size_t s, size_t e, uint64_t *out) {
+    if (s == e || e - s > 20) return 0;
+    uint64_t value = 0;
+    for (size_t i = s; i < e; i++) {
+        if (b[i] < '0' || b[i] > '9') return 0;
+        if (__builtin_mul_overflow(value, 10, &value) || __builtin_add_overflow(value, (uint64_t)(b[i] - '0'), &value))
+            return 0;
+    }
+    *out = value;
+    return 1;
+}
+
+static int parse_bool(const uint8_t *b, size_t s, size_t e, int64_t *out) {
+    size_t n = e - s;
+    const char *t = (const char *)b + s;
+    if (n == 1) {
+        if (t[0] == 't' || t[0] == 'T') return (*out = 1);
+        if (t[0] == 'f' || t[0] == 'F') return (*out = 0, 1);
+        return 0;
+    }
+    if (n == 4 && (!memcmp(t, "true", 4) || !memcmp(t, "True", 4) || !memcmp(t, "TRUE", 4))) return (*out = 1);
+    if (n == 5 && (!memcmp(t, "false", 5) || !memcmp(t, "False", 5) || !memcmp(t, "FALSE", 5))) return (*out = 0, 1);
+    return 0;
+}
+
+/* AUTO (multiplier 0) guesses the unit from the magnitude, as timestamps.py does. */
+static int to_nanoseconds(int64_t value, int64_t multiplier, int64_t *out) {
+    if (multiplier == 0) {
+        uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+        multiplier = magnitude < 5000000000ull ? 1000000000 : magnitude < 5000000000000ull ? 1000000
+                   : magnitude < 5000000000000000ull ? 1000 : 1;
+    }
+    return !__builtin_mul_overflow(value, multiplier, out);
+}
+
+/* ---- one line ------------------------------------------------------------------------------------- */
+typedef struct {
+    const uint8_t *b;
+    size_t n;
+    int64_t multiplier, default_time;
+    Scratch *s;
+    int failed; /* out of memory */
+} Ctx;
+
+/* Scan a name from *pos up to a byte in `stop`. A backslash escapes a space or a comma (keys and tag
+ * values: also `=`); in a measurement it is a literal byte before anything but a backslash, a tab or a
+ * quote. Returns 0 for any other backslash (the exact parser's business). */
+static inline int scan_name(const uint8_t *b, size_t *pos, size_t end, uint8_t stop, int key, uint32_t *escaped) {
+    size_t i = *pos;
+    for (;;) {
+        while (i < end && !(cls[b[i]] & stop)) i++;
+        if (i < end && b[i] == '\\') {
+            if (i + 1 >= end) return 0;
+            uint8_t next = b[i + 1];
+            if (next == ' ' || next == ',' || (key && next == '=')) {
+                *escaped = ESCAPED;
+                i += 2;
+                continue;
+            }
+            if (key || (cls[next] & (C_BSL | C_TAB | C_QUOTE))) return 0;
+            i++; /* a literal backslash in a measurement */
+            continue;
+        }
+        break;
+    }
+    *pos = i;
+    return 1;
+}
+
+#define PUSH(buf, type, value)                                                           \
+    do {                                                                                 \
+        if (buf_reserve(&(buf), sizeof(type)) < 0) { ctx->failed = 1; return 0; }        \
+        *(type *)((buf).data + (buf).size) = (value);                                    \
+        (buf).size += sizeof(type);                                                      \
+    } while (0)
+
+/* Parse the record [start, end) into a Line, its values and its keys (appended to the scratch).
+ * Returns 0, with nothing kept, if the exact parser must take the line. */
+static int parse_line(Ctx *ctx, size_t start, size_t end, Line *line, uint32_t *tags, uint32_t *fields) {
+    const uint8_t *b = ctx->b;
+    Scratch *s = ctx->s;
+    size_t i = start;
+    uint32_t escaped = 0;
+    const uint8_t name_stop = C_SPACE | C_COMMA | C_BSL | C_QUOTE | C_TAB;
+    const uint8_t key_stop = name_stop | C_EQ;
+    if (!scan_name(b, &i, end, name_stop, 0, &escaped) || i == start || i >= end) return 0;
+    PUSH(s->keys, Span, ((Span){(uint32_t)start, (uint32_t)(i - start) | escaped}));
+    *tags = *fields = 0;
+    while (b[i] == ',') {
+        size_t key = ++i;
+        escaped = 0;
+        if (!scan_name(b, &i, end, key_stop, 1, &escaped) || i == key || i >= end || b[i] != '=') return 0;
+        PUSH(s->keys, Span, ((Span){(uint32_t)key, (uint32_t)(i - key) | escaped}));
+        size_t value = ++i;
+        escaped = 0;
+        if (!scan_name(b, &i, end, name_stop, 1, &escaped) || i == value || i >= end) return 0;
+        Value v;
+        v.s.start = (uint32_t)value;
+        v.s.len = (uint32_t)(i - value) | escaped;
+        PUSH(s->slots, Value, v);
+        if (++*tags > MAX_KEYS) return 0;
+    }
+    if (b[i] != ' ') return 0;
+    i++;
+    for (;;) {
+        size_t key = i;
+        escaped = 0;
+        if (!scan_name(b, &i, end, key_stop, 1, &escaped) || i == key || i >= end || b[i] != '=') return 0;
+        PUSH(s->keys, Span, ((Span){(uint32_t)key, (uint32_t)(i - key) | escaped}));
+        i++;
+        Value v;
+        uint8_t type;
+        if (i < end && b[i] == '"') {
+            size_t j = ++i;
+            while (j < end && b[j] != '"' && b[j] != '\\') j++;
+            if (j >= end || b[j] == '\\' || j - i > STRING_LIMIT) return 0;
+            v.s.start = (uint32_t)i;
+            v.s.len = (uint32_t)(j - i);
+            type = K_STRING;
+            i = j + 1;
+        } else {
+            size_t token = i;
+            while (i < end && !(cls[b[i]] & name_stop)) i++;
+            if (i == token || (i < end && b[i] != ' ' && b[i] != ',')) return 0;
+            uint8_t last = b[i - 1];
+            if (last == 'i') {
+                type = K_INT;
+                if (!parse_signed(b, token, i - 1, &v.i)) return 0;
+            } else if (last == 'u') {
+                type = K_UINT;
+                if (!parse_unsigned(b, token, i - 1, &v.u)) return 0;
+            } else if (parse_float(b, token, i, &v.f)) {
+                type = K_FLOAT;
+            } else if (parse_bool(b, token, i, &v.i)) {
+                type = K_BOOL;
+            } else {
+                return 0;
+            }
+        }
+        PUSH(s->slots, Value, v);
+        PUSH(s->types, uint8_t, type);
+        if (++*fields > MAX_KEYS) return 0;
+        if (i >= end) {
+            line->time = ctx->default_time;
+            return 1;
+        }
+        if (b[i] == ',') {
+            i++;
+            continue;
+        }
+        if (b[i] != ' ') return 0;
+        int64_t stamp;
+        if (!parse_signed(b, i + 1, end, &stamp) || !to_nanoseconds(stamp, ctx->multiplier, &line->time)) return 0;
+        return 1;
+    }
+}
+
+/* ---- shapes --------------------------------------------------------------------------------------- */
+static inline uint64_t mix(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_span(uint64_t h, const uint8_t *p, size_t len) {
+    h = mix(h, len);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix(h, w);
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, len);
+    return mix(h, w);
+}
+
+static int table_grow(Scratch *s, size_t entries) {
+    size_t size = 64;
+    while (size < entries * 2) size *= 2;
+    s->table.size = 0;
+    if (buf_reserve(&s->table, size * sizeof(uint32_t)) < 0) return -1;
+    s->table.size = size * sizeof(uint32_t);
+    s->table_mask = size - 1;
+    uint32_t *slots = (uint32_t *)s->table.data;
+    memset(slots, 0, size * sizeof(uint32_t));
+    Shape *shapes = (Shape *)s->shapes.data;
+    size_t count = s->shapes.size / sizeof(Shape);
+    for (size_t k = 0; k < count; k++) {
+        size_t at = shapes[k].hash & s->table_mask;
+        while (slots[at]) at = (at + 1) & s->table_mask;
+        slots[at] = (uint32_t)k + 1;
+    }
+    return 0;
+}
+
+static int same_keys(const uint8_t *b, const Span *x, const Span *y, size_t count) {
+    for (size_t k = 0; k < count; k++) {
+        if (x[k].len != y[k].len) return 0;
+        if (memcmp(b + x[k].start, b + y[k].start, x[k].len & ~ESCAPED)) return 0;
+    }
+    return 1;
+}
+
+/* The shape of the line whose keys and types were just appended; a new one if unseen. UINT32_MAX: no memory. */
+static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags, uint32_t fields) {
+    Scratch *s = ctx->s;
+    const Span *keys = (const Span *)(s->keys.data + key_at);
+    const uint8_t *types = (const uint8_t *)s->types.data + type_at;
+    size_t nkeys = 1 + tags + fields;
+    uint64_t h = mix(tags, fields);
+    for (size_t k = 0; k < nkeys; k++) h = hash_span(h, ctx->b + keys[k].start, keys[k].len & ~ESCAPED);
+    h = hash_span(h, types, fields);
+    size_t count = s->shapes.size / sizeof(Shape);
+    if (s->table.size == 0 || count * 2 >= s->table_mask) {
+        if (table_grow(s, count + 1) < 0) return UINT32_MAX;
+    }
+    uint32_t *slots = (uint32_t *)s->table.data;
+    Shape *shapes = (Shape *)s->shapes.data;
+    size_t at = h & s->table_mask;
+    for (; slots[at]; at = (at + 1) & s->table_mask) {
+        Shape *shape = &shapes[slots[at] - 1];
+        if (shape->hash != h || shape->tags != tags || shape->fields != fields) continue;
+        if (memcmp(s->types.data + shape->type, types, fields)) continue;
+        if (!same_keys(ctx->b, (const Span *)(s->keys.data) + shape->key, keys, nkeys)) continue;
+        s->keys.size = key_at; /* a known shape: forget this line's copy of its keys */
+        s->types.size = type_at;
+        shape->count++;
+        return slots[at] - 1;
+    }
+    if (buf_reserve(&s->shapes, sizeof(Shape)) < 0) return UINT32_MAX;
+    shapes = (Shape *)s->shapes.data;
+    shapes[count] = (Shape){.hash = h, .key = (uint32_t)(key_at / sizeof(Span)), .type = (uint32_t)type_at,
+                            .tags = tags, .fields = fields, .count = 1, .ok = 1};
+    s->shapes.size += sizeof(Shape);
+    slots[at] = (uint32_t)count + 1;
+    return (uint32_t)count;
+}
+
+/* Keys of a shape must be distinct and none may be `time` (raw bytes compare like names: each name
+ * has one spelling under the escapes this scanner accepts). */
+static int plain_keys(const uint8_t *b, const Span *keys, size_t count) {
+    for (size_t k = 0; k < count; k++) {
+        uint32_t len = keys[k].len & ~ESCAPED;
+        if (len == 4 && !memcmp(b + keys[k].start, "time", 4)) return 0;
+        for (size_t j = 0; j < k; j++)
+            if (keys[j].len == keys[k].len && !memcmp(b + keys[j].start, b + keys[k].start, len)) return 0;
+    }
+    return 1;
+}
+
+/* ---- the first pass ------------------------------------------------------------------------------- */
+static int add_leftover(Ctx *ctx, int64_t line_number, size_t start, size_t end) {
+    if (buf_reserve(&ctx->s->leftovers, 3 * sizeof(int64_t)) < 0) return -1;
+    int64_t *at = (int64_t *)(ctx->s->leftovers.data + ctx->s->leftovers.size);
+    at[0] = line_number;
+    at[1] = (int64_t)start;
+    at[2] = (int64_t)end;
+    ctx->s->leftovers.size += 3 * sizeof(int64_t);
+    return 0;
+}
+
+static int scan_records(Ctx *ctx) {
+    const uint8_t *b = ctx->b;
+    size_t n = ctx->n, pos = 0;
+    int64_t line_number = 0;
+    Scratch *s = ctx->s;
+    for (;;) {
+        size_t start = pos;
+        const uint8_t *nl = memchr(b + pos, '\n', n - pos);
+        size_t end = nl ? (size_t)(nl - b) : n;
+        int64_t first_line = ++line_number;
+        int multiline = 0;
+        if (memchr(b + start, '"', end - start)) {
+            QuoteState st;
+            int open = open_string_after(b, start, end, &st, 1);
+            while (open && end < n) { /* a newline follows: the record runs on */
+                size_t next = end + 1;
+                const uint8_t *nl2 = memchr(b + next, '\n', n - next);
+                end = nl2 ? (size_t)(nl2 - b) : n;
+                line_number++;
+                multiline = 1;
+                open = open_string_after(b, next, end, &st, 0);
+            }
+        }
+        size_t raw_end = end;
+        if (multiline) {
+            if (add_leftover(ctx, first_line, start, raw_end) < 0) return -1;
+        } else {
+            if (end > start && b[end - 1] == '\r') end--;
+            if (end > start && b[start] != '#') {
+                size_t slot_at = s->slots.size, key_at = s->keys.size, type_at = s->types.size;
+                Line line = {.line_number = first_line, .start = (uint32_t)start, .end = (uint32_t)end};
+                uint32_t tags, fields;
+                int ok = b[start] != ' ' && b[start] != '\t' && parse_line(ctx, start, end, &line, &tags, &fields);
+                if (ctx->failed) return -1;
+                if (ok) {
+                    line.shape = shape_of(ctx, key_at, type_at, tags, fields);
+                    if (line.shape == UINT32_MAX) return -1;
+                    line.slot = (uint32_t)(slot_at / sizeof(Value));
+                    if (buf_reserve(&s->lines, sizeof(Line)) < 0) return -1;
+                    *(Line *)(s->lines.data + s->lines.size) = line;
+                    s->lines.size += sizeof(Line);
+                } else {
+                    s->slots.size = slot_at;
+                    s->keys.size = key_at;
+                    s->types.size = type_at;
+                    if (add_leftover(ctx, first_line, start, raw_end) < 0) return -1;
+                }
+            }
+        }
+        if (raw_end >= n) return 0;
+        pos = raw_end + 1;
+    }
+}
+
+/* ---- the second pass: Arrow buffers --------------------------------------------------------------- */
+typedef struct {
+    uint32_t shape;
+    int64_t rows;
+    struct ArrowArray *array; /* malloc'd: a capsule owns it until pyarrow moves it out */
+    int64_t *line_numbers;    /* rows, then 2 x rows record spans (start, end) */
+} Group;
+
+static void release_child(struct ArrowArray *array) { array->release = NULL; }
+
+static void release_group(struct ArrowArray *array) {
+    for (int64_t k = 0; k < array->n_children; k++)
+        if (array->children[k]->release) array->children[k]->release(array->children[k]);
+    free(array->private_data);
+    array->release = NULL;
+}
+
+static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+static size_t unescaped_length(const uint8_t *b, Value v) {
+    size_t len = v.s.len & ~ESCAPED;
+    if (!(v.s.len & ESCAPED)) return len;
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++, out++)
+        if (b[v.s.start + i] == '\\') i++; /* every backslash the scanner kept escapes the next byte */
+    return out;
+}
+
+static uint8_t *copy_unescaped(uint8_t *to, const uint8_t *b, Value v) {
+    size_t len = v.s.len & ~ESCAPED;
+    const uint8_t *from = b + v.s.start;
+    if (!(v.s.len & ESCAPED)) {
+        memcpy(to, from, len);
+        return to + len;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (from[i] == '\\') i++;
+        *to++ = from[i];
+    }
+    return to;
+}
+
+/* Build one group's block and struct array; 0 on success. */
+static int build_group(Ctx *ctx, Group *g) {
+    Scratch *s = ctx->s;
+    const uint8_t *b = ctx->b;
+    const Shape *shape = (const Shape *)s->shapes.data + g->shape;
+    const Line *lines = (const Line *)s->lines.data;
+    const uint32_t *order = (const uint32_t *)s->order.data + shape->first;
+    const Value *slots = (const Value *)s->slots.data;
+    const uint8_t *types = (const uint8_t *)s->types.data + shape->type;
+    size_t rows = shape->count, values = shape->tags + shape->fields, columns = values + 1;
+    g->rows = (int64_t)rows;
+    size_t kinds[MAX_KEYS * 2 + 1];
+    for (size_t c = 0; c < values; c++) kinds[c] = c < shape->tags ? K_TAG : types[c - shape->tags];
+    kinds[values] = K_TIME;
+    /* sizes: offsets per string column, data per column */
+    size_t header = align64(columns * sizeof(struct ArrowArray) + columns * sizeof(struct ArrowArray *) +
+                            columns * 3 * sizeof(void *) + sizeof(void *));
+    size_t total = header;
+    size_t data_size[MAX_KEYS * 2 + 1];
+    for (size_t c = 0; c < columns; c++) {
+        size_t k = kinds[c];
+        if (k == K_TAG || k == K_STRING) {
+            size_t bytes = 0;
+            for (size_t r = 0; r < rows; r++) bytes += unescaped_length(b, slots[lines[order[r]].slot + c]);
+            if (bytes > INT32_MAX) return -1;
+            data_size[c] = bytes;
+            total += align64((rows + 1) * sizeof(int32_t)) + align64(bytes ? bytes : 1);
+        } else if (k == K_BOOL) {
+            data_size[c] = (rows + 7) / 8;
+            total += align64(data_size[c] ? data_size[c] : 1);
+        } else {
+            data_size[c] = rows * 8;
+            total += align64(data_size[c] ? data_size[c] : 1);
+        }
+    }
+    uint8_t *block = NULL;
+    if (posix_memalign((void **)&block, 64, total) != 0) return -1;
+    struct ArrowArray *children = (struct ArrowArray *)block;
+    struct ArrowArray **child_ptrs = (struct ArrowArray **)(children + columns);
+    const void **buffers = (const void **)(child_ptrs + columns);
+    const void **parent_buffers = buffers + columns * 3;
+    uint8_t *cursor = block + header;
+    int32_t *offsets[MAX_KEYS * 2 + 1];
+    uint8_t *data[MAX_KEYS * 2 + 1];
+    for (size_t c = 0; c < columns; c++) {
+        size_t k = kinds[c];
+        int strings = k == K_TAG || k == K_STRING;
+        offsets[c] = NULL;
+        if (strings) {
+            offsets[c] = (int32_t *)cursor;
+            cursor += align64((rows + 1) * sizeof(int32_t));
+        }
+        data[c] = cursor;
+        cursor += align64(data_size[c] ? data_size[c] : 1);
+        const void **own = buffers + 3 * c;
+        own[0] = NULL;
+        own[1] = strings ? (const void *)offsets[c] : data[c];
+        own[2] = data[c];
+        children[c] = (struct ArrowArray){.length = (int64_t)rows, .n_buffers = strings ? 3 : 2,
+                                          .buffers = own, .release = release_child};
+        child_ptrs[c] = &children[c];
+        if (k == K_BOOL) memset(data[c], 0, data_size[c]);
+    }
+    /* fill, row by row */
+    int64_t *numbers = g->line_numbers;
+    int64_t *spans = numbers + rows;
+    size_t string_at[MAX_KEYS * 2 + 1] = {0};
+    for (size_t c = 0; c < columns; c++)
+        if (offsets[c]) offsets[c][0] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const Line *line = &lines[order[r]];
+        const Value *v = slots + line->slot;
+        numbers[r] = line->line_number;
+        spans[2 * r] = line->start;
+        spans[2 * r + 1] = line->end;
+        for (size_t c = 0; c < values; c++) {
+            switch (kinds[c]) {
+            case K_TAG:
+            case K_STRING: {
+                uint8_t *to = copy_unescaped(data[c] + string_at[c], b, v[c]);
+                string_at[c] = (size_t)(to - data[c]);
+                offsets[c][r + 1] = (int32_t)string_at[c];
+                break;
+            }
+            case K_BOOL:
+                if (v[c].i) data[c][r >> 3] |= (uint8_t)(1u << (r & 7));
+                break;
+            default:
+                memcpy(data[c] + 8 * r, &v[c], 8);
+            }
+        }
+        memcpy(data[values] + 8 * r, &line->time, 8);
+    }
+    parent_buffers[0] = NULL;
+    struct ArrowArray *array = malloc(sizeof *array);
+    if (array == NULL) {
+        free(block);
+        return -1;
+    }
+    *array = (struct ArrowArray){.length = (int64_t)rows, .n_buffers = 1, .n_children = (int64_t)columns,
+                                 .buffers = parent_buffers, .children = child_ptrs, .release = release_group,
+                                 .private_data = block};
+    g->array = array;
+    return 0;
+}
+
+/* Order lines by shape (a counting sort) and build every group with plain keys. */
+static int build_groups(Ctx *ctx, Group **out, size_t *group_count, int64_t *line_count) {
+    Scratch *s = ctx->s;
+    const uint8_t *b = ctx->b;
+    Shape *shapes = (Shape *)s->shapes.data;
+    size_t nshapes = s->shapes.size / sizeof(Shape);
+    const Line *lines = (const Line *)s->lines.data;
+    size_t nlines = s->lines.size / sizeof(Line);
+    uint32_t at = 0;
+    size_t good = 0;
+    for (size_t k = 0; k < nshapes; k++) {
+        shapes[k].first = at;
+        at += shapes[k].count;
+        shapes[k].ok = plain_keys(b, (const Span *)s->keys.data + shapes[k].key + 1, shapes[k].tags + shapes[k].fields);
+        good += shapes[k].ok;
+    }
+    if (buf_reserve(&s->order, nlines * sizeof(uint32_t)) < 0) return -1;
+    uint32_t *order = (uint32_t *)s->order.data;
+    for (size_t k = 0; k < nshapes; k++) shapes[k].count = 0; /* refilled as a cursor */
+    for (size_t i = 0; i < nlines; i++) {
+        Shape *shape = &shapes[lines[i].shape];
+        order[shape->first + shape->count++] = (uint32_t)i;
+    }
+    Group *groups = calloc(good ? good : 1, sizeof(Group));
+    if (groups == NULL) return -1;
+    *out = groups;
+    *group_count = 0;
+    *line_count = 0;
+    for (size_t k = 0; k < nshapes; k++) {
+        if (!shapes[k].ok) {
+            for (uint32_t r = 0; r < shapes[k].count; r++) {
+                const Line *line = &lines[order[shapes[k].first + r]];
+                size_t raw_end = line->end < ctx->n && ctx->b[line->end] == '\r' ? line->end + 1 : line->end;
+                if (add_leftover(ctx, line->line_number, line->start, raw_end) < 0) return -1;
+            }
+            continue;
+        }
+        Group *g = &groups[(*group_count)++];
+        g->shape = (uint32_t)k;
+        g->line_numbers = malloc(3 * sizeof(int64_t) * (shapes[k].count ? shapes[k].count : 1));
+        if (g->line_numbers == NULL || build_group(ctx, g) < 0) return -1;
+        *line_count += shapes[k].count;
+    }
+    return 0;
+}
+
+static void free_groups(Group *groups, size_t count) {
+    if (groups == NULL) return;
+    for (size_t k = 0; k < count; k++) {
+        if (groups[k].array) {
+            groups[k].array->release(groups[k].array);
+            free(groups[k].array);
+        }
+        free(groups[k].line_numbers);
+    }
+    free(groups);
+}
+
+/* ---- Python objects ------------------------------------------------------------------------------- */
+static void capsule_destructor(PyObject *capsule) {
+    struct ArrowArray *array = PyCapsule_GetPointer(capsule, CAPSULE_NAME);
+    if (array == NULL) return;
+    if (array->release) array->release(array);
+    free(array);
+}
+
+static PyObject *name_object(const uint8_t *b, Span span, int escape_equals) {
+    size_t len = span.len & ~ESCAPED;
+    const uint8_t *from = b + span.start;
+    if (!(span.len & ESCAPED)) return PyUnicode_DecodeUTF8((const char *)from, (Py_ssize_t)len, "strict");
+    char *text = PyMem_Malloc(len ? len : 1);
+    if (text == NULL) return PyErr_NoMemory();
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (from[i] == '\\' && i + 1 < len &&
+            (from[i + 1] == ' ' || from[i + 1] == ',' || (escape_equals && from[i + 1] == '=')))
+            i++;
+        text[out++] = (char)from[i];
+    }
+    PyObject *name = PyUnicode_DecodeUTF8(text, (Py_ssize_t)out, "strict");
+    PyMem_Free(text);
+    return name;
+}
+
+static PyObject *group_object(Ctx *ctx, Group *g) {
+    const Shape *shape = (const Shape *)ctx->s->shapes.data + g->shape;
+    const Span *keys = (const Span *)ctx->s->keys.data + shape->key;
+    size_t values = shape->tags + shape->fields;
+    PyObject *names = PyTuple_New((Py_ssize_t)values + 1);
+    if (names == NULL) return NULL;
+    char kinds[MAX_KEYS * 2 + 1];
+    for (size_t c = 0; c < values; c++) {
+        PyObject *name = name_object(ctx->b, keys[1 + c], 1);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, (Py_ssize_t)c, name);
+        kinds[c] = (char)(c < shape->tags ? K_TAG : ((const uint8_t *)ctx->s->types.data)[shape->type + c - shape->tags]);
+    }
+    PyObject *time_name = PyUnicode_FromString("time");
+    if (time_name == NULL) {
+        Py_DECREF(names);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(names, (Py_ssize_t)values, time_name);
+    kinds[values] = K_TIME;
+    PyObject *capsule = PyCapsule_New(g->array, CAPSULE_NAME, capsule_destructor);
+    if (capsule == NULL) {
+        Py_DECREF(names);
+        return NULL;
+    }
+    struct ArrowArray *array = g->array;
+    g->array = NULL; /* the capsule owns it now */
+    return Py_BuildValue("(NNy#NKy#y#)", name_object(ctx->b, keys[0], 0), names, kinds, (Py_ssize_t)values + 1,
+                         capsule, (unsigned long long)(uintptr_t)array, (const char *)g->line_numbers,
+                         (Py_ssize_t)(g->rows * (Py_ssize_t)sizeof(int64_t)),
+                         (const char *)(g->line_numbers + g->rows),
+                         (Py_ssize_t)(2 * g->rows * (Py_ssize_t)sizeof(int64_t)));
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(body, multiplier, default_time_ns) -> (groups, leftovers, line_count) | int | None\n\n"
+"Scan a line-protocol body without the GIL. `multiplier` is nanoseconds per timestamp unit (0: AUTO).\n"
+"groups: (table, column names, kinds, capsule, struct array address, line numbers, record spans) per\n"
+"shape of line, the time column last; leftovers: int64 (line number, start, end) triples of records for\n"
+"the exact parser; line_count: lines in groups. An int is the offset of the first invalid UTF-8 byte;\n"
+"None means the body is too large for 32-bit offsets.");
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    long long multiplier, default_time;
+    if (!PyArg_ParseTuple(args, "y*LL", &view, &multiplier, &default_time)) return NULL;
+    if (view.len >= INT32_MAX) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    Ctx ctx = {.b = view.buf, .n = (size_t)view.len, .multiplier = multiplier, .default_time = default_time};
+    Group *groups = NULL;
+    size_t group_count = 0;
+    int64_t line_count = 0;
+    Py_ssize_t invalid;
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    invalid = utf8_invalid_at(ctx.b, ctx.n);
+    if (invalid < 0) {
+        ctx.s = scratch_get();
+        if (ctx.s == NULL || scan_records(&ctx) < 0 || build_groups(&ctx, &groups, &group_count, &line_count) < 0)
+            status = -1;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    if (status < 0) {
+        PyErr_NoMemory();
+    } else if (invalid >= 0) {
+        result = PyLong_FromSsize_t(invalid);
+    } else {
+        PyObject *list = PyList_New((Py_ssize_t)group_count);
+        for (size_t k = 0; list && k < group_count; k++) {
+            PyObject *item = group_object(&ctx, &groups[k]);
+            if (item == NULL) Py_CLEAR(list);
+            else PyList_SET_ITEM(list, (Py_ssize_t)k, item);
+        }
+        if (list)
+            result = Py_BuildValue("(Ny#L)", list, ctx.s->leftovers.data ? ctx.s->leftovers.data : "",
+                                   (Py_ssize_t)ctx.s->leftovers.size, (long long)line_count);
+    }
+    free_groups(groups, group_count);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_scanner", "The native line-protocol scanner (see native.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__scanner(void) {
+    static int ready = 0;
+    if (!ready) {
+        if (pthread_key_create(&scratch_key, scratch_free) != 0) return PyErr_NoMemory();
+        init_classes();
+        ready = 1;
+    }
+    return PyModule_Create(&module);
+}
