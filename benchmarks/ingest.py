@@ -1,12 +1,17 @@
 """Durable ingest over HTTP: lakeflux started with its defaults vs InfluxDB 1.x (when installed).
 
-    python benchmarks/ingest.py [--rows 200000] [--connections 2 16] [--repeats 1] [--json out.json]
+    python benchmarks/ingest.py [--seconds 20] [--bodies mixed telegraf] [--connections 2 16] [--repeats 1]
+                                [--json out.json]
+    python benchmarks/ingest.py --memory-only --rows 10000000
 
-Each connection sends 5,000-line batches of the mixed body (benchmarks/lpgen.py) and waits for each
-acknowledgement (204) before its next, so the figure is durable lines/s. Both servers start empty with
-their default settings (file store for lakeflux); batches are generated before the clock starts. With
---repeats N each server is started N times and the median is kept. Also prints the parser alone and the
-server's peak RSS (VmHWM), the memory target's figure: `--rows 10000000` is the full-size memory run.
+Each connection sends 5,000-line batches and waits for each acknowledgement (204) before its next, so the
+figure is durable lines/s. Bodies (benchmarks/lpgen.py): `mixed` (cpu/mem/disk/net lines, 5% with escapes
+or quoted strings) and `telegraf` (Telegraf's cpu input from 1,250 hosts × 4 cpus: 5,000 series, 5
+full-precision floats, one timestamp per batch). Each side sends for --seconds (batches come from a pool
+generated before the clock starts, timestamps rewritten so every point is new). Both servers start empty
+with their default settings (file store for lakeflux); lakeflux and the peer alternate run by run, and with
+--repeats N the median run is kept. Also prints the server's peak RSS (VmHWM); `--memory-only --rows
+10000000` is the full-size memory run. Wall-clock figures: on a shared machine they move with its load.
 """
 
 from __future__ import annotations
@@ -15,20 +20,17 @@ import argparse
 import json
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import InfluxDB1, peak_rss_kib, send_batches  # noqa: E402
-from lpgen import mixed_batches, mixed_body  # noqa: E402
+from lpgen import endless_batches, mixed_batches  # noqa: E402
 
-from lakeflux.lineprotocol import parse  # noqa: E402
-from lakeflux.model import Precision  # noqa: E402
 from lakeflux.testing.process import ServerProcess  # noqa: E402
 
 TARGET_RATIO = 3.0
@@ -39,10 +41,26 @@ def count_lines(batches: list[bytes]) -> int:
     return sum(b.count(b"\n") + 1 for b in batches)
 
 
+class Timed:
+    """Batches from `source` until `seconds` have passed since the first was taken, counting the lines."""
+
+    def __init__(self, source: Iterator[bytes], seconds: float) -> None:
+        self.source, self.seconds, self.lines = source, seconds, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        deadline = time.perf_counter() + self.seconds
+        for body in self.source:
+            if time.perf_counter() >= deadline:
+                return
+            self.lines += body.count(b"\n") + 1
+            yield body
+
+
 def bench_lakeflux_once(batches: Iterable[bytes], connections: int, lines: int | None = None) -> dict:
     """One fresh server, every batch sent; lines/s and the server's peak RSS.
 
-    `batches` may be a lazy iterator (then say how many `lines` it holds): the memory run streams 10M lines.
+    `batches` may be a lazy iterator (then say how many `lines` it holds, or pass a `Timed`): the memory
+    run streams 10M lines.
     """
     tmp = Path(tempfile.mkdtemp(prefix="lakeflux-bench-"))
     srv = ServerProcess(tmp / "data", "--without-auth", log_path=tmp / "server.log").start()
@@ -56,7 +74,8 @@ def bench_lakeflux_once(batches: Iterable[bytes], connections: int, lines: int |
     finally:
         srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    lines = count_lines(batches) if lines is None else lines  # type: ignore[arg-type]
+    if lines is None:
+        lines = batches.lines if isinstance(batches, Timed) else count_lines(batches)  # type: ignore[arg-type]
     return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds, "peak_rss_mib": rss / 1024}
 
 
@@ -72,17 +91,17 @@ def bench_memory(rows: int, connections: int = 2) -> dict:
 _UNSIGNED = re.compile(rb"(?<=[0-9])u(?=[, ]|$)", re.MULTILINE)
 
 
-def for_influxdb1(batches: list[bytes]) -> list[bytes]:
+def for_influxdb1(body: bytes) -> bytes:
     """InfluxDB 1.x predates unsigned fields (`u`): send those values as integers, same bytes otherwise."""
-    return [_UNSIGNED.sub(b"i", b) for b in batches]
+    return _UNSIGNED.sub(b"i", body)
 
 
-def bench_influxdb1_once(batches: list[bytes], connections: int) -> dict:
+def bench_influxdb1_once(batches: Timed, connections: int) -> dict:
     with InfluxDB1() as peer:
         seconds = send_batches(peer.write_url, batches, connections)
         rss = peer.rss_kib()
-    lines = count_lines(batches)
-    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds, "peak_rss_mib": rss / 1024}
+    return {"lines": batches.lines, "seconds": seconds, "lines_per_s": batches.lines / seconds,
+            "peak_rss_mib": rss / 1024}
 
 
 def _median_run(runs: list[dict]) -> dict:
@@ -93,15 +112,15 @@ def _median_run(runs: list[dict]) -> dict:
     return best
 
 
-def bench_connections(batches: list[bytes], connections: int, repeats: int, peer: bool) -> dict:
+def bench_connections(body: str, connections: int, seconds: float, repeats: int, peer: bool) -> dict:
     """lakeflux and (when installed) InfluxDB 1.x, interleaved run by run so drift hits both alike."""
     ours, theirs = [], []
-    peer_batches = for_influxdb1(batches) if peer else []
     for _ in range(repeats):
-        ours.append(bench_lakeflux_once(batches, connections))
+        ours.append(bench_lakeflux_once(Timed(endless_batches(body), seconds), connections))
         if peer:
-            theirs.append(bench_influxdb1_once(peer_batches, connections))
-    row: dict = {"connections": connections, "lakeflux": _median_run(ours)}
+            source = endless_batches(body, transform=for_influxdb1)
+            theirs.append(bench_influxdb1_once(Timed(source, seconds), connections))
+    row: dict = {"body": body, "connections": connections, "lakeflux": _median_run(ours)}
     if theirs:
         row["influxdb1"] = _median_run(theirs)
         row["ratio"] = row["lakeflux"]["lines_per_s"] / row["influxdb1"]["lines_per_s"]
@@ -109,42 +128,31 @@ def bench_connections(batches: list[bytes], connections: int, repeats: int, peer
     return row
 
 
-def bench_parser(repeats: int = 5) -> dict:
-    body = mixed_body(100_000)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        parse(body, precision=Precision.NANOSECOND, default_time_ns=0)
-        times.append(time.perf_counter() - start)
-    return {"lines": 100_000, "median_seconds": statistics.median(times),
-            "lines_per_s": 100_000 / statistics.median(times)}
-
-
-def run(rows: int, connections: list[int], repeats: int, peer: bool, batch: int = 5000) -> dict:
+def run(bodies: list[str], connections: list[int], seconds: float, repeats: int, peer: bool) -> dict:
     """The whole ingest benchmark; prints as it goes and returns the results."""
-    results: dict = {"rows": rows, "batch": batch, "parser": bench_parser()}
-    print(f"parser alone: {results['parser']['lines_per_s']:,.0f} lines/s (mixed 100k-line body, median)")
+    results: dict = {"seconds": seconds, "batch": 5000, "runs": []}
     if peer and not InfluxDB1.available():
         print("peer skipped: influxd not installed (apt-get install influxdb)", file=sys.stderr)
         peer = False
-    batches = list(mixed_batches(rows, batch))
-    for c in connections:
-        row = bench_connections(batches, c, repeats, peer)
-        ours = row["lakeflux"]
-        print(f"lakeflux  {c:>2} conn: {ours['lines_per_s']:>10,.0f} durable lines/s "
-              f"({ours['lines']:,} lines in {ours['seconds']:.2f}s, peak RSS {ours['peak_rss_mib']:.0f} MiB)")
-        if "influxdb1" in row:
-            print(f"influxdb1 {c:>2} conn: {row['influxdb1']['lines_per_s']:>10,.0f} lines/s  "
-                  f"→ lakeflux/peer = {row['ratio']:.2f}× (target ≥ {TARGET_RATIO:g}×)")
-        results[f"connections_{c}"] = row
+    for body in bodies:
+        for c in connections:
+            row = bench_connections(body, c, seconds, repeats, peer)
+            ours = row["lakeflux"]
+            print(f"{body:<8} lakeflux  {c:>2} conn: {ours['lines_per_s']:>10,.0f} durable lines/s "
+                  f"({ours['lines']:,} lines in {ours['seconds']:.1f}s, peak RSS {ours['peak_rss_mib']:.0f} MiB)")
+            if "influxdb1" in row:
+                print(f"{body:<8} influxdb1 {c:>2} conn: {row['influxdb1']['lines_per_s']:>10,.0f} lines/s  "
+                      f"→ lakeflux/peer = {row['ratio']:.2f}× (target ≥ {TARGET_RATIO:g}×)", flush=True)
+            results["runs"].append(row)
     return results
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=200_000)
-    ap.add_argument("--batch", type=int, default=5_000)
-    ap.add_argument("--connections", type=int, nargs="+", default=[2])
+    ap.add_argument("--seconds", type=float, default=20.0, help="sending time per side and run")
+    ap.add_argument("--bodies", nargs="+", default=["mixed", "telegraf"], choices=["mixed", "telegraf"])
+    ap.add_argument("--rows", type=int, default=10_000_000, help="lines of the --memory-only run")
+    ap.add_argument("--connections", type=int, nargs="+", default=[2, 16])
     ap.add_argument("--repeats", type=int, default=1, help="fresh servers per side; the median run is kept")
     ap.add_argument("--no-peer", action="store_true", help="skip InfluxDB 1.x")
     ap.add_argument("--memory-only", action="store_true",
@@ -154,7 +162,7 @@ def main() -> None:
     if args.memory_only:
         results = bench_memory(args.rows, args.connections[0])
     else:
-        results = run(args.rows, args.connections, args.repeats, not args.no_peer, args.batch)
+        results = run(args.bodies, args.connections, args.seconds, args.repeats, not args.no_peer)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

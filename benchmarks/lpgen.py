@@ -129,4 +129,59 @@ def cpu_time_range(rows: int) -> tuple[int, int]:
     return _START_NS, _START_NS + (rows - 1) * CPU_STEP_NS
 
 
-GENERATORS: dict[str, Callable[[int, int], Iterator[bytes]]] = {"mixed": mixed_batches, "cpu": cpu_batches}
+TELEGRAF_HOSTS = 1250
+TELEGRAF_CPUS = 4
+TELEGRAF_INTERVAL_NS = 10_000_000_000
+
+
+def telegraf_batches(rows: int, batch: int = 5000, seed: int = 2) -> Iterator[bytes]:
+    """Telegraf's cpu input from a fleet: 1,250 hosts × 4 cpus = 5,000 series, 5 float fields printed at full
+    precision (as Telegraf prints them), one timestamp per 5,000-line batch (one collection interval)."""
+    rng = random.Random(seed)
+    series = [f"cpu,cpu=cpu{c},host=host{h:04d}" for h in range(TELEGRAF_HOSTS) for c in range(TELEGRAF_CPUS)]
+    for start in range(0, rows, batch):
+        stamp = _START_NS + (start // len(series)) * TELEGRAF_INTERVAL_NS
+        out = []
+        for n in range(start, min(rows, start + batch)):
+            user, system = rng.random() * 60, rng.random() * 30
+            out.append(f"{series[n % len(series)]} usage_user={user!r},usage_system={system!r},"
+                       f"usage_idle={100 - user - system!r},usage_iowait={rng.random() * 5!r},"
+                       f"usage_steal={rng.random() * 0.5!r} {stamp}")
+        yield "\n".join(out).encode()
+
+
+def telegraf_body(lines: int = 100_000) -> bytes:
+    """`lines` lines of the Telegraf-like body as one newline-terminated body."""
+    return b"\n".join(telegraf_batches(lines, lines)) + b"\n"
+
+
+GENERATORS: dict[str, Callable[[int, int], Iterator[bytes]]] = {
+    "mixed": mixed_batches, "cpu": cpu_batches, "telegraf": telegraf_batches,
+}
+
+
+def endless_batches(name: str, batch: int = 5000, pool_lines: int = 100_000,
+                    transform: Callable[[bytes], bytes] | None = None) -> Iterator[bytes]:
+    """Batches of the `mixed` or `telegraf` body without end, every point new, from a pool generated once:
+    a timed run cannot hold all its lines in memory, and generating them as it goes would load the client.
+    `transform` rewrites the pool once (InfluxDB 1.x's spelling of unsigned values)."""
+    if name == "telegraf":
+        pool = list(telegraf_batches(pool_lines, batch))
+        stamps = [b" %d" % (_START_NS + i * TELEGRAF_INTERVAL_NS) for i in range(len(pool))]
+    elif name == "mixed":
+        pool = list(mixed_batches(pool_lines, batch))
+        # Pool timestamps are 1700000xxxxxxxxxxxx; round r rewrites that prefix to 17rrrrr (same length).
+        stamps = [b" 1700000"] * len(pool)
+    else:
+        raise ValueError(f"no endless generator for {name!r}")
+    if transform is not None:
+        pool = [transform(b) for b in pool]
+    sent = 0
+    while True:
+        for body, stamp in zip(pool, stamps, strict=True):
+            if name == "telegraf":
+                fresh = b" %d" % (_START_NS + sent * TELEGRAF_INTERVAL_NS)
+            else:
+                fresh = b" 17%05d" % (sent // len(pool))
+            yield body if fresh == stamp else body.replace(stamp, fresh)
+            sent += 1

@@ -1,65 +1,124 @@
-"""Lines per second of the fast and the exact line-protocol parsers on the mixed body.
+"""Lines per second of the line-protocol parsers, on the mixed and the Telegraf-like bodies.
 
-Run: python benchmarks/parse.py [lines] — prints the median of several runs of each parser, then the fast
-parser on the same lines cut into 5,000-line bodies, as the server sees them (per-body costs included).
+Run: python benchmarks/parse.py [lines] [--json out.json]
+
+For each body, cut into 5,000-line bodies as the server sees them (per-body costs included):
+- one thread: lines per CPU second of `parse` (CPU time: what a loaded machine cannot inflate), and the
+  exact parser's for scale;
+- two threads parsing bodies at once: aggregate lines per wall second, its ratio to one thread's lines
+  per wall second, and the CPU seconds the process used per wall second (how many cores the parse kept
+  busy: a parse that holds the GIL cannot go past 1.0, whatever else runs on the machine);
+- the share of one thread's CPU time spent holding the GIL (all but the native scan, which releases it),
+  and the two-thread speedup that share allows (Amdahl): a load-independent view of the same question.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lpgen import mixed_batches, mixed_body  # noqa: E402
+from lpgen import mixed_batches, telegraf_batches  # noqa: E402
 
-from lakeflux.lineprotocol import parse, parse_exact  # noqa: E402
+from lakeflux.lineprotocol import _scanner, parse, parse_exact  # noqa: E402
 from lakeflux.model import Precision  # noqa: E402
 
 BATCH_LINES = 5000
+TARGET_LINES_PER_CPU_S = 3_000_000
+TARGET_TWO_THREADS = 1.7
+BODIES = {"mixed": mixed_batches, "telegraf": telegraf_batches}
 
 
-def _median_seconds(function, body: bytes, runs: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of a parse (CPU time is what a loaded machine cannot inflate)."""
-    wall, cpu = [], []
+def _parse_all(batches: list[bytes], function=parse) -> None:
+    for batch in batches:
+        function(batch, precision=Precision.NANOSECOND, default_time_ns=0)
+
+
+def one_thread(batches: list[bytes], runs: int) -> tuple[float, float]:
+    """Median (CPU, wall) seconds to parse every batch once on this thread."""
+    cpu, wall = [], []
     for _ in range(runs):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        function(body, precision=Precision.NANOSECOND, default_time_ns=0)
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        _parse_all(batches)
+        cpu.append(time.thread_time() - started_cpu)
         wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-    return statistics.median(wall), statistics.median(cpu)
+    return statistics.median(cpu), statistics.median(wall)
 
 
-def _batched_cpu_seconds(batches: list[bytes], runs: int) -> float:
-    """Median CPU seconds to parse every batch once."""
+def native_only(batches: list[bytes], runs: int) -> float:
+    """Median CPU seconds of the native scan alone (the part that runs without the GIL)."""
     cpu = []
     for _ in range(runs):
-        started = time.process_time()
+        started = time.thread_time()
         for batch in batches:
-            parse(batch, precision=Precision.NANOSECOND, default_time_ns=0)
-        cpu.append(time.process_time() - started)
+            _scanner.scan(batch, 1, 0)
+        cpu.append(time.thread_time() - started)
     return statistics.median(cpu)
 
 
+def threads(batches: list[bytes], count: int, runs: int) -> tuple[float, float]:
+    """Median (wall seconds, process CPU seconds per wall second) for `count` threads each parsing every batch."""
+    wall, busy = [], []
+    for _ in range(runs):
+        workers = [threading.Thread(target=_parse_all, args=(batches,)) for _ in range(count)]
+        started, started_cpu = time.perf_counter(), time.process_time()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - started
+        wall.append(elapsed)
+        busy.append((time.process_time() - started_cpu) / elapsed)
+    return statistics.median(wall), statistics.median(busy)
+
+
+def bench_body(name: str, lines: int, runs: int) -> dict:
+    batches = list(BODIES[name](lines, BATCH_LINES))
+    _parse_all(batches)  # warm: scratch memory, schema cache
+    cpu, wall = one_thread(batches, runs)
+    exact_started = time.thread_time()
+    _parse_all(batches[: max(1, len(batches) // 10)], parse_exact)
+    exact_lines = sum(b.count(b"\n") + 1 for b in batches[: max(1, len(batches) // 10)])
+    exact_cpu = time.thread_time() - exact_started
+    two_wall, two_busy = threads(batches, 2, runs)
+    gil_share = max(0.0, 1 - native_only(batches, runs) / cpu)
+    result = {
+        "lines": lines, "batch": BATCH_LINES,
+        "one_thread_lines_per_cpu_s": lines / cpu, "one_thread_lines_per_wall_s": lines / wall,
+        "exact_lines_per_cpu_s": exact_lines / exact_cpu,
+        "two_threads_lines_per_wall_s": 2 * lines / two_wall,
+        "two_threads_speedup": (2 * lines / two_wall) / (lines / wall),
+        "two_threads_cpu_per_wall": two_busy,
+        "gil_share": gil_share, "two_threads_amdahl_bound": 2 / (1 + gil_share),
+        "target_lines_per_cpu_s": TARGET_LINES_PER_CPU_S, "target_two_threads": TARGET_TWO_THREADS,
+    }
+    print(f"{name:<9} 1 thread: {result['one_thread_lines_per_cpu_s']:>11,.0f} lines/CPU-s "
+          f"({cpu / len(batches) * 1000:.2f} ms CPU per {BATCH_LINES:,}-line body; exact parser "
+          f"{result['exact_lines_per_cpu_s']:,.0f})")
+    print(f"{name:<9} 2 threads: {result['two_threads_lines_per_wall_s']:>10,.0f} lines/s aggregate = "
+          f"{result['two_threads_speedup']:.2f}x one thread (wall), {two_busy:.2f} cores busy "
+          f"(targets: {TARGET_LINES_PER_CPU_S / 1e6:g}M lines/CPU-s, {TARGET_TWO_THREADS}x)")
+    print(f"{name:<9} GIL held {gil_share:.0%} of a parse's CPU time: two threads can reach at most "
+          f"{result['two_threads_amdahl_bound']:.2f}x")
+    return result
+
+
 def main() -> None:
-    lines = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    body = mixed_body(lines)
-    result = parse(body, precision=Precision.NANOSECOND, default_time_ns=0)
-    print(f"body: {lines} lines, {len(body) / 1e6:.1f} MB, {result.row_count} rows, "
-          f"{len(result.errors)} errors, tables {list(result.tables)}")
-    fast, fast_cpu = _median_seconds(parse, body, runs=7)
-    exact, exact_cpu = _median_seconds(parse_exact, body, runs=3)
-    for name, wall, cpu in (("parse", fast, fast_cpu), ("parse_exact", exact, exact_cpu)):
-        print(f"{name:<12}{lines / wall:>10,.0f} lines/s wall ({wall * 1000:.0f} ms), "
-              f"{lines / cpu:>10,.0f} lines/s cpu ({cpu * 1000:.0f} ms)")
-    print(f"exact / fast  {exact / fast:.1f}x")
-    batches = list(mixed_batches(lines, BATCH_LINES))
-    cpu = _batched_cpu_seconds(batches, runs=7)
-    print(f"parse in {BATCH_LINES:,}-line bodies: {lines / cpu:,.0f} lines/s cpu, "
-          f"{cpu / len(batches) * 1000:.2f} ms per body")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("lines", type=int, nargs="?", default=100_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    results = {name: bench_body(name, args.lines, args.runs) for name in BODIES}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

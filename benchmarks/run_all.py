@@ -31,18 +31,19 @@ from common import NOISE_NOTE, InfluxDB1  # noqa: E402
 
 RESULTS = HERE / "results"
 
-QUICK = {"ingest_rows": 500_000, "ingest_repeats": 3, "query_rows": 3_000_000, "query_repeats": 5,
+QUICK = {"ingest_seconds": 5, "ingest_repeats": 1, "parse_lines": 50_000, "query_rows": 3_000_000, "query_repeats": 5,
          "engine_writes": 100, "engine_schedule_seconds": 60, "engine_calls": 2000, "memory_rows": 10_000_000,
          "s3_rows": 500_000, "engine_load_seconds": 10, "engine_load_repeats": 1, "engine_latency_writes": 10}
-FULL = {**QUICK, "ingest_rows": 2_000_000, "query_rows": 10_000_000, "engine_schedule_seconds": 120,
+FULL = {**QUICK, "ingest_seconds": 20, "parse_lines": 200_000, "query_rows": 10_000_000, "engine_schedule_seconds": 120,
         "s3_rows": 2_000_000, "engine_load_seconds": 30, "engine_load_repeats": 2, "engine_latency_writes": 30}
 
 
 def commands(sizes: dict[str, int]) -> dict[str, list[str]]:
     """Each benchmark's command line (its --json argument is added when it runs)."""
     return {
-        "ingest": ["ingest.py", "--rows", str(sizes["ingest_rows"]), "--connections", "2", "16",
-                   "--repeats", str(sizes["ingest_repeats"])],
+        "parse": ["parse.py", str(sizes["parse_lines"])],
+        "ingest": ["ingest.py", "--seconds", str(sizes["ingest_seconds"]), "--bodies", "mixed", "telegraf",
+                   "--connections", "2", "16", "--repeats", str(sizes["ingest_repeats"])],
         "query": ["query.py", "--rows", str(sizes["query_rows"]), "--repeats", str(sizes["query_repeats"])],
         "engine": ["engine.py", "--writes", str(sizes["engine_writes"]), "--schedule-seconds",
                    str(sizes["engine_schedule_seconds"]), "--calls", str(sizes["engine_calls"]),
@@ -97,12 +98,28 @@ def _n(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def parse_rows(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for body in ("mixed", "telegraf"):
+        p = r[body]
+        rows.append([f"parser, {body} body, 1 thread (5,000-line bodies, lines per CPU second)",
+                     _n(p["one_thread_lines_per_cpu_s"]), f"exact parser {_n(p['exact_lines_per_cpu_s'])}",
+                     f"{p['one_thread_lines_per_cpu_s'] / p['exact_lines_per_cpu_s']:.1f}×",
+                     "≥ 3M" if body == "mixed" else "—",
+                     _verdict(p["one_thread_lines_per_cpu_s"] >= 3e6) if body == "mixed" else "—"])
+        rows.append([f"parser, {body} body, 2 threads (aggregate lines/s; cores kept busy)",
+                     f"{_n(p['two_threads_lines_per_wall_s'])} ({p['two_threads_cpu_per_wall']:.2f} cores)",
+                     f"1 thread {_n(p['one_thread_lines_per_wall_s'])}", f"{p['two_threads_speedup']:.2f}×",
+                     "≥ 1.7×", _verdict(p["two_threads_speedup"] >= 1.7)])
+    return rows
+
+
 def ingest_rows(r: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for key in sorted((k for k in r if k.startswith("connections_")), key=lambda k: int(k.split("_")[1])):
-        row = r[key]
+    for row in r["runs"]:
         ours, peer = row["lakeflux"], row.get("influxdb1")
-        rows.append([f"ingest, {row['connections']} connections ({r['rows']:,} lines, durable lines/s)",
+        rows.append([f"ingest, {row['body']} body, {row['connections']} connections ({r['seconds']:g} s per side, "
+                     "durable lines/s)",
                      _n(ours["lines_per_s"]), f"InfluxDB 1.x {_n(peer['lines_per_s'])}" if peer else "skipped",
                      f"{row['ratio']:.2f}×" if peer else "—", "≥ 3×",
                      _verdict(row["ratio"] >= 3 if peer else None)])
@@ -200,7 +217,7 @@ def s3_rows(r: dict[str, Any]) -> list[list[str]]:
 
 
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
-    "ingest": ingest_rows, "query": query_rows, "engine": engine_rows, "memory": memory_rows, "s3": s3_rows}
+    "parse": parse_rows, "ingest": ingest_rows, "query": query_rows, "engine": engine_rows, "memory": memory_rows, "s3": s3_rows}
 
 
 def markdown(results: dict[str, Any]) -> str:

@@ -259,15 +259,18 @@ static int wide_decimal(uint64_t mantissa, int exp10, double *out) {
     }
     if (exp10 < -22) return 0;
     u128 divisor = exp10 >= -19 ? (u128)POW10_INT[-exp10] : (u128)POW10_INT[19] * POW10_INT[-exp10 - 19];
-    u128 scaled = (u128)mantissa << 64;
+    int shift = 64 + __builtin_clzll(mantissa); /* the dividend uses all 128 bits: the most quotient bits */
+    u128 scaled = (u128)mantissa << shift;
     u128 q = scaled / divisor;
     if (q < ((u128)1 << 55)) return 0;
-    *out = round_to_double(q, scaled % divisor != 0, -64);
+    *out = round_to_double(q, scaled % divisor != 0, -shift);
     return 1;
 }
 
-/* `-?d+(.d+)?([eE][+-]?d+)?` converted exactly (Clinger's fast path); 0 if not that or not exact. */
-static int parse_float(const uint8_t *b, size_t s, size_t e, double *out) {
+/* The float syntax `-?d+(.d+)?([eE][+-]?d+)?` read from s (not past e): -1 if no such prefix, else *stop
+ * is where it ends and the result is 1 with *out set when the value converts exactly (Clinger's fast
+ * path, or 128-bit integer rounding for mantissas past 2^53), 0 when it does not. *integer: digits only. */
+static int parse_float(const uint8_t *b, size_t s, size_t e, double *out, size_t *stop, int *integer) {
     size_t i = s;
     int negative = 0;
     if (i < e && b[i] == '-') {
@@ -277,33 +280,39 @@ static int parse_float(const uint8_t *b, size_t s, size_t e, double *out) {
     uint64_t mantissa = 0;
     int digits = 0, exp10 = 0;
     size_t from = i;
-    for (; i < e && b[i] >= '0' && b[i] <= '9'; i++) {
-        if (mantissa == 0 && b[i] == '0') continue;
+    while (i < e && b[i] == '0') i++; /* leading zeros add no digit */
+    for (; i < e && (unsigned)(b[i] - '0') < 10; i++)
         if (++digits <= 19) mantissa = mantissa * 10 + (uint64_t)(b[i] - '0');
-    }
-    if (i == from) return 0;
+    if (i == from) return -1;
+    *integer = 1;
     if (i < e && b[i] == '.') {
         from = ++i;
-        for (; i < e && b[i] >= '0' && b[i] <= '9'; i++) {
+        if (mantissa == 0)
+            for (; i < e && b[i] == '0'; i++) exp10--;
+        for (; i < e && (unsigned)(b[i] - '0') < 10; i++) {
             exp10--;
-            if (mantissa == 0 && b[i] == '0') continue;
             if (++digits <= 19) mantissa = mantissa * 10 + (uint64_t)(b[i] - '0');
         }
-        if (i == from) return 0;
-        if (exp10 < -100000) return 0;
+        if (i == from) return -1;
+        *integer = 0;
     }
     if (i < e && (b[i] == 'e' || b[i] == 'E')) {
-        i++;
+        size_t mark = i++;
         int exp_negative = 0;
         if (i < e && (b[i] == '+' || b[i] == '-')) exp_negative = b[i++] == '-';
         from = i;
         int64_t exponent = 0;
-        for (; i < e && b[i] >= '0' && b[i] <= '9'; i++)
+        for (; i < e && (unsigned)(b[i] - '0') < 10; i++)
             if (exponent < 1000000) exponent = exponent * 10 + (b[i] - '0');
-        if (i == from) return 0;
+        if (i == from) {
+            *stop = mark; /* `1e` is no float: the caller sees a token that does not end here */
+            return 0;
+        }
         exp10 += (int)(exp_negative ? -exponent : exponent);
+        *integer = 0;
     }
-    if (i != e || digits > 19) return 0;
+    *stop = i;
+    if (digits > 19 || exp10 < -100000) return 0;
     double value;
     if (mantissa == 0) {
         value = 0.0;
@@ -327,8 +336,9 @@ static int parse_signed(const uint8_t *b, size_t s, size_t e, int64_t *out) {
     if (i == e || e - i > 19) return 0;
     uint64_t magnitude = 0;
     for (; i < e; i++) {
-        if (b[i] < '0' || b[i] > '9') return 0;
-        magnitude = magnitude * 10 + (uint64_t)(b[i] - '0');
+        unsigned digit = (unsigned)(b[i] - '0');
+        if (digit > 9) return 0;
+        magnitude = magnitude * 10 + digit;
     }
     if (negative) {
         if (magnitude > (1ull << 63)) return 0;
@@ -381,7 +391,8 @@ typedef struct {
     size_t n;
     int64_t multiplier, default_time;
     Scratch *s;
-    int failed; /* out of memory */
+    uint32_t last_shape; /* the previous line's, UINT32_MAX before the first */
+    int failed;          /* out of memory */
 } Ctx;
 
 /* Scan a name from *pos up to a byte in `stop`. A backslash escapes a space or a comma (keys and tag
@@ -461,22 +472,28 @@ static int parse_line(Ctx *ctx, size_t start, size_t end, Line *line, uint32_t *
             type = K_STRING;
             i = j + 1;
         } else {
-            size_t token = i;
-            while (i < end && !(cls[b[i]] & name_stop)) i++;
-            if (i == token || (i < end && b[i] != ' ' && b[i] != ',')) return 0;
-            uint8_t last = b[i - 1];
-            if (last == 'i') {
-                type = K_INT;
-                if (!parse_signed(b, token, i - 1, &v.i)) return 0;
-            } else if (last == 'u') {
-                type = K_UINT;
-                if (!parse_unsigned(b, token, i - 1, &v.u)) return 0;
-            } else if (parse_float(b, token, i, &v.f)) {
+            /* Numbers in one pass: the float syntax ends at the token's end (a float), or just before a
+             * closing `i` or `u` (an integer); anything else takes the general path below. */
+            size_t token = i, stop = i;
+            int integer = 0;
+            int exact = parse_float(b, token, end, &v.f, &stop, &integer);
+            if (exact >= 0 && (stop == end || b[stop] == ' ' || b[stop] == ',')) {
+                if (!exact) return 0;
                 type = K_FLOAT;
-            } else if (parse_bool(b, token, i, &v.i)) {
-                type = K_BOOL;
+                i = stop;
+            } else if (exact >= 0 && integer && stop < end && (b[stop] == 'i' || b[stop] == 'u') &&
+                       (stop + 1 == end || b[stop + 1] == ' ' || b[stop + 1] == ',')) {
+                type = b[stop] == 'i' ? K_INT : K_UINT;
+                if (type == K_INT ? !parse_signed(b, token, stop, &v.i) : !parse_unsigned(b, token, stop, &v.u))
+                    return 0;
+                i = stop + 1;
             } else {
-                return 0;
+                while (i < end && !(cls[b[i]] & name_stop)) i++;
+                if (i == token || (i < end && b[i] != ' ' && b[i] != ',')) return 0;
+                uint8_t last = b[i - 1];
+                if (last == 'i' || last == 'u') return 0; /* not an integer (the pass above saw it) */
+                if (!parse_bool(b, token, i, &v.i)) return 0; /* nor a float: a boolean, or the exact parser's */
+                type = K_BOOL;
             }
         }
         PUSH(s->slots, Value, v);
@@ -550,6 +567,17 @@ static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags,
     const Span *keys = (const Span *)(s->keys.data + key_at);
     const uint8_t *types = (const uint8_t *)s->types.data + type_at;
     size_t nkeys = 1 + tags + fields;
+    Shape *shapes = (Shape *)s->shapes.data;
+    if (ctx->last_shape != UINT32_MAX) { /* runs of one shape are common: try the last one before hashing */
+        Shape *last = &shapes[ctx->last_shape];
+        if (last->tags == tags && last->fields == fields && !memcmp(s->types.data + last->type, types, fields) &&
+            same_keys(ctx->b, (const Span *)(s->keys.data) + last->key, keys, nkeys)) {
+            s->keys.size = key_at;
+            s->types.size = type_at;
+            last->count++;
+            return ctx->last_shape;
+        }
+    }
     uint64_t h = mix(tags, fields);
     for (size_t k = 0; k < nkeys; k++) h = hash_span(h, ctx->b + keys[k].start, keys[k].len & ~ESCAPED);
     h = hash_span(h, types, fields);
@@ -558,7 +586,7 @@ static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags,
         if (table_grow(s, count + 1) < 0) return UINT32_MAX;
     }
     uint32_t *slots = (uint32_t *)s->table.data;
-    Shape *shapes = (Shape *)s->shapes.data;
+    shapes = (Shape *)s->shapes.data;
     size_t at = h & s->table_mask;
     for (; slots[at]; at = (at + 1) & s->table_mask) {
         Shape *shape = &shapes[slots[at] - 1];
@@ -568,7 +596,7 @@ static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags,
         s->keys.size = key_at; /* a known shape: forget this line's copy of its keys */
         s->types.size = type_at;
         shape->count++;
-        return slots[at] - 1;
+        return ctx->last_shape = slots[at] - 1;
     }
     if (buf_reserve(&s->shapes, sizeof(Shape)) < 0) return UINT32_MAX;
     shapes = (Shape *)s->shapes.data;
@@ -576,7 +604,7 @@ static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags,
                             .tags = tags, .fields = fields, .count = 1, .ok = 1};
     s->shapes.size += sizeof(Shape);
     slots[at] = (uint32_t)count + 1;
-    return (uint32_t)count;
+    return ctx->last_shape = (uint32_t)count;
 }
 
 /* Keys of a shape must be distinct and none may be `time` (raw bytes compare like names: each name
@@ -941,7 +969,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyBuffer_Release(&view);
         Py_RETURN_NONE;
     }
-    Ctx ctx = {.b = view.buf, .n = (size_t)view.len, .multiplier = multiplier, .default_time = default_time};
+    Ctx ctx = {.b = view.buf, .n = (size_t)view.len, .multiplier = multiplier, .default_time = default_time,
+               .last_shape = UINT32_MAX};
     Group *groups = NULL;
     size_t group_count = 0;
     int64_t line_count = 0;

@@ -121,3 +121,4 @@ async def _stop(app: web.Application) -> None:
     services.plugin_writes.bind(None)
     await services.buffer.stop()
     services.pool.shutdown(wait=False)
+    services.parse_pool.shutdown(wait=False)

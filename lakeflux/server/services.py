@@ -40,12 +40,19 @@ class Services:
     query: QueryEngine
     engine: Engine
     plugin_writes: BufferWriteSink
-    # Parsing and queries run here: numpy, Arrow and DataFusion release the GIL.
+    # Queries and other blocking work run here: Arrow and DataFusion release the GIL.
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lakeflux-work"))
     influxql: InfluxQL | None = None
+    # Write bodies parse here, one thread per core: the native scanner releases the GIL, so bodies parse
+    # in parallel, and a burst of queries on `pool` cannot hold writes back behind them.
+    parse_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
+        os.cpu_count() or 1, thread_name_prefix="lakeflux-parse"))
 
     async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def run_parse(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self.parse_pool, fn, *args)
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
