@@ -120,7 +120,8 @@ def ingest_rows(r: dict[str, Any]) -> list[list[str]]:
         ours, peer = row["lakeflux"], row.get("influxdb1")
         rows.append([f"ingest, {row['body']} body, {row['connections']} connections ({r['seconds']:g} s per side, "
                      "durable lines/s)",
-                     _n(ours["lines_per_s"]), f"InfluxDB 1.x {_n(peer['lines_per_s'])}" if peer else "skipped",
+                     _n(ours["lines_per_s"]),
+                     f"InfluxDB 1.x {_n(peer['lines_per_s'])}" if peer else row.get("influxdb1_error", "skipped"),
                      f"{row['ratio']:.2f}×" if peer else "—", "≥ 3×",
                      _verdict(row["ratio"] >= 3 if peer else None)])
     return rows
