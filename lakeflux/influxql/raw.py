@@ -41,7 +41,7 @@ def run_raw(plan: Plan, source: Source) -> list[Series]:
     where.append("(" + " OR ".join(f"{quote(r)} IS NOT NULL" for r in field_refs) + ")")
     direction = "DESC" if plan.stmt.descending else "ASC"
     order = [f"__g{i}" for i in range(len(plan.group_tags))] + [f"__time {direction}"]
-    order += [quote(t) for t in sorted(source.cols.tags) if t in present]
+    order += [quote(t) for t in sorted(source.cols.tags)]  # equal times: series-key order
     tail = " ORDER BY " + ", ".join(order)
     has_transform = any(isinstance(n, A.Call) and n.name in TRANSFORMS for o in plan.outputs for n in A.walk(o.expr))
     if not plan.group_tags and not has_transform and plan.stmt.limit:
