@@ -113,7 +113,25 @@ class Persister:
             self.store.delete(key)
         for meta in self.store.list(paths.staging_prefix(self.node)):
             self.store.delete(meta.key)
+        self._move_legacy_files()
         return self.manifest.wal_seq
+
+    def _move_legacy_files(self) -> None:
+        """Move files an earlier version persisted under a key the current layout gives another name (a
+        table name escaping to over 255 bytes: only S3 stores held those) to their current keys, where
+        queries look: copy, commit a manifest naming the new keys, delete the old. Each step is repeated
+        harmlessly if a crash interrupts it. Durable on return."""
+        moved = {f.key: paths.current_table_file(self.node, f.db, f.table, f.key) for f in self.manifest.files}
+        moved = {old: new for old, new in moved.items() if old != new}
+        if not moved:
+            return
+        for old, new in moved.items():
+            self.store.copy(old, new)
+        files = tuple(replace(f, key=moved.get(f.key, f.key)) for f in self.manifest.files)
+        self.manifest = self._commit(replace(self.manifest, seq=self.manifest.seq + 1, files=files, retired=()))
+        for old in moved:
+            self.store.delete(old)
+        log.info("moved %d persisted files to the current key layout", len(moved))
 
     # --- snapshot ----------------------------------------------------------------------------------
     def _snapshot_unlocked(self, upto: int) -> Manifest | None:

@@ -62,9 +62,12 @@ def database_name_problem(db: object) -> str | None:
         return f"invalid database name: {db!r}"
     try:
         check_writable(db)
-        check_db_name(db)
     except Invalid as exc:
         return exc.message
+    try:
+        check_db_name(db)
+    except Invalid as exc:
+        return f"invalid database name: {db}: {exc.message}"  # Core's text, then which rule
     return None
 
 

@@ -102,6 +102,8 @@ class FileStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"object {key!r} not found") from None
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # no object can have that name
+                raise NotFound(f"object {key!r} not found") from None
             raise _unavailable("get", key, exc) from exc
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
@@ -117,6 +119,8 @@ class FileStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"object {key!r} not found") from None
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise NotFound(f"object {key!r} not found") from None
             raise _unavailable("get_range", key, exc) from exc
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -238,11 +242,11 @@ class FileStore:
         path = self._path(key)
         try:
             os.unlink(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except IsADirectoryError:
-            return  # a directory of other objects is not an object
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return  # missing, or a directory of other objects (not an object)
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                return  # no object can have that name
             raise _unavailable("delete", key, exc) from exc
         try:
             _fsync_dir(path.parent)
@@ -252,7 +256,12 @@ class FileStore:
     def exists(self, key: str) -> bool:
         """True if `key` is a published object (a temp file or a directory is not)."""
         check_key(key)
-        return not is_temp(key) and self._path(key).is_file()
+        try:
+            return not is_temp(key) and self._path(key).is_file()
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                return False
+            raise _unavailable("exists", key, exc) from exc
 
     def sweep_temp(self, older_than_s: float, now: float | None = None) -> int:
         """Delete temp files left by writers that crashed mid-write, if last modified more than

@@ -13,15 +13,32 @@ Layout under the store root:
     <node>/plugin_logs/<db>/<seq:020>.parquet      persisted plugin log rows
 
 Sequence numbers are zero-padded to 20 digits so lexical order equals numeric order.
+
+Names of databases, tables and triggers become one key segment each (`name_segment`): percent-escaped,
+readable for ASCII names and identical to the keys of earlier versions for every name whose keys worked
+there; `.` and `..` are escaped as `%2E`; a name whose escaped form is too long for a file name keeps a
+readable head and ends in `!` and a hash of the whole name. So every name a catalog accepts gives a valid
+key of bounded length on every store (file names at most 255 bytes, S3 keys well under 1024).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 SEQ_WIDTH = 20
 _SEQ_RE = re.compile(r"^(\d{20})\.(parquet|json)$")
+
+# The longest file or directory name local filesystems take (ext4, xfs, btrfs: 255 bytes).
+MAX_SEGMENT = 255
+# A file store writes an object through a temp file named `<name>.<32 hex><TEMP_SUFFIX>` beside it.
+_TEMP_NAME_EXTRA = 1 + 32 + 6
+# Characters kept as they are in a name's segment; everything else is %XX-escaped (UTF-8 bytes).
+_SAFE = "-_.,=:@ "
+# Starts the hash of a shortened name: quote() escapes it, so no plain escaped name contains it.
+_HASH_MARK = "!"
+_HASH_HEX = 32
 
 
 def _seq(n: int) -> str:
@@ -30,14 +47,45 @@ def _seq(n: int) -> str:
     return f"{n:0{SEQ_WIDTH}d}"
 
 
-def _name(part: str) -> str:
-    """Escape a database/table/trigger name into one key segment ('/' and '%' are quoted)."""
-    return quote(part, safe="-_.,=:@ ")
+def name_segment(name: str, limit: int = MAX_SEGMENT) -> str:
+    """The key segment of a database, table or trigger name: at most `limit` bytes, never empty, '.' or
+    '..', never holding '/'; distinct names give distinct segments.
+
+    The escaped name (readable for ASCII names) when it fits, which is the segment every earlier version
+    used for it; '.' and '..' with their dots escaped; else the escaped name cut to fit (never inside an
+    escape), '!' and the first 128 bits of the SHA-256 of the name.
+    """
+    escaped = _escaped(name)
+    if escaped in (".", ".."):
+        return escaped.replace(".", "%2E")
+    return _bounded(name, escaped, limit)
 
 
-def unname(segment: str) -> str:
-    """Inverse of the name escaping used in keys."""
-    return unquote(segment)
+def _escaped(name: str) -> str:
+    if not name:
+        raise ValueError("names are never empty")
+    return quote(name, safe=_SAFE)
+
+
+def _bounded(name: str, escaped: str, limit: int) -> str:
+    if len(escaped) <= limit:  # escaped text is ASCII: characters are bytes
+        return escaped
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_HEX]
+    head = escaped[: limit - len(_HASH_MARK) - _HASH_HEX]
+    cut = head.find("%", len(head) - 2)
+    if cut >= 0:
+        head = head[:cut]
+    return f"{head}{_HASH_MARK}{digest}"
+
+
+def _file_name(part: str, extension: str) -> str:
+    """A name as the last segment of an object key, `extension` appended: its temp twin fits too."""
+    return _bounded(part, _escaped(part), MAX_SEGMENT - _TEMP_NAME_EXTRA - len(extension)) + extension
+
+
+def _legacy_name(part: str) -> str:
+    """The segment versions before name_segment gave a name (unbounded; '.' and '..' unescaped)."""
+    return _escaped(part)
 
 
 def parse_seq(key: str) -> int | None:
@@ -83,12 +131,18 @@ def tables_prefix(node: str) -> str:
 
 def table_prefix(node: str, db: str, table: str) -> str:
     """Prefix holding every persisted file of one table: point DuckDB at `<prefix>**/*.parquet`."""
-    return f"{node}/tables/{_name(db)}/{_name(table)}/"
+    return f"{node}/tables/{name_segment(db)}/{name_segment(table)}/"
 
 
 def table_file(node: str, db: str, table: str, date: str, name: str) -> str:
     """A persisted Parquet file; `date` is YYYY-MM-DD, `name` is deterministic from the WAL sequence."""
     return f"{table_prefix(node, db, table)}date={date}/{name}.parquet"
+
+
+def current_table_file(node: str, db: str, table: str, key: str) -> str:
+    """The key the current layout gives table file `key` of `db`.`table` (itself, unless an earlier
+    version wrote it under the unbounded name escaping: S3 stores may hold such files)."""
+    return table_prefix(node, db, table) + "/".join(key.split("/")[-2:])
 
 
 def staging_prefix(node: str, seq: int | None = None) -> str:
@@ -135,11 +189,18 @@ def trash_purge_at(key: str) -> int | None:
 
 # --- engine state --------------------------------------------------------------------------------
 def trigger_cursor(node: str, db: str, trigger: str) -> str:
-    return f"{node}/cursors/{_name(db)}/{_name(trigger)}.json"
+    return f"{node}/cursors/{name_segment(db)}/{_file_name(trigger, '.json')}"
+
+
+def legacy_trigger_cursor(node: str, db: str, trigger: str) -> str | None:
+    """Where an earlier version kept the cursor of a trigger whose name now gives another key (S3 and
+    memory stores could hold those), or None when the key is the same."""
+    key = f"{node}/cursors/{_legacy_name(db)}/{_legacy_name(trigger)}.json"
+    return None if key == trigger_cursor(node, db, trigger) else key
 
 
 def plugin_logs_prefix(node: str, db: str) -> str:
-    return f"{node}/plugin_logs/{_name(db)}/"
+    return f"{node}/plugin_logs/{name_segment(db)}/"
 
 
 def plugin_logs(node: str, db: str, seq: int) -> str:

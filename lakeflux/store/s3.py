@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import s3fs
 from aiobotocore.httpsession import AIOHTTPSession
@@ -358,8 +359,9 @@ class S3Store:
 
     # --- native readers --------------------------------------------------------------------------
     def url_for(self, key: str) -> str:
-        """The `s3://bucket/...` URL of `key` (or of a prefix ending in '/') for DataFusion or DuckDB."""
-        return f"s3://{self.bucket}/{self.prefix}{key}"
+        """The `s3://bucket/...` URL of `key` (or of a prefix ending in '/') for DataFusion or DuckDB: the key
+        percent-escaped, as URL readers decode it (a key holding `%2E` must not be read as `.`)."""
+        return f"s3://{self.bucket}/{quote(self.prefix + key, safe='/=')}"
 
     def datafusion_store(self) -> Any:
         """A `datafusion.object_store.AmazonS3` reading this bucket natively (path-style, same credentials).

@@ -1,6 +1,8 @@
+import re
+
 import pytest
 
-from lakeflux.catalog import INTERNAL_DB, Catalog, check_db_name
+from lakeflux.catalog import INTERNAL_DB, Catalog, check_db_name, check_table_name
 from lakeflux.catalog.catalog import CHECKPOINT_EVERY
 from lakeflux.errors import Conflict, Fenced, Invalid, NotFound
 from lakeflux.model import ColumnKind
@@ -88,12 +90,29 @@ def test_second_writer_is_fenced():
         b.commit([{"op": "create_database", "db": "from_b"}])
 
 
-@pytest.mark.parametrize("name", ["db", "a1", "my-db_2", "org/bucket", "A"])
+@pytest.mark.parametrize("name", ["db", "a1", "my-db_2", "org/bucket", "A", "1/-", "1/_", "x" * 65, "x" * 511])
 def test_valid_db_names(name):
     assert check_db_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "_x", "-a", "a b", "a/b/c", "a.b", "é", "x" * 65])
-def test_invalid_db_names(name):
-    with pytest.raises(Invalid):
+@pytest.mark.parametrize(("name", "message"), [
+    ("", "db name cannot be empty"),
+    ("x" * 512, "db name too long: max 511"),
+    ("é" * 256, "db name too long: max 511"),  # bytes, as Core counts
+    ("_x", "db name did not start with a number or letter"),
+    ("-a", "db name did not start with a number or letter"),
+    (".", "db name did not start with a number or letter"),
+    ("é", "invalid character in database or rp name"),
+    ("a b", "invalid character in database or rp name"),
+    ("a.b", "invalid character in database or rp name"),
+    ("a/b/c", "db name with invalid retention policy"),
+    ("a/", "db name with invalid retention policy"),
+])
+def test_invalid_db_names_get_cores_messages(name, message):
+    with pytest.raises(Invalid, match=f"^{re.escape(message)}"):
         check_db_name(name)
+
+
+@pytest.mark.parametrize("name", [".", "..", "x" * 300, "中" * 30, "a\x01b", "a/b"])
+def test_any_measurement_is_a_table_name(name):
+    assert check_table_name(name) == name
