@@ -72,6 +72,9 @@ class Config:
     # `--wal-snapshot-size`: snapshot after this many WAL segments; None derives it from gen1_duration.
     wal_snapshot_size: int | None = None
     max_http_request_size: int = DEFAULT_MAX_REQUEST
+    # `--max-write-bytes-in-flight`: write bodies read but not yet answered, in bytes; past it writes get
+    # 503 + Retry-After. None: no limit.
+    max_write_bytes_in_flight: int | None = 256 * 1024 * 1024
     wal_replay_fail_on_error: bool = False
     query_log_size: int = 1000
     hard_delete_default_duration: float = 72 * 3600.0

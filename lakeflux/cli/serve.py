@@ -87,6 +87,7 @@ class ServeFlags:
     wal_max_write_buffer_size: int | None = None
     gen1_duration: str | None = None
     max_http_request_size: int | None = None
+    max_write_bytes_in_flight: str | None = None
     wal_replay_fail_on_error: bool | None = None
     query_log_size: int | None = None
     hard_delete_default_duration: str | None = None
@@ -194,16 +195,16 @@ def _plugin_timeout(text: str | None) -> float | None:
     return _seconds(text, "--plugin-timeout")
 
 
-def _backlog_limit(text: str | None) -> int | None:
-    """`--plugin-wal-backlog-limit`: a size (bytes, or with a KiB/MiB/GiB or KB/MB/GB suffix), or off."""
+def _size_or_off(text: str | None, option: str, default: int | None) -> int | None:
+    """A size (bytes, or with a KiB/MiB/GiB or KB/MB/GB suffix), or off (None); `default` when not given."""
     if text is None:
-        return Config.plugin_wal_backlog_limit
+        return default
     if text.strip().lower() in ("off", "none"):
         return None
     try:
         return parse_size(text)
     except CliFailure:
-        raise CliFailure(f"invalid --plugin-wal-backlog-limit {text!r}: expected bytes, a number with "
+        raise CliFailure(f"invalid {option} {text!r}: expected bytes, a number with "
                          "KiB/MiB/GiB (or KB/MB/GB), or off", code=2) from None
 
 
@@ -260,7 +261,8 @@ def build_config(flags: ServeFlags) -> Config:
             TRIGGER_KINDS,
         ),
         plugin_timeout=_plugin_timeout(_text(flags.plugin_timeout, "PLUGIN_TIMEOUT")),
-        plugin_wal_backlog_limit=_backlog_limit(_text(flags.plugin_wal_backlog_limit, "PLUGIN_WAL_BACKLOG_LIMIT")),
+        plugin_wal_backlog_limit=_size_or_off(_text(flags.plugin_wal_backlog_limit, "PLUGIN_WAL_BACKLOG_LIMIT"),
+                                              "--plugin-wal-backlog-limit", Config.plugin_wal_backlog_limit),
         wal_flush_interval=_seconds(
             _text(flags.wal_flush_interval, "WAL_FLUSH_INTERVAL", default="1s") or "1s", "--wal-flush-interval"
         ),
@@ -275,6 +277,9 @@ def build_config(flags: ServeFlags) -> Config:
         max_http_request_size=_int(
             flags.max_http_request_size, "--max-http-request-size", "MAX_HTTP_REQUEST_SIZE", DEFAULT_MAX_REQUEST
         ),
+        max_write_bytes_in_flight=_size_or_off(
+            _text(flags.max_write_bytes_in_flight, "MAX_WRITE_BYTES_IN_FLIGHT"), "--max-write-bytes-in-flight",
+            Config.max_write_bytes_in_flight),
         wal_replay_fail_on_error=_bool(
             flags.wal_replay_fail_on_error, "--wal-replay-fail-on-error", "WAL_REPLAY_FAIL_ON_ERROR"
         ),
@@ -380,6 +385,10 @@ def serve_command(
                                               help="Parquet file time span: 1m | 5m | 10m [default: 10m]")] = None,
     max_http_request_size: Annotated[int | None, _opt(
         "--max-http-request-size", env_name="MAX_HTTP_REQUEST_SIZE", help="[default: 10485760]")] = None,
+    max_write_bytes_in_flight: Annotated[str | None, _opt(
+        "--max-write-bytes-in-flight", env_name="MAX_WRITE_BYTES_IN_FLIGHT",
+        help="Write bodies read but not yet answered, e.g. 512MiB, or off; past it writes get 503 + Retry-After "
+             "[default: 256MiB]")] = None,
     wal_replay_fail_on_error: Annotated[bool | None, _opt(
         "--wal-replay-fail-on-error", env_name="WAL_REPLAY_FAIL_ON_ERROR",
         help="Stop at a corrupt WAL segment instead of skipping it")] = None,

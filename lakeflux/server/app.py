@@ -77,6 +77,7 @@ def make_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[METRICS] = Metrics()
     app[METRICS].add_collector(services.engine.metric_families)  # per-trigger plugin call counters
+    app[METRICS].add_collector(services.write_bytes.families)
     r = app.router
     tokens.add_routes(r)
     r.add_get("/metrics", metrics_route)

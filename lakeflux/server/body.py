@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,16 +12,27 @@ from aiohttp import web
 from ..errors import Invalid, TooLarge, UnsupportedMediaType
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The decoded body; 413 past `limit` bytes (before or after gzip), 400 for bad encodings."""
+async def read_body(request: web.Request, limit: int, hold: Callable[[int], None] | None = None) -> bytes:
+    """The decoded body; 413 past `limit` bytes (before or after gzip), 400 for bad encodings.
+
+    `hold(n)` is told of the body's bytes before they are kept (it may refuse them by raising): the
+    declared Content-Length before anything is read, bytes beyond it as they arrive, and a gzip body's
+    decoded bytes before they are returned."""
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"request body of {request.content_length} bytes exceeds the limit of {limit} bytes")
+    held = 0
+    if hold is not None and request.content_length:
+        hold(request.content_length)
+        held = request.content_length
     chunks = []
     size = 0
     async for chunk in request.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > limit:
             raise TooLarge(f"request body exceeds the limit of {limit} bytes")
+        if hold is not None and size > held:
+            hold(size - held)
+            held = size
         chunks.append(chunk)
     raw = b"".join(chunks)
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
@@ -28,7 +40,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         return raw
     if encoding != "gzip":
         raise Invalid(f"unsupported Content-Encoding {encoding!r}: expected gzip or identity")
-    return gunzip(raw, limit)
+    decoded = gunzip(raw, limit)
+    if hold is not None:
+        hold(len(decoded))
+    return decoded
 
 
 def gunzip(raw: bytes, limit: int) -> bytes:

@@ -25,6 +25,7 @@ from ..query.session import QueryEngine
 from ..store import open_store
 from ..store.base import ObjectStore
 from ..wal import Wal
+from .admission import WriteBytes
 from .engine_ports import BufferWriteSink, EngineQueryRunner, EngineWalListener, WalSegmentSource
 
 log = logging.getLogger("lakeflux.server")
@@ -47,6 +48,8 @@ class Services:
     # in parallel, and a burst of queries on `pool` cannot hold writes back behind them.
     parse_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         os.cpu_count() or 1, thread_name_prefix="lakeflux-parse"))
+    # Bytes of write bodies between reading and answering (--max-write-bytes-in-flight).
+    write_bytes: WriteBytes = field(default_factory=lambda: WriteBytes(None))
 
     async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -94,7 +97,8 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.
     buffer.add_listener(EngineWalListener(engine.segment_committed))
     services = Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
-                        engine=engine, plugin_writes=plugin_writes)
+                        engine=engine, plugin_writes=plugin_writes,
+                        write_bytes=WriteBytes(config.max_write_bytes_in_flight))
     from .databases import ServerDatabases  # databases imports this module: resolve at call time
 
     services.influxql = InfluxQL(catalog, query, admin=ServerDatabases(services))

@@ -155,3 +155,13 @@ def test_plugin_wal_backlog_limit_sizes(monkeypatch: pytest.MonkeyPatch) -> None
     for bad in ("lots", "0", "-1MiB"):
         with pytest.raises(CliFailure, match="invalid --plugin-wal-backlog-limit"):
             build_config(ServeFlags(plugin_wal_backlog_limit=bad))
+
+
+def test_max_write_bytes_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_config(ServeFlags()).max_write_bytes_in_flight == 256 * 2**20
+    assert build_config(ServeFlags(max_write_bytes_in_flight="1MiB")).max_write_bytes_in_flight == 2**20
+    assert build_config(ServeFlags(max_write_bytes_in_flight="off")).max_write_bytes_in_flight is None
+    monkeypatch.setenv("LAKEFLUX_MAX_WRITE_BYTES_IN_FLIGHT", "64MB")
+    assert build_config(ServeFlags()).max_write_bytes_in_flight == 64 * 10**6
+    with pytest.raises(CliFailure, match="invalid --max-write-bytes-in-flight"):
+        build_config(ServeFlags(max_write_bytes_in_flight="0"))
