@@ -115,6 +115,11 @@ class WriteBuffer:
         self._next_seq = after + 1
         for seq in self.wal.list_seqs(after):
             self._next_seq = max(self._next_seq, seq + 1)
+        # A table created while a segment was being committed is stamped with the sequence after it; if
+        # the process died before that segment landed, the WAL ends below the stamp. Numbering from the WAL
+        # alone would give the table's next rows a sequence below its stamp, and _apply would drop them
+        # as an earlier table's rows after acknowledging them. Sequences may skip; they must not go back.
+        self._next_seq = max(self._next_seq, self.catalog.state.max_table_wal_seq())
         self._settled_seq = self._next_seq - 1
         for segment in self.wal.replay(after, fail_on_error=fail_on_error):
             self._apply(segment)

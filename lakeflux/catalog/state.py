@@ -90,6 +90,10 @@ class CatalogState:
         db = self.databases.get(name)
         return db if db is not None and not db.deleted else None
 
+    def max_table_wal_seq(self) -> int:
+        """The highest WAL sequence a table was stamped with at creation (0 when none)."""
+        return max((t.since_wal_seq for db in self.databases.values() for t in db.tables.values()), default=0)
+
     def require_db(self, name: str) -> DatabaseDef:
         db = self.live_db(name)
         if db is None:
