@@ -1,7 +1,7 @@
 """Where the time goes: py-spy on a real server during ingest or queries, summarised as top functions.
 
-    python benchmarks/profile.py ingest [--rows 1000000] [--connections 2] [--svg ingest.svg]
-    python benchmarks/profile.py query  [--rows 3000000] [--repeats 20] [--svg query.svg]
+    python benchmarks/hotspots.py ingest [--rows 1000000] [--connections 2] [--svg ingest.svg]
+    python benchmarks/hotspots.py query  [--rows 3000000] [--repeats 20] [--svg query.svg]
 
 py-spy (a dev dependency) samples the server's Python threads at 100 Hz; the summary lists the functions
 with the most samples on-CPU at the top of the stack ("self") and anywhere on the stack ("total"), as a
