@@ -344,6 +344,9 @@ class CrashStorm:
                 self._wait_for_acks(acks_between)
                 self._kill_at(self.random.choice(MOMENTS), report)
                 self.server = self._start(port=self.server.port)
+        except BaseException:
+            self.server.kill()  # a failed restart or a test timeout must not leave a server running
+            raise
         finally:
             self.writers.stop()
         try:

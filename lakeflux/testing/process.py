@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -17,6 +18,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_running: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A test that failed or timed out between start and stop must not leave a server behind it."""
+    for proc in list(_running):
+        if proc.poll() is None:
+            proc.kill()
 
 
 class ServerProcess:
@@ -47,6 +59,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd)
         log.close()
+        _running.add(self.proc)
         self.wait_ready(timeout)
         return self
 
@@ -72,6 +85,7 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
+        _running.discard(self.proc)  # type: ignore[arg-type]
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM and wait: the graceful path."""
@@ -81,6 +95,7 @@ class ServerProcess:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        _running.discard(self.proc)  # type: ignore[arg-type]
 
     def log(self) -> str:
         try:
