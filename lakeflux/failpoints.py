@@ -4,7 +4,10 @@ Crash tests arm one point in a real server process to kill it at an exact step o
 (e.g. between a snapshot's manifest commit and its file swap); unarmed, a point costs one compare.
 Points are named `<protocol>.<step just done>`: `snapshot.staged|committed|copying|swapped|cleaned`, and
 for a snapshot that compacts overlapping files also `compaction.<those>` plus `compaction.trashed`
-(replaced files copied under deleted/) and `compaction.retiring` (first replaced file deleted). A WAL
+(replaced files copied under deleted/) and `compaction.retiring` (first replaced file deleted);
+`snapshot.published` / `compaction.published` after the Delta commits, before replaced files are deleted.
+Retention and deletes: `remove.committed` (manifest committed), `remove.published` (Delta commits made),
+`remove.swapped`. `publish.table`: after each table's Delta commit when a change touches several. A WAL
 trigger's delivery (engine/waltrigger.py): `engine.called` (a call returned; its write-back not yet sent),
 `engine.written_back` (the write-back committed; the cursor not yet written), `engine.cursor_saved`.
 """

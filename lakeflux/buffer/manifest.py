@@ -39,14 +39,18 @@ class Manifest:
     seq: int = -1  # manifest number
     wal_seq: int = -1  # every WAL segment ≤ this is persisted in `files`
     files: tuple[PersistedFile, ...] = field(default_factory=tuple)
-    # Table-file keys this manifest's commit replaced (compacted away): they must be gone from the table
-    # prefixes once it is swapped in. Only the manifest that retires them names them: no later manifest
-    # is committed before its swap finished (recovery finishes it from here after a crash).
+    # Table-file keys this manifest's commit replaced (compacted away) or removed (retention, deletes): they
+    # must be gone from the table prefixes once it is swapped in. Only the manifest that retires them names
+    # them: no later manifest is committed before its swap finished (recovery finishes it from here).
     retired: tuple[str, ...] = ()
+    # Table-file keys this manifest's commit added (its snapshot's files): with `retired`, the change its
+    # tables' Delta commits publish (lakeflux.tableformat).
+    added: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"version": FORMAT_VERSION, "seq": self.seq, "wal_seq": self.wal_seq,
-                             "files": [asdict(f) for f in self.files], "retired": list(self.retired)})
+                             "files": [asdict(f) for f in self.files], "retired": list(self.retired),
+                             "added": list(self.added)})
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> Manifest:
@@ -55,7 +59,8 @@ class Manifest:
             if d.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unsupported version {d.get('version')}")
             return cls(seq=d["seq"], wal_seq=d["wal_seq"], files=tuple(PersistedFile(**f) for f in d["files"]),
-                       retired=tuple(str(k) for k in d.get("retired", ())))
+                       retired=tuple(str(k) for k in d.get("retired", ())),
+                       added=tuple(str(k) for k in d.get("added", ())))
         except (ValueError, KeyError, TypeError) as e:
             raise Corrupt(f"snapshot manifest {key} is unreadable: {e}") from e
 

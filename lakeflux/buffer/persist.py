@@ -6,11 +6,17 @@ Protocol (each step is safe to crash after):
    the new ones, duplicate points merged, which replaces them (`retired`);
 2. copy each retired file to `deleted/<purge at>/…`, where housekeeping purges it after a grace period;
 3. commit manifest n+1 listing every live file, not the retired ones (put-if-absent): the commit point;
-4. under the view lock: copy staged files to their final `tables/…` keys, delete the retired files from
-   the table prefixes, and drop the covered rows from the buffer, so a query sees each row exactly once;
+4. under the view lock: copy staged files to their final `tables/…` keys, publish each changed table's
+   Delta commit (its new files and retired files together, lakeflux.tableformat), delete the retired files
+   from the table prefixes, and drop the covered rows from the buffer, so a query sees each row exactly
+   once and an outside reader of the Delta table sees the table before or after the snapshot;
 5. delete the staged files, older manifests, and WAL segments no reader still needs.
-Recovery completes step 4 from the newest manifest and deletes staging of uncommitted snapshots. Crash
-tests arm a failpoint at every step: `snapshot.<step>`, and `compaction.<step>` when the snapshot compacts.
+Retention and deletes commit a manifest without the files (they name them `retired`), then do step 4.
+No manifest is committed before the previous one's step 4 finished, so recovery completes step 4 from
+the newest manifest alone (its Delta commits are found by the manifest they name: never written twice)
+and deletes staging of uncommitted snapshots. Crash tests arm a failpoint at every step:
+`snapshot.<step>`, `compaction.<step>` when the snapshot compacts, `remove.<step>` for retention and
+deletes, and `publish.table` after each table's Delta commit.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from ..errors import LakefluxError, NotFound
 from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
+from ..tableformat import DataFile, Publisher, TableChange
 from ..wal import Wal
 from . import manifest as mf
 from .dedupe import dedupe
@@ -62,6 +69,7 @@ class _Swap:
     upto: int
     files: list[PersistedFile]
     trash: dict[str, str] = field(default_factory=dict)
+    operation: str = "WRITE"  # the Delta operation it publishes (DELETE for retention and deletes)
 
 
 class Persister:
@@ -90,6 +98,7 @@ class Persister:
         self.clock = clock  # ns since the epoch: when retired files are purged
         self.compact_max_rows = compact_max_rows
         self.compact_max_bytes = compact_max_bytes
+        self.publisher = Publisher(store)
 
     # --- recovery ----------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -107,8 +116,11 @@ class Persister:
                 self.store.copy(staged, f.key)
             except NotFound:
                 log.error("persisted file %s named by snapshot manifest %d is missing", f.key, self.manifest.seq)
-        # A crash inside a compacting snapshot's swap: the files it replaced leave the table prefixes now
-        # (their rows are in its new files; their trash copies were made before its commit).
+        # Every table gets its Delta commit of this manifest if a crash came first (found by the manifest it
+        # names: none is written twice), and tables persisted before publishing began get their first one.
+        self._publish_delta(self.manifest, everything=True)
+        # A crash inside a swap: the files the manifest replaced or removed leave the table prefixes now
+        # (a compaction's rows are in its new files; their trash copies were made before its commit).
         for key in self.manifest.retired:
             self.store.delete(key)
         for meta in self.store.list(paths.staging_prefix(self.node)):
@@ -128,7 +140,9 @@ class Persister:
         for old, new in moved.items():
             self.store.copy(old, new)
         files = tuple(replace(f, key=moved.get(f.key, f.key)) for f in self.manifest.files)
-        self.manifest = self._commit(replace(self.manifest, seq=self.manifest.seq + 1, files=files, retired=()))
+        self.manifest = self._commit(replace(self.manifest, seq=self.manifest.seq + 1, files=files,
+                                             retired=tuple(moved), added=tuple(moved.values())))
+        self._publish_delta(self.manifest)
         for old in moved:
             self.store.delete(old)
         log.info("moved %d persisted files to the current key layout", len(moved))
@@ -148,7 +162,7 @@ class Persister:
         gone = {f.key for f in retired} | {f.key for f in new_files}
         kept = tuple(f for f in self.manifest.files if f.key not in gone)
         new = self._commit(Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files),
-                                    retired=tuple(f.key for f in retired)))
+                                    retired=tuple(f.key for f in retired), added=tuple(f.key for f in new_files)))
         _step("committed", compacting)
         self._pending_swap = _Swap(new, upto, new_files, trash)
         self._finish_swap()
@@ -263,10 +277,44 @@ class Persister:
             return
         with self.lock.write():
             self._publish(swap)
+            try:
+                self._publish_delta(swap.manifest, operation=swap.operation)
+            except Exception:
+                self._unpublish(swap)
+                raise
+            if swap.files or swap.manifest.retired:
+                _step("published", bool(swap.manifest.retired) and bool(swap.files), swap.operation)
             self._retire(swap)
             self.tables.drop_upto(swap.upto)
             self.manifest = swap.manifest
         self._pending_swap = None
+
+    def _publish_delta(self, manifest: Manifest, *, operation: str = "WRITE", everything: bool = False) -> None:
+        """One Delta commit per table `manifest` changed (every table it lists too, with `everything`:
+        recovery); returns once they are durable (docs/open-tables.md). Call with the manifest's new files
+        in place and its retired files not yet deleted: a reader of the newest version finds its files."""
+        roots: dict[str, list[PersistedFile]] = {}
+        for f in manifest.files:
+            roots.setdefault(paths.table_root_of(f.key), []).append(f)
+        changed = {paths.table_root_of(k) for k in (*manifest.added, *manifest.retired)}
+        if everything:
+            changed |= set(roots)
+        state = self.catalog.state
+        added = set(manifest.added)
+        changes = []
+        for root in sorted(changed):
+            live = roots.get(root, [])
+            columns = None
+            if live:
+                dbdef = state.live_db(live[0].db)
+                tdef = dbdef.tables.get(live[0].table) if dbdef is not None else None
+                columns = dict(tdef.columns) if tdef is not None else None
+            changes.append(TableChange(
+                root=root, columns=columns, live=tuple(_data_file(f) for f in live),
+                added=tuple(_data_file(f) for f in live if f.key in added),
+                removed=tuple(k for k in manifest.retired if paths.table_root_of(k) == root), operation=operation))
+        many = len(changes) > 1
+        self.publisher.publish(manifest.seq, changes, after_each=(lambda: failpoint("publish.table")) if many else None)
 
     def _publish(self, swap: _Swap) -> None:
         """Copy the swap's staged files to their table keys; returns once the copies are durable. On failure
@@ -326,12 +374,12 @@ class Persister:
         gone = [f for f in self.manifest.files if doomed(f)]
         if not gone:
             return 0
-        new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1, retired=(),
-                                   files=tuple(f for f in self.manifest.files if not doomed(f))))
-        with self.lock.write():
-            self.manifest = new
-            for f in gone:
-                self.store.delete(f.key)
+        new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1, retired=tuple(f.key for f in gone),
+                                   added=(), files=tuple(f for f in self.manifest.files if not doomed(f))))
+        failpoint("remove.committed")
+        self._pending_swap = _Swap(new, self.manifest.wal_seq, [], operation="DELETE")
+        self._finish_swap()
+        failpoint("remove.swapped")
         return len(gone)
 
     def _move_to_trash_unlocked(self, doomed: Callable[[PersistedFile], bool], purge_at_ns: int | None) -> int:
@@ -411,11 +459,19 @@ class Persister:
         })
 
 
-def _step(name: str, compacting: bool) -> None:
-    """Crash-test point after snapshot step `name`; a compacting snapshot also offers `compaction.<name>`."""
+def _step(name: str, compacting: bool, operation: str = "WRITE") -> None:
+    """Crash-test point after snapshot step `name`; a compacting snapshot also offers `compaction.<name>`,
+    and retention and deletes (operation DELETE) offer `remove.<name>` instead."""
+    if operation == "DELETE":
+        failpoint(f"remove.{name}")
+        return
     failpoint(f"snapshot.{name}")
     if compacting:
         failpoint(f"compaction.{name}")
+
+
+def _data_file(f: PersistedFile) -> DataFile:
+    return DataFile(key=f.key, size=f.size, rows=f.rows, min_time=f.min_time, max_time=f.max_time)
 
 
 __all__ = ["Persister", "TAG_TYPE"]

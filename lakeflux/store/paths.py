@@ -9,6 +9,7 @@ Layout under the store root:
     <node>/staging/<wal seq>/<db>/<table>/...       snapshot files before their manifest commits
     <node>/deleted/<purge at ns|never>/<db>/<table>/...   files of deleted tables awaiting hard delete
     <node>/tables/<db>/<table>/date=<YYYY-MM-DD>/<name>.parquet   persisted table data (hive style)
+    <node>/tables/<db>/<table>/_delta_log/<version:020>.json      the table's Delta Lake log (docs/open-tables.md)
     <node>/cursors/<db>/<trigger>.json             WAL trigger cursors
     <node>/plugin_logs/<db>/<seq:020>.parquet      persisted plugin log rows
 
@@ -143,6 +144,24 @@ def current_table_file(node: str, db: str, table: str, key: str) -> str:
     """The key the current layout gives table file `key` of `db`.`table` (itself, unless an earlier
     version wrote it under the unbounded name escaping: S3 stores may hold such files)."""
     return table_prefix(node, db, table) + "/".join(key.split("/")[-2:])
+
+
+def table_root_of(key: str) -> str:
+    """The table prefix a table file key (`table_file`) lies under."""
+    root, date, _ = key.rsplit("/", 2)
+    if not date.startswith("date="):
+        raise ValueError(f"not a table file key: {key!r}")
+    return f"{root}/"
+
+
+def delta_log_prefix(table_root: str) -> str:
+    """The Delta Lake log of the table at `table_root` (a `table_prefix`): one JSON commit per version."""
+    return f"{table_root}_delta_log/"
+
+
+def delta_commit(table_root: str, version: int) -> str:
+    """Delta commit `version` of the table at `table_root`, as the Delta protocol names it."""
+    return f"{delta_log_prefix(table_root)}{_seq(version)}.json"
 
 
 def staging_prefix(node: str, seq: int | None = None) -> str:

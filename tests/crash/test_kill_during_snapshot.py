@@ -64,6 +64,16 @@ def check(url: str, acked: set[int]) -> set[int]:
     return set(cpu)
 
 
+def restart_after_kill(srv: ServerProcess, point: str, acked: set[int]) -> ServerProcess:
+    """Wait for the failpoint's SIGKILL, then start the server again on the same data (no failpoint)."""
+    assert srv.proc is not None
+    srv.proc.wait(timeout=60)
+    assert srv.proc.returncode == -9, f"the failpoint {point} never fired"
+    assert acked, "nothing was acknowledged before the crash"
+    assert srv.data_dir is not None
+    return ServerProcess(srv.data_dir, *SNAPSHOT_OFTEN, port=srv.port).start()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
 def test_sigkill_inside_snapshot(tmp_path, point):
@@ -77,11 +87,7 @@ def test_sigkill_inside_snapshot(tmp_path, point):
                     acked.add(b)
             except OSError:
                 break  # the failpoint killed the server
-        assert srv.proc is not None
-        srv.proc.wait(timeout=30)
-        assert srv.proc.returncode == -9, f"the failpoint {point} never fired"
-        assert acked, "nothing was acknowledged before the crash"
-        srv = ServerProcess(data, *SNAPSHOT_OFTEN, port=srv.port).start()
+        srv = restart_after_kill(srv, point, acked)
         visible = check(srv.url, acked)
         # Snapshots keep working after recovery, and a second restart sees the same rows.
         more = {b for b in range(20, 24) if post(f"{srv.url}/api/v3/write_lp?db=snap", batch(b)) == 204}

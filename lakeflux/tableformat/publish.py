@@ -1,0 +1,135 @@
+"""Publishing lakeflux's persisted tables as Delta Lake tables, one Delta commit per manifest change.
+
+The snapshot manifest stays lakeflux's source of truth; each table's Delta log follows it. After manifest
+n commits, every table it changed gets one Delta commit, created with put-if-absent at the next version:
+the files n added and those it removed, together, so an outside reader sees the table before or after
+the change, never half of it. The commit's commitInfo names manifest n, so publishing again (a retry,
+or recovery after a crash at any step) finds it and writes nothing twice.
+
+Requests: one put-if-absent per changed table; a table's newest version is read (one list, one get) only
+the first time it is published by this process, after a failed or lost commit, or when another writer
+took the version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import Corrupt, NotFound
+from ..model import ColumnKind
+from ..store import paths
+from ..store.base import ObjectStore
+from .delta import Commit, DataFile, LogHead, read_head, schema_string
+
+log = logging.getLogger("lakeflux.tableformat")
+# Each lost race for a version means another writer committed one: give up (and retry later) after a few.
+_MAX_RACES = 8
+
+
+@dataclass(frozen=True)
+class TableChange:
+    """What manifest `marker` did to one table (its prefix `root`)."""
+
+    root: str
+    columns: dict[str, ColumnKind] | None  # the table's columns now; None when the table is deleted
+    live: tuple[DataFile, ...]  # every file of the table in the manifest
+    added: tuple[DataFile, ...] = ()  # files this manifest added
+    removed: tuple[str, ...] = ()  # keys of the files this manifest removed
+    operation: str = "WRITE"
+
+
+@dataclass
+class Publisher:
+    """Writes the Delta commits of the tables under one lakeflux node. Thread-safe."""
+
+    store: ObjectStore
+    clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
+    # The newest version of each table's log this process knows of (its own commits, or read).
+    _heads: dict[str, LogHead | None] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, marker: int, changes: list[TableChange],
+                after_each: Callable[[], None] | None = None) -> int:
+        """Give each changed table its Delta commit for manifest `marker`; returns how many were written.
+
+        Returns once every commit is durable (or was found already made). Raises Unavailable when the store
+        fails: tables published so far stay published, and calling again with the same arguments finishes
+        the rest. `after_each` runs after each table's commit (crash tests).
+        """
+        written = 0
+        with self._lock:
+            for change in changes:
+                if self._publish_table(marker, change):
+                    written += 1
+                if after_each is not None:
+                    after_each()
+        return written
+
+    def forget(self) -> None:
+        """Drop what is known of every log (the next commit reads each table's newest version first)."""
+        with self._lock:
+            self._heads.clear()
+
+    def _publish_table(self, marker: int, change: TableChange) -> bool:
+        for _ in range(_MAX_RACES):
+            head = self._head(change.root)
+            commit = self._commit_for(marker, change, head)
+            if commit is None:
+                return False
+            version = 0 if head is None else head.version + 1
+            key = paths.delta_commit(change.root, version)
+            data = commit.to_bytes()
+            try:
+                created = self.store.put_if_absent(key, data)
+            except Exception:
+                self._heads.pop(change.root, None)  # the commit may have landed: read the log next time
+                raise
+            if created:
+                self._heads[change.root] = LogHead(version, marker, commit.schema or (head.schema if head else None))
+                return True
+            self._heads.pop(change.root, None)  # another writer took the version: read it, then go on
+        raise Corrupt(f"Delta log {paths.delta_log_prefix(change.root)}: lost the race for a new version "
+                      f"{_MAX_RACES} times")
+
+    def _commit_for(self, marker: int, change: TableChange, head: LogHead | None) -> Commit | None:
+        """The commit publishing `change`, or None when there is nothing to write."""
+        if head is not None and head.marker is not None and head.marker >= marker:
+            return None  # published already (by an attempt whose reply was lost, or before a crash)
+        schema = schema_string(change.columns) if change.columns is not None else None
+        now = self.clock_ms()
+        if head is None:
+            # The table's first commit: every live file (a lake persisted before publishing started too).
+            if schema is None or not change.live:
+                return None
+            return Commit(change.root, marker, change.operation, now, adds=change.live, schema=schema, first=True)
+        live = {f.key for f in change.live}
+        adds = tuple(f for f in change.added if f.key in live)
+        removes = tuple(k for k in change.removed if k not in live)
+        if not adds and not removes:
+            return None  # files make a commit; a column nobody persisted yet waits for its first file
+        # The schema goes with a commit when it changed, or when the log's is unknown (read after a restart).
+        new_schema = schema if schema is not None and schema != head.schema else None
+        return Commit(change.root, marker, change.operation, now, adds=adds, removes=removes, schema=new_schema)
+
+    def _head(self, root: str) -> LogHead | None:
+        """The newest commit of the table's log (None: no log yet), from memory or read from the store."""
+        if root in self._heads:
+            return self._heads[root]
+        versions = [(seq, m.key) for m in self.store.list(paths.delta_log_prefix(root))
+                    if (seq := paths.parse_seq(m.key)) is not None and m.key.endswith(".json")]
+        head = None
+        if versions:
+            version, key = max(versions)
+            try:
+                head = read_head(version, self.store.get(key), key)
+            except NotFound:  # deleted under us: read the log again next time
+                return LogHead(version, None, None)
+        self._heads[root] = head
+        return head
+
+
+__all__ = ["Publisher", "TableChange"]
