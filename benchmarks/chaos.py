@@ -38,10 +38,7 @@ def s3_storm(root: Path, kills: int, seed: int) -> dict[str, object]:
     moto = MotoServer().start()
     try:
         s3 = moto.endpoint("chaos")
-        args = ["--object-store", "s3", "--bucket", s3.bucket, "--aws-endpoint", s3.endpoint_url, "--aws-allow-http",
-                "--aws-access-key-id", s3.access_key, "--aws-secret-access-key", s3.secret,
-                "--aws-default-region", s3.region]
-        return storm_row(CrashStorm(root / "s3-storm", args, observer=s3.store(), seed=seed).run(kills))
+        return storm_row(CrashStorm(root / "s3-storm", s3.serve_args(), observer=s3.store(), seed=seed).run(kills))
     finally:
         moto.stop()
 

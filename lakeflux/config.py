@@ -77,6 +77,14 @@ class Config:
     max_write_bytes_in_flight: int | None = 256 * 1024 * 1024
     wal_replay_fail_on_error: bool = False
     query_log_size: int = 1000
+    # `--query-timeout`: a query still running after this long is stopped (504); None: no limit. 300 s is
+    # what InfluxDB 3's Python client waits for an answer (Core itself has no server-side limit).
+    query_timeout: float | None = 300.0
+    # `--max-concurrent-queries` (Core's name): queries running at once; past it, 503 + Retry-After.
+    max_concurrent_queries: int = 16
+    # `--shutdown-grace-period`: on SIGTERM, running queries are cancelled and pending writes committed;
+    # the process exits after this long even if a query is still stuck in the engine.
+    shutdown_grace_period: float = 20.0
     hard_delete_default_duration: float = 72 * 3600.0
 
     def with_changes(self, **changes: object) -> Config:

@@ -90,6 +90,9 @@ class ServeFlags:
     max_write_bytes_in_flight: str | None = None
     wal_replay_fail_on_error: bool | None = None
     query_log_size: int | None = None
+    query_timeout: str | None = None
+    max_concurrent_queries: int | None = None
+    shutdown_grace_period: str | None = None
     hard_delete_default_duration: str | None = None
     force_snapshot_mem_threshold: str | None = None
     snapshotted_wal_files_to_keep: int | None = None
@@ -189,10 +192,13 @@ def _s3_settings(flags: ServeFlags, store: str) -> S3Settings:
     return settings
 
 
-def _plugin_timeout(text: str | None) -> float | None:
-    if text is None or text.strip().lower() in ("off", "none", "0", ""):
+def _seconds_or_off(text: str | None, option: str, default: float | None = None) -> float | None:
+    """A duration, or off/none/0 (None); `default` when not given."""
+    if text is None:
+        return default
+    if text.strip().lower() in ("off", "none", "0", ""):
         return None
-    return _seconds(text, "--plugin-timeout")
+    return _seconds(text, option)
 
 
 def _size_or_off(text: str | None, option: str, default: int | None) -> int | None:
@@ -260,7 +266,7 @@ def build_config(flags: ServeFlags) -> Config:
             "--restrict-plugin-triggers-to",
             TRIGGER_KINDS,
         ),
-        plugin_timeout=_plugin_timeout(_text(flags.plugin_timeout, "PLUGIN_TIMEOUT")),
+        plugin_timeout=_seconds_or_off(_text(flags.plugin_timeout, "PLUGIN_TIMEOUT"), "--plugin-timeout"),
         plugin_wal_backlog_limit=_size_or_off(_text(flags.plugin_wal_backlog_limit, "PLUGIN_WAL_BACKLOG_LIMIT"),
                                               "--plugin-wal-backlog-limit", Config.plugin_wal_backlog_limit),
         wal_flush_interval=_seconds(
@@ -284,6 +290,13 @@ def build_config(flags: ServeFlags) -> Config:
             flags.wal_replay_fail_on_error, "--wal-replay-fail-on-error", "WAL_REPLAY_FAIL_ON_ERROR"
         ),
         query_log_size=_int(flags.query_log_size, "--query-log-size", "QUERY_LOG_SIZE", Config.query_log_size),
+        query_timeout=_seconds_or_off(_text(flags.query_timeout, "QUERY_TIMEOUT"), "--query-timeout",
+                                      Config.query_timeout),
+        max_concurrent_queries=_int(flags.max_concurrent_queries, "--max-concurrent-queries",
+                                    "MAX_CONCURRENT_QUERIES", Config.max_concurrent_queries),
+        shutdown_grace_period=_seconds(
+            _text(flags.shutdown_grace_period, "SHUTDOWN_GRACE_PERIOD", default="20s") or "20s",
+            "--shutdown-grace-period"),
         snapshot_memory_bytes=_memory_threshold(
             _text(flags.force_snapshot_mem_threshold, "FORCE_SNAPSHOT_MEM_THRESHOLD", default="256MiB") or "256MiB"),
         snapshotted_wal_files_to_keep=_int(
@@ -394,6 +407,15 @@ def serve_command(
         help="Stop at a corrupt WAL segment instead of skipping it")] = None,
     query_log_size: Annotated[int | None, _opt("--query-log-size", env_name="QUERY_LOG_SIZE",
                                                help="Rows kept in system.queries [default: 1000]")] = None,
+    query_timeout: Annotated[str | None, _opt(
+        "--query-timeout", env_name="QUERY_TIMEOUT",
+        help="Stop a query still running after this long (504), or off [default: 300s]")] = None,
+    max_concurrent_queries: Annotated[int | None, _opt(
+        "--max-concurrent-queries", env_name="MAX_CONCURRENT_QUERIES",
+        help="Queries running at once; more get 503 + Retry-After [default: 16]")] = None,
+    shutdown_grace_period: Annotated[str | None, _opt(
+        "--shutdown-grace-period", env_name="SHUTDOWN_GRACE_PERIOD",
+        help="On SIGTERM: cancel queries, commit pending writes, and exit within this long [default: 20s]")] = None,
     hard_delete_default_duration: Annotated[str | None, _opt(
         "--hard-delete-default-duration", env_name="HARD_DELETE_DEFAULT_DURATION",
         help="Delay before a soft-deleted object is removed [default: 72h]")] = None,

@@ -128,6 +128,7 @@ class QueryEngine:
         self._clock = clock
         self._log: deque[_LoggedQuery] = deque(maxlen=max(1, query_log_size))
         self._log_lock = threading.Lock()
+        self._running: set[RunningQuery] = set()
         self._ids = itertools.count(1)
         self.limits = limits or QueryLimits()
         self._runtime = (RuntimeEnvBuilder().with_fair_spill_pool(self.limits.memory_bytes)
@@ -186,16 +187,33 @@ class QueryEngine:
             entry.finish(success=False)
             raise self._query_error(e, db, refs) from None
 
+        running: list[RunningQuery] = []
+
         def on_close(completed: bool) -> None:
             view.__exit__(None, None, None)
             entry.finish(success=completed)
+            with self._log_lock:
+                self._running.difference_update(running)
 
         timeout = self.limits.timeout
-        return RunningQuery(stream, schema, convert=plain_strings, deadline=deadline, on_close=on_close,
-                            timeout_text=f"query exceeded the query timeout of {_seconds_text(timeout)} "
-                                         "(--query-timeout)" if timeout else "query exceeded its deadline",
-                            memory_limit=self.limits.memory_text or None,
-                            error_hook=lambda e: self._query_error(e, db, refs))
+        query = RunningQuery(stream, schema, convert=plain_strings, deadline=deadline, on_close=on_close,
+                             timeout_text=f"query exceeded the query timeout of {_seconds_text(timeout)} "
+                                          "(--query-timeout)" if timeout else "query exceeded its deadline",
+                             memory_limit=self.limits.memory_text or None,
+                             error_hook=lambda e: self._query_error(e, db, refs))
+        running.append(query)
+        with self._log_lock:
+            self._running.add(query)
+        return query
+
+    def cancel_all(self, error: LakefluxError) -> int:
+        """Cancel every query started and not yet closed (shutdown); each stops at its next batch boundary
+        with `error`. Returns how many were running."""
+        with self._log_lock:
+            running = list(self._running)
+        for query in running:
+            query.cancel(error)
+        return len(running)
 
     def result_schema(self, db: str, sql: str, params: dict[str, Any] | None = None) -> pa.Schema:
         """The schema `execute` would answer with, from planning alone: the query is not run (Flight

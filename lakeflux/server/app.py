@@ -12,14 +12,10 @@ from . import configure, influxql, query, tokens, write
 from .auth import auth_middleware
 from .engine_routes import add_engine_routes
 from .errors import Handler, error_middleware, json_response
+from .health import health
 from .metrics import METRICS, Metrics, metrics_middleware, metrics_route
 from .plugin_routes import add_plugin_routes
 from .services import SERVICES, Services
-
-
-async def health(request: web.Request) -> web.StreamResponse:
-    return web.Response(text="OK", content_type="text/plain")
-
 
 # InfluxDB 1.x clients whose ping() insists on 1.x's 204: the Python `influxdb` client asks for msgpack,
 # the Go client (Telegraf's, Chronograf's, Kapacitor's) names itself in User-Agent.
@@ -78,6 +74,7 @@ def make_app(services: Services) -> web.Application:
     app[METRICS] = Metrics()
     app[METRICS].add_collector(services.engine.metric_families)  # per-trigger plugin call counters
     app[METRICS].add_collector(services.write_bytes.families)
+    app[METRICS].add_collector(services.query_slots.families)
     r = app.router
     tokens.add_routes(r)
     r.add_get("/metrics", metrics_route)
@@ -123,3 +120,4 @@ async def _stop(app: web.Application) -> None:
     await services.buffer.stop()
     services.pool.shutdown(wait=False)
     services.parse_pool.shutdown(wait=False)
+    services.query_pool.shutdown(wait=False, cancel_futures=True)

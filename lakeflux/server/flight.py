@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from .. import errors as E
 from ..buffer.sqltypes import tag_fields_as_dictionaries, tags_as_dictionaries
 from ..influxql.executor import InfluxQLError, Request
 from ..influxql.results import MEASUREMENT_COLUMN, flat_table
+from ..query.running import RunningQuery
 from .auth import authenticate, metadata_token
 from .metrics import Metrics
 from .services import Services
@@ -214,16 +216,81 @@ class FlightService(flight.FlightServerBase):
         super().__init__(location, middleware={MIDDLEWARE_KEY: AuthMiddlewareFactory(services)})
         self._services = services
         self._metrics = metrics
+        self._local = threading.local()  # per gRPC thread: whether this call's slot went to a stream
 
-    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.RecordBatchStream:
+    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
+        """SQL tickets stream their batches as DataFusion produces them, under a --max-concurrent-queries
+        slot; a client that cancels the call (or goes away) cancels the query. Errors before the first batch
+        keep their gRPC code; an error after it ends the stream with the Flight error closest to it."""
         try:
             query = parse_ticket(ticket.ticket, _call(context).database)
-            table = self._run(query)
+            self._take_slot()
         except flight.FlightError:
             raise  # sent without a traceback, with its own code
         except pa.ArrowException as e:
             return error_stream(e)
-        return flight.RecordBatchStream(table)
+        try:
+            if query.query_type == "influxql":
+                table = self._run(query)
+                return flight.RecordBatchStream(table)
+            return self._stream(context, query)
+        except flight.FlightError:
+            raise
+        except pa.ArrowException as e:
+            return error_stream(e)
+        finally:
+            self._give_back_unless_streaming()
+
+    def _take_slot(self) -> None:
+        try:
+            self._services.query_slots.take()
+        except E.Unavailable as e:
+            raise flight.FlightUnavailableError(e.message) from None
+        self._local.streaming = False
+
+    def _give_back_unless_streaming(self) -> None:
+        """The slot of a call answered whole goes back now; a stream gives its own back when it ends."""
+        if not getattr(self._local, "streaming", False):
+            self._services.query_slots.give_back()
+        self._local.streaming = False
+
+    def _stream(self, context: flight.ServerCallContext, query: TicketQuery) -> flight.FlightDataStream:
+        started = time.perf_counter()
+        tags = self._tag_names(query.database)
+        running = self._answer(query, lambda: self._services.query.start(query.database, query.sql, query.params))
+        try:
+            first = self._answer(query, lambda: running.next_batch(poll=context.is_cancelled))
+        except BaseException:
+            running.close()
+            self._count(False, started)
+            raise
+        schema = tag_fields_as_dictionaries(running.schema, tags)
+        self._local.streaming = True
+        # A RecordBatchStream over a lazy reader, not a GeneratorStream: that one sends no dictionaries.
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(
+            schema, self._batches(context, query, running, first, tags, started)))
+
+    def _batches(self, context: flight.ServerCallContext, query: TicketQuery, running: RunningQuery,
+                 batch: pa.RecordBatch | None, tags: set[str], started: float) -> Iterator[pa.RecordBatch]:
+        """The stream's batches (tags as dictionaries); closes the query and gives the slot back at the end."""
+        ok = False
+        try:
+            while batch is not None:
+                if batch.num_rows:
+                    yield from tags_as_dictionaries(pa.Table.from_batches([batch]), tags).to_batches()
+                try:
+                    batch = self._answer(query, lambda: running.next_batch(poll=context.is_cancelled))
+                except pa.ArrowException as e:  # past the first batch only Flight's own errors keep their text
+                    raise flight_error(e) from None
+            ok = True
+        finally:
+            running.close()
+            self._services.query_slots.give_back()
+            self._count(ok, started)
+
+    def _count(self, ok: bool, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.count_query("flight", ok, time.perf_counter() - started)
 
     def get_flight_info(self, context: flight.ServerCallContext,
                         descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
@@ -243,10 +310,15 @@ class FlightService(flight.FlightServerBase):
         if not database:
             raise pa.ArrowInvalid("missing database: send it in the 'database' metadata header")
         query = TicketQuery(database, statement_sql(value), None)
-        # Planned, not run: DoGet runs it once, when the client asks for the rows.
-        schema = self._answer(query, lambda: tag_fields_as_dictionaries(
-            self._services.query.result_schema(query.database, query.sql, query.params),
-            self._tag_names(query.database)))
+        # Planned, not run: DoGet runs it once, when the client asks for the rows. Planning can be costly
+        # (constant expressions are evaluated), so it takes a query slot too.
+        self._take_slot()
+        try:
+            schema = self._answer(query, lambda: tag_fields_as_dictionaries(
+                self._services.query.result_schema(query.database, query.sql, query.params),
+                self._tag_names(query.database)))
+        finally:
+            self._give_back_unless_streaming()
         endpoint = flight.FlightEndpoint(query.encode(), [])
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
@@ -263,21 +335,16 @@ class FlightService(flight.FlightServerBase):
         return {name for t in dbdef.tables.values() for name in t.tags} if dbdef is not None else set()
 
     def _run(self, query: TicketQuery) -> pa.Table:
+        """An InfluxQL ticket's whole answer."""
         started = time.perf_counter()
         ok = False
         try:
-            if query.query_type == "influxql":
-                table = self._answer(query, lambda: tags_as_dictionaries(
-                    self._influxql(query), {MEASUREMENT_COLUMN, *self._tag_names(query.database)}))
-            else:
-                table = self._answer(query, lambda: tags_as_dictionaries(
-                    self._services.query.execute(query.database, query.sql, query.params).to_table(),
-                    self._tag_names(query.database)))
+            table = self._answer(query, lambda: tags_as_dictionaries(
+                self._influxql(query), {MEASUREMENT_COLUMN, *self._tag_names(query.database)}))
             ok = True
             return table
         finally:
-            if self._metrics is not None:
-                self._metrics.count_query("flight", ok, time.perf_counter() - started)
+            self._count(ok, started)
 
     def _influxql(self, query: TicketQuery) -> pa.Table:
         """An InfluxQL ticket's answer: InfluxDB 3's table form, `iox::measurement` first."""
@@ -299,6 +366,8 @@ class FlightService(flight.FlightServerBase):
             raise flight.FlightUnauthorizedError(e.message) from None
         except E.Unavailable as e:
             raise flight.FlightUnavailableError(e.message) from None
+        except E.TimedOut as e:
+            raise flight.FlightTimedOutError(e.message) from None
         except E.LakefluxError as e:
             raise pa.ArrowInvalid(e.message) from None
         except Exception:

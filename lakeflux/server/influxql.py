@@ -3,6 +3,8 @@ and `/api/v3/query_influxql` (one statement, the same output formats as `/api/v3
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from aiohttp import web
 
 from .. import INFLUXDB_COMPAT_VERSION, __version__
@@ -23,6 +25,7 @@ from .body import read_json
 from .errors import stamp_headers
 from .query import _params_from_text
 from .services import SERVICES, Services
+from .streaming import Cancel, stream_answer
 
 NO_QUERY = "expected a query to be provided in the query string or body"
 _CSV_TYPES = ("application/csv", "text/csv")
@@ -65,22 +68,30 @@ async def v1_query(request: web.Request) -> web.StreamResponse:
     csv = request.headers.get("Accept", "").split(";")[0].strip().lower() in _CSV_TYPES
     influxql_request = Request(text, database=params.get("db") or None, retention_policy=params.get("rp") or None,
                                params=_params_from_text(params.get("params")))
-    try:
-        results = await svc.run_blocking(_influxql(svc).execute, influxql_request)
-    except InfluxQLError as e:  # InfluxDB 3 answers a query that does not parse with 200 and the error
-        results = [StatementResult(0, error=e.message)]
     headers = {**stamp_headers(request), "X-Influxdb-Version": INFLUXDB_COMPAT_VERSION,
                "X-Influxdb-Build": f"lakeflux-{__version__}"}
     encoder = Encoder(divisor)
-    if csv:
-        body = await svc.run_blocking(v1_csv, results, encoder)
-        return web.Response(body=body, headers={**headers, "Content-Type": "application/csv"})
-    if not chunked:
-        body = await svc.run_blocking(v1_json, results, encoder, pretty)
-        return web.Response(body=body, headers={**headers, "Content-Type": "application/json"})
+    influxql = _influxql(svc)
+
+    def answer() -> list[bytes]:
+        """Run and encode on a query thread: the whole body, or its chunks when `chunked`."""
+        try:
+            results = influxql.execute(influxql_request)
+        except InfluxQLError as e:  # InfluxDB 3 answers a query that does not parse with 200 and the error
+            results = [StatementResult(0, error=e.message)]
+        if csv:
+            return [v1_csv(results, encoder)]
+        if not chunked:
+            return [v1_json(results, encoder, pretty)]
+        return list(v1_json_chunks(results, encoder, chunk_size, pretty))
+
+    chunks = await svc.run_query(answer)
+    if csv or not chunked:
+        content_type = "application/csv" if csv else "application/json"
+        return web.Response(body=chunks[0], headers={**headers, "Content-Type": content_type})
     response = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
     await response.prepare(request)
-    for chunk in v1_json_chunks(results, encoder, chunk_size, pretty):
+    for chunk in chunks:
         await response.write(chunk)
     await response.write_eof()
     return response
@@ -101,18 +112,17 @@ async def query_influxql(request: web.Request) -> web.StreamResponse:
         raise Invalid("missing query parameter 'q'")
     fmt = negotiate(fmt_param, request.headers.get("Accept"))
     influxql_request = Request(text, database=db or None, params=params, flat=True)
-    try:
-        result = await svc.run_blocking(_influxql(svc).execute_one, influxql_request)
-    except InfluxQLError as e:
-        raise Invalid(e.message) from None
-    table = await svc.run_blocking(flat_table, result)
-    response = web.StreamResponse(status=200, headers={**stamp_headers(request), "Content-Type": fmt.content_type})
-    await response.prepare(request)
-    for chunk in render(table.to_batches(), table.schema, fmt):
-        if chunk:
-            await response.write(chunk)
-    await response.write_eof()
-    return response
+    influxql = _influxql(svc)
+
+    def chunks(cancel: Cancel) -> Iterator[bytes]:
+        try:
+            result = influxql.execute_one(influxql_request)
+        except InfluxQLError as e:
+            raise Invalid(e.message) from None
+        table = flat_table(result)
+        return render(table.to_batches(), table.schema, fmt)
+
+    return await stream_answer(request, svc, fmt.content_type, chunks)
 
 
 def _int_param(params: dict[str, str], name: str, default: int) -> int:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..config import Config
+from ..errors import Unavailable
 from ..localstate import state_dir, write_server_note
 from .app import HANDLER_ARGS, make_app
 from .flight import FlightService
@@ -30,14 +33,19 @@ class Serving:
     runner: web.AppRunner
     flight: FlightService
     listener: OnePortListener
+    services: Services
 
     @property
     def port(self) -> int:
         return self.listener.port
 
     async def stop(self) -> None:
-        """Stop accepting, end Flight calls, then clean up the app (which flushes pending writes)."""
+        """Stop accepting, cancel running queries, end Flight calls and HTTP connections, then clean up the
+        app (which commits pending writes)."""
         await self.listener.stop()
+        cancelled = self.services.query.cancel_all(Unavailable("server is shutting down"))
+        if cancelled:
+            log.info("stopping: cancelled %d running queries", cancelled)
         await asyncio.get_running_loop().run_in_executor(None, self.flight.shutdown)
         await self.runner.cleanup()
 
@@ -46,7 +54,10 @@ async def start_serving(services: Services, host: str, port: int, sock: socket.s
     """Start the app, the Flight server on an internal loopback port and the listener on host:port
     (port 0 picks a free one: read `Serving.port`), or on `sock` when already bound (`listen_on`)."""
     app = make_app(services)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, **HANDLER_ARGS)  # type: ignore[arg-type]
+    # Handlers still running this long after the stop began are cancelled (queries are cancelled first).
+    shutdown = max(1.0, services.config.shutdown_grace_period / 4)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown,
+                           **HANDLER_ARGS)  # type: ignore[arg-type]
     await runner.setup()
     flight = FlightService(services, app[METRICS])
     listener = OnePortListener(host, port, runner.server, flight.port, sock)  # type: ignore[arg-type]
@@ -56,7 +67,7 @@ async def start_serving(services: Services, host: str, port: int, sock: socket.s
         flight.shutdown()
         await runner.cleanup()
         raise
-    return Serving(runner, flight, listener)
+    return Serving(runner, flight, listener, services)
 
 
 async def _serve_until_signalled(services: Services, host: str, port: int, sock: socket.socket) -> None:
@@ -67,11 +78,24 @@ async def _serve_until_signalled(services: Services, host: str, port: int, sock:
              services.config.node_id, services.config.object_store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    grace = services.config.shutdown_grace_period
+
+    def signalled() -> None:
+        if stop.is_set():  # a second signal: do not wait any longer
+            _exit_now(1, "second stop signal: exiting at once")
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signalled)
     try:
         await stop.wait()
-        log.info("stopping: flushing pending writes")
+        log.info("stopping: cancelling queries and committing pending writes (at most %g s)", grace)
+        # Whatever is stuck (a query inside the engine, a store that does not answer), the process ends
+        # within the grace period; every acknowledged write is durable already.
+        timer = threading.Timer(grace, _exit_now, (1, f"stopping took longer than --shutdown-grace-period "
+                                                      f"({grace:g} s): exiting now"))
+        timer.daemon = True
+        timer.start()
     finally:
         await serving.stop()
 
@@ -106,3 +130,25 @@ def run(config: Config) -> None:
     except ImportError:  # uvloop is not available on every platform
         pass
     asyncio.run(_serve_until_signalled(services, host, port, sock))
+    _leave_busy_threads()
+
+
+def _exit_now(code: int, why: str) -> None:
+    log.error("%s", why)
+    logging.shutdown()
+    os._exit(code)
+
+
+def _leave_busy_threads() -> None:
+    """The server has stopped and committed everything; a query thread still inside the engine (it cannot
+    be interrupted there) must not keep the process alive, as Python would by joining it at exit."""
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    for thread in busy:
+        thread.join(timeout=0.5)
+    busy = [t for t in busy if t.is_alive()]
+    if busy:
+        log.info("stopped; leaving %d busy threads (%s)", len(busy), ", ".join(t.name for t in busy[:5]))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from ..errors import Invalid
-from ..query.formats import negotiate, render
+from ..query.formats import Format, negotiate, render
 from .body import read_json
-from .errors import stamp_headers
 from .services import SERVICES, Services
+from .streaming import Cancel, stream_answer
 
 
 async def query_sql(request: web.Request) -> web.StreamResponse:
@@ -29,14 +31,22 @@ async def query_sql(request: web.Request) -> web.StreamResponse:
     if params is not None and not isinstance(params, dict):
         raise Invalid("'params' must be a JSON object mapping names to values")
     fmt = negotiate(fmt_param, request.headers.get("Accept"))
-    result = await svc.run_blocking(svc.query.execute, db, sql, params)
-    response = web.StreamResponse(status=200, headers={**stamp_headers(request), "Content-Type": fmt.content_type})
-    await response.prepare(request)
-    for chunk in render(result.batches, result.schema, fmt):
-        if chunk:
-            await response.write(chunk)
-    await response.write_eof()
-    return response
+    return await stream_answer(request, svc, fmt.content_type,
+                               lambda cancel: _sql_chunks(svc, cancel, db, sql, params, fmt))
+
+
+def _sql_chunks(svc: Services, cancel: Cancel, db: str, sql: str, params: dict[str, Any] | None,
+                fmt: Format) -> Iterator[bytes]:
+    """The answer's body chunks, as DataFusion produces the batches (on a query thread)."""
+    running = svc.query.start(db, sql, params)
+    cancel.attach(running)
+    try:
+        # The first batch before the first byte (a format's opening bracket): errors up to the first rows
+        # (the timeout of a query that aggregates everything first, the memory limit) keep their status.
+        first = running.next_batch()
+        yield from render(itertools.chain([first] if first is not None else [], running), running.schema, fmt)
+    finally:
+        running.close()
 
 
 def _params_from_text(text: str | None) -> dict[str, Any] | None:

@@ -20,12 +20,13 @@ from ..catalog import INTERNAL_DB, Catalog
 from ..config import Config
 from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
+from ..errors import Unavailable
 from ..influxql.executor import InfluxQL
-from ..query.session import QueryEngine
+from ..query.session import QueryEngine, QueryLimits
 from ..store import open_store
 from ..store.base import ObjectStore
 from ..wal import Wal
-from .admission import WriteBytes
+from .admission import QuerySlots, WriteBytes
 from .engine_ports import BufferWriteSink, EngineQueryRunner, EngineWalListener, WalSegmentSource
 
 log = logging.getLogger("lakeflux.server")
@@ -50,12 +51,35 @@ class Services:
         os.cpu_count() or 1, thread_name_prefix="lakeflux-parse"))
     # Bytes of write bodies between reading and answering (--max-write-bytes-in-flight).
     write_bytes: WriteBytes = field(default_factory=lambda: WriteBytes(None))
+    # Queries (HTTP SQL and InfluxQL) run here, one thread each from planning to their last byte; a query
+    # takes one of `query_slots` first, so queries never wait for a thread and never take `pool`'s threads
+    # (configuration, tokens), the parsers' or the WAL's (--max-concurrent-queries).
+    query_slots: QuerySlots = field(default_factory=lambda: QuerySlots(Config.max_concurrent_queries))
+    query_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
+        Config.max_concurrent_queries, thread_name_prefix="lakeflux-query"))
 
     async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def run_parse(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.parse_pool, fn, *args)
+
+    async def run_query(self, fn, *args):  # type: ignore[no-untyped-def]
+        """`fn(*args)` on the query pool under a query slot (503 when none is free)."""
+        self.query_slots.take()
+
+        def work():  # type: ignore[no-untyped-def]
+            try:
+                return fn(*args)
+            finally:  # given back by the thread: a slot is free only once its thread is
+                self.query_slots.give_back()
+
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self.query_pool, work)
+        except RuntimeError:  # the pool is shut down
+            self.query_slots.give_back()
+            raise Unavailable("server is shutting down") from None
+        return await future
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -82,6 +106,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
     engine_ref: list[Engine] = []
     query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,
+                        limits=QueryLimits(timeout=config.query_timeout),
                         system_tables=lambda db: {**_system_tables(engine_ref[0], catalog, db),
                                                   "parquet_files": persister.parquet_files(db)})
     plugin_writes = BufferWriteSink(buffer)
@@ -98,7 +123,9 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     buffer.add_listener(EngineWalListener(engine.segment_committed))
     services = Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
                         engine=engine, plugin_writes=plugin_writes,
-                        write_bytes=WriteBytes(config.max_write_bytes_in_flight))
+                        write_bytes=WriteBytes(config.max_write_bytes_in_flight),
+                        query_slots=QuerySlots(config.max_concurrent_queries),
+                        query_pool=ThreadPoolExecutor(config.max_concurrent_queries, thread_name_prefix="lakeflux-query"))
     from .databases import ServerDatabases  # databases imports this module: resolve at call time
 
     services.influxql = InfluxQL(catalog, query, admin=ServerDatabases(services))

@@ -59,6 +59,7 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
     # The body's bytes count against --max-write-bytes-in-flight until the write is answered.
     with svc.write_bytes.hold() as held:
         body = await read_body(request, svc.config.max_http_request_size, hold=held.grow)
+        held.answering()
         if not body or body.isspace():  # not strip(): that copies a whole body ending in a newline
             raise Invalid("the request body is empty: expected line protocol")
         dbdef = svc.catalog.state.live_db(db)

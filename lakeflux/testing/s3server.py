@@ -76,13 +76,15 @@ class S3Endpoint:
             "AWS_ALLOW_HTTP": "true",
         }
 
+    def serve_args(self) -> list[str]:
+        """The `lakeflux serve` flags that use this server."""
+        return ["--object-store", "s3", "--bucket", self.bucket, "--aws-endpoint", self.endpoint_url,
+                "--aws-allow-http", "--aws-access-key-id", self.access_key, "--aws-secret-access-key", self.secret,
+                "--aws-default-region", self.region]
+
     def serve_command(self, program: str = "lakeflux") -> str:
         """The `lakeflux serve` invocation that uses this server (`program`: how to run lakeflux)."""
-        return (
-            f"{program} serve --object-store s3 --bucket {self.bucket} --aws-endpoint {self.endpoint_url} "
-            f"--aws-allow-http --aws-access-key-id {self.access_key} "
-            f"--aws-secret-access-key {self.secret} --aws-default-region {self.region}"
-        )
+        return " ".join([program, "serve", *self.serve_args()])
 
 
 def lakeflux_program() -> str:

@@ -165,3 +165,17 @@ def test_max_write_bytes_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     assert build_config(ServeFlags()).max_write_bytes_in_flight == 64 * 10**6
     with pytest.raises(CliFailure, match="invalid --max-write-bytes-in-flight"):
         build_config(ServeFlags(max_write_bytes_in_flight="0"))
+
+
+def test_query_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = build_config(ServeFlags())
+    assert (config.query_timeout, config.max_concurrent_queries, config.shutdown_grace_period) == (300.0, 16, 20.0)
+    config = build_config(ServeFlags(query_timeout="2m", max_concurrent_queries=3, shutdown_grace_period="5s"))
+    assert (config.query_timeout, config.max_concurrent_queries, config.shutdown_grace_period) == (120.0, 3, 5.0)
+    assert build_config(ServeFlags(query_timeout="off")).query_timeout is None
+    monkeypatch.setenv("INFLUXDB3_MAX_CONCURRENT_QUERIES", "7")
+    monkeypatch.setenv("LAKEFLUX_QUERY_TIMEOUT", "30s")
+    config = build_config(ServeFlags())
+    assert (config.query_timeout, config.max_concurrent_queries) == (30.0, 7)
+    with pytest.raises(CliFailure, match="--max-concurrent-queries"):
+        build_config(ServeFlags(max_concurrent_queries=0))
