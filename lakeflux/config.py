@@ -7,6 +7,7 @@ in-process server build a Config directly.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from .errors import Invalid
 
 DEFAULT_BIND = "127.0.0.1:8181"
 DEFAULT_MAX_REQUEST = 10 * 1024 * 1024
+# What a node of a cluster does (`--mode`, comma-combinable); `all` is every one, the single-node default.
+MODES = ("ingest", "query", "process", "compact")
+ALL_MODE = "all"
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -42,6 +46,19 @@ class Config:
     """Everything `serve` needs; durations are in seconds."""
 
     node_id: str = "node0"
+    # `--cluster-id`: the prefix of the catalog and node registry the cluster's nodes share. None: the node
+    # id, which is where a single node has always kept its catalog (docs/cluster.md).
+    cluster_id: str | None = None
+    # `--mode`: a subset of MODES, or ("all",).
+    modes: tuple[str, ...] = (ALL_MODE,)
+    # `--node-address`: how other nodes and operators reach this node (shown by `lakeflux show nodes`);
+    # None: http://<--http-bind>, with the host name for a wildcard bind.
+    node_address: str | None = None
+    # Seconds between registry heartbeats; a node silent for three of them shows as unresponsive.
+    heartbeat_interval: float = 10.0
+    # `--catalog-sync-interval`: a cluster node applies the other nodes' catalog changes at least this often
+    # (it also does whenever one of its own changes finds its slot taken). Unused by a single node.
+    catalog_sync_interval: float = 1.0
     object_store: str = "file"  # memory | file | s3
     data_dir: Path = Path("data")
     s3: S3Settings = field(default_factory=S3Settings)
@@ -87,6 +104,25 @@ class Config:
     shutdown_grace_period: float = 20.0
     hard_delete_default_duration: float = 72 * 3600.0
 
+    @property
+    def cluster(self) -> str:
+        """The cluster's prefix in the store: `cluster_id`, else the node id (a single node's own prefix)."""
+        return self.cluster_id or self.node_id
+
+    def has_mode(self, mode: str) -> bool:
+        """Whether this node takes the `mode` role (`all` takes every role)."""
+        return ALL_MODE in self.modes or mode in self.modes
+
+    @property
+    def address(self) -> str:
+        """`node_address`, else the HTTP URL of `--http-bind` (the host name when bound to every address)."""
+        if self.node_address:
+            return self.node_address
+        host, port = self.host_port
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
     def with_changes(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -96,3 +132,36 @@ class Config:
         if not host or not port.isdigit():
             raise Invalid(f"invalid --http-bind {self.http_bind!r}: expected HOST:PORT")
         return host.strip("[]"), int(port)
+
+
+# Roles whose work is not built yet: refused rather than accepted and ignored.
+_NOT_YET = {
+    "query": "query nodes following the ingest nodes' data are still being built (docs/cluster.md)",
+    "compact": "the cluster compactor is still being built (docs/cluster.md)",
+}
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    """`--mode` text: comma-separated roles out of MODES, or `all`; returned in MODES order, deduplicated.
+    Raises Invalid naming the unknown role."""
+    given = [part.strip() for part in text.split(",") if part.strip()]
+    if not given:
+        raise Invalid("--mode is empty: expected all or a comma-separated list of " + ", ".join(MODES))
+    for mode in given:
+        if mode != ALL_MODE and mode not in MODES:
+            raise Invalid(f"unknown mode {mode!r}: expected all or a comma-separated list of {', '.join(MODES)}")
+    for mode in given:
+        if mode in _NOT_YET:
+            raise Invalid(f"--mode {mode} is not available in this version: {_NOT_YET[mode]}")
+    if ALL_MODE in given:
+        return (ALL_MODE,)
+    return tuple(m for m in MODES if m in given)
+
+
+def check_id(kind: str, value: str) -> str:
+    """A node or cluster id becomes the first segment of object keys: non-empty, no '/', not '.' or '..',
+    no control characters. Raises Invalid naming `kind`."""
+    if not value or value in (".", "..") or "/" in value or any(ord(c) < 32 for c in value):
+        raise Invalid(f"invalid {kind} {value!r}: it names a folder of the object store, so it must be non-empty, "
+                      "without '/' or control characters, and not '.' or '..'")
+    return value

@@ -23,8 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..catalog import INTERNAL_DB, Catalog
-from ..errors import Fenced, Invalid, Unavailable
+from ..catalog import INTERNAL_DB, Catalog, CatalogState
+from ..errors import Fenced, Invalid, LakefluxError, Unavailable
 from ..lineprotocol import LineError, ParseResult
 from ..wal import Segment, Wal, WalListener, WalTable
 from .persist import Persister
@@ -39,7 +39,7 @@ TEMP_GRACE_S = 3_600.0
 @dataclass
 class _Pending:
     db: str
-    tables: list[tuple[str, pa.Table, tuple[str, ...]]]
+    tables: list[tuple[str, pa.Table, tuple[str, ...], int]]  # name, rows, tags, TableDef.created_seq
     rows: int
     done: asyncio.Future[None] | None  # None for no_sync writes
     background: bool = False  # a plugin's write-back: never makes a client's commit wait
@@ -93,6 +93,8 @@ class WriteBuffer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.fenced: Fenced | None = None
+        # Set on a node that does not ingest (a cluster node without the ingest role): every write gets it.
+        self.refusal: LakefluxError | None = None
         self.persister: Persister | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
         self._oldest_unpersisted: float | None = None
@@ -221,6 +223,8 @@ class WriteBuffer:
             raise Invalid("cannot modify internal db")
         if self.fenced is not None:
             raise self.fenced
+        if self.refusal is not None:
+            raise self.refusal
         if self._stopping:
             raise Unavailable("server is shutting down")
         if len(self._batch.entries) >= self._max_pending_writes:
@@ -230,13 +234,20 @@ class WriteBuffer:
             return checked.errors
         loop = asyncio.get_running_loop()
         done = None if no_sync else loop.create_future()
-        entry = _Pending(db, [(t.name, t.data, t.tags) for t in checked.tables], checked.rows, done, background)
+        entry = _Pending(db, [(t.name, t.data, t.tags, self._table_seq(db, t.name)) for t in checked.tables],
+                         checked.rows, done, background)
         replan = self._batch.add(entry)
         if self._wake is not None and (replan or self._batch.rows >= self._flush_size):
             self._wake.set()
         if done is not None:
             await done
         return checked.errors
+
+    def _table_seq(self, db: str, table: str) -> int:
+        """The identity (TableDef.created_seq) of the live table rows are written to; -1 if it is gone."""
+        dbdef = self.catalog.state.live_db(db)
+        tdef = dbdef.tables.get(table) if dbdef is not None else None
+        return tdef.created_seq if tdef is not None else -1
 
     async def _check_and_commit_schema(self, db: str, parsed: ParseResult, body: bytes | None,
                                        accept_partial: bool) -> CheckedWrite:
@@ -247,13 +258,18 @@ class WriteBuffer:
         if not checked.ops:
             return checked
         assert self._catalog_lock is not None
-        async with self._catalog_lock:
-            # Re-check under the lock: another writer may have added these columns meanwhile.
-            checked = check_write(self.catalog.state, db, parsed, body)
+
+        def changes(state: CatalogState) -> list[dict[str, Any]]:
+            # Checked again against the state the change commits on: another writer (here, or another node
+            # of the cluster) may have added these tables or columns meanwhile.
+            nonlocal checked
+            checked = check_write(state, db, parsed, body)
             if checked.errors and not accept_partial:
                 raise Invalid("line protocol parsing error", data=checked.errors[0].to_json())
-            if checked.ops:
-                await asyncio.to_thread(self.catalog.commit, self.stamp_new_tables(checked.ops))
+            return self.stamp_new_tables(checked.ops)
+
+        async with self._catalog_lock:
+            await asyncio.to_thread(self.catalog.commit, changes)
         return checked
 
     def stamp_new_tables(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -351,9 +367,7 @@ class WriteBuffer:
     def _apply(self, segment: Segment) -> None:
         state = self.catalog.state
         for t in segment.tables:
-            db = state.live_db(t.db)
-            tdef = db.tables.get(t.table) if db is not None else None
-            if tdef is None or segment.seq < tdef.since_wal_seq:
+            if not rows_belong(state, segment.seq, t):
                 continue  # the table was deleted (and maybe re-created since): these rows are not its
             self.tables.add(t.db, t.table, segment.seq, t.data, t.tags)
         for listener in self._listeners:
@@ -376,18 +390,31 @@ class SnapshotPolicy:
         return segments >= self.segments or buffered_bytes >= self.buffered_bytes or age >= self.age
 
 
+def rows_belong(state: CatalogState, seq: int, t: WalTable) -> bool:
+    """Whether the rows `t` of WAL segment `seq` (of any node) belong to the live table of their name: it
+    exists and is the table they were written to, not an earlier one of the same name deleted since. Rows
+    of segments without the table's identity (earlier versions, a single node) go by its WAL stamp."""
+    db = state.live_db(t.db)
+    tdef = db.tables.get(t.table) if db is not None else None
+    if tdef is None:
+        return False
+    if t.table_seq is not None:
+        return t.table_seq >= tdef.created_seq
+    return seq >= tdef.since_wal_seq
+
+
 def _merge(entries: list[_Pending]) -> list[WalTable]:
-    """One WalTable per (db, table), in first-write order, rows in write order."""
-    grouped: dict[tuple[str, str], list[tuple[pa.Table, tuple[str, ...]]]] = {}
+    """One WalTable per (db, table, table identity), in first-write order, rows in write order."""
+    grouped: dict[tuple[str, str, int], list[tuple[pa.Table, tuple[str, ...]]]] = {}
     for e in entries:
-        for name, data, table_tags in e.tables:
-            grouped.setdefault((e.db, name), []).append((data, table_tags))
+        for name, data, table_tags, table_seq in e.tables:
+            grouped.setdefault((e.db, name, table_seq), []).append((data, table_tags))
     out = []
-    for (db, name), parts in grouped.items():
+    for (db, name, table_seq), parts in grouped.items():
         tags: list[str] = []
         for _, t in parts:
             tags.extend(x for x in t if x not in tags)
         data = parts[0][0] if len(parts) == 1 else pa.concat_tables(
             [p for p, _ in parts], promote_options="default")
-        out.append(WalTable(db=db, table=name, data=data, tags=tuple(tags)))
+        out.append(WalTable(db=db, table=name, data=data, tags=tuple(tags), table_seq=table_seq))
     return out

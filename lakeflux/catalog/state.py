@@ -28,6 +28,11 @@ class TableDef:
     # WAL segments before this one hold rows of an earlier table of the same name (deleted since):
     # replay must not give them to this one.
     since_wal_seq: int = 0
+    # The catalog sequence that created this table: its identity across re-creations under one name, the
+    # same on every node of a cluster. WAL rows carry the identity of the table they were written to, so a
+    # re-created table never takes an earlier one's rows from any node's WAL (0: created by a version that
+    # did not record it).
+    created_seq: int = 0
 
     @property
     def tags(self) -> list[str]:
@@ -149,7 +154,7 @@ def _create_table(state: CatalogState, op: dict[str, Any]) -> None:
         raise LimitExceeded(
             f"Update to schema would exceed number of tables allowed per database ({MAX_TABLES_PER_DB})"
         )
-    table = TableDef(name=name, since_wal_seq=int(op.get("wal_seq", 0)))
+    table = TableDef(name=name, since_wal_seq=int(op.get("wal_seq", 0)), created_seq=state.seq + 1)
     _add_columns(table, op["columns"])
     db.tables[name] = table
 
@@ -249,7 +254,7 @@ def state_to_json(state: CatalogState) -> dict[str, Any]:
                 "deleted": db.deleted,
                 "tables": [
                     {"name": t.name, "columns": [[c, k.value] for c, k in t.columns.items()], "version": t.version,
-                     "since_wal_seq": t.since_wal_seq}
+                     "since_wal_seq": t.since_wal_seq, "created_seq": t.created_seq}
                     for t in db.tables.values()
                 ],
                 "triggers": [t.to_json() for t in db.triggers.values()],
@@ -267,7 +272,7 @@ def state_from_json(d: dict[str, Any]) -> CatalogState:
         for tj in dbj["tables"]:
             db.tables[tj["name"]] = TableDef(
                 name=tj["name"], columns={c: ColumnKind(k) for c, k in tj["columns"]}, version=tj["version"],
-                since_wal_seq=tj.get("since_wal_seq", 0),
+                since_wal_seq=tj.get("since_wal_seq", 0), created_seq=tj.get("created_seq", 0),
             )
         for trj in dbj["triggers"]:
             db.triggers[trj["name"]] = TriggerDef.from_json(trj)

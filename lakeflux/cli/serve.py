@@ -13,7 +13,16 @@ from typing import Annotated
 
 import typer
 
-from lakeflux.config import DEFAULT_BIND, DEFAULT_MAX_REQUEST, Config, S3Settings, env
+from lakeflux.config import (
+    DEFAULT_BIND,
+    DEFAULT_MAX_REQUEST,
+    MODES,
+    Config,
+    S3Settings,
+    check_id,
+    env,
+    parse_modes,
+)
 from lakeflux.engine.durations import NS_PER_SECOND, parse_duration
 from lakeflux.errors import Invalid, LakefluxError
 
@@ -62,6 +71,10 @@ class ServeFlags:
     """The `serve` flag values exactly as given; None means the flag was not passed."""
 
     node_id: str | None = None
+    cluster_id: str | None = None
+    mode: str | None = None
+    node_address: str | None = None
+    catalog_sync_interval: str | None = None
     object_store: str | None = None
     data_dir: str | None = None
     bucket: str | None = None
@@ -239,11 +252,26 @@ def _optional_path(text: str | None) -> Path | None:
     return Path(text) if text else None
 
 
+def _cluster(flags: ServeFlags) -> dict[str, object]:
+    """`--cluster-id`, `--mode` and `--node-address`: the Config fields of a node's place in its cluster."""
+    cluster_id = _text(flags.cluster_id, "CLUSTER_ID", "ENTERPRISE_CLUSTER_ID")
+    mode = _text(flags.mode, "MODE", "ENTERPRISE_MODE", default="all") or "all"
+    try:
+        return {"cluster_id": check_id("--cluster-id", cluster_id) if cluster_id is not None else None,
+                "modes": parse_modes(mode), "node_address": _text(flags.node_address, "NODE_ADDRESS")}
+    except LakefluxError as exc:
+        raise CliFailure(exc.message, code=2) from None
+
+
 def build_config(flags: ServeFlags) -> Config:
     """Resolve every serve setting (flag, then env, then default) into a validated `Config`."""
     store = _object_store(flags)
     config = Config(
         node_id=_text(flags.node_id, "NODE_IDENTIFIER_PREFIX", "HOST_IDENTIFIER_PREFIX", default="node0") or "node0",
+        **_cluster(flags),  # type: ignore[arg-type]
+        catalog_sync_interval=_seconds(
+            _text(flags.catalog_sync_interval, "CATALOG_SYNC_INTERVAL", default="1s") or "1s",
+            "--catalog-sync-interval"),
         object_store=store,
         data_dir=Path(_text(flags.data_dir, "DB_DIR", default=DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR),
         s3=_s3_settings(flags, store),
@@ -347,6 +375,19 @@ def serve_command(
     ctx: typer.Context,
     node_id: Annotated[str | None, _opt("--node-id", "--host-id", env_name="NODE_IDENTIFIER_PREFIX",
                                         help="Node identifier; the WAL and catalog prefix [default: node0]")] = None,
+    cluster_id: Annotated[str | None, _opt(
+        "--cluster-id", env_name="CLUSTER_ID",
+        help="Cluster the node joins: the prefix of the catalog and node registry its nodes share "
+             "[default: the node id, a cluster of one]")] = None,
+    mode: Annotated[str | None, _opt(
+        "--mode", env_name="MODE",
+        help=f"What this node does: all, or a comma-separated list of {', '.join(MODES)} [default: all]")] = None,
+    node_address: Annotated[str | None, _opt(
+        "--node-address", env_name="NODE_ADDRESS",
+        help="URL other nodes and `lakeflux show nodes` give for this node [default: http://<--http-bind>]")] = None,
+    catalog_sync_interval: Annotated[str | None, _opt(
+        "--catalog-sync-interval", env_name="CATALOG_SYNC_INTERVAL",
+        help="A cluster node applies the other nodes' catalog changes at least this often [default: 1s]")] = None,
     object_store: Annotated[str | None, _opt("--object-store", env_name="OBJECT_STORE",
                                              help="memory | file | s3 [default: file]")] = None,
     data_dir: Annotated[str | None, _opt("--data-dir", env_name="DB_DIR",

@@ -1,4 +1,4 @@
-"""`lakeflux show ...`: list databases, tables, triggers, plugins, tokens, system tables and plugin logs.
+"""`lakeflux show ...`: list databases, tables, triggers, plugins, tokens, nodes, system tables and plugin logs.
 
 Everything but `show databases` is SQL over `information_schema` and the `system` tables (CONTRACT §3),
 sent through /api/v3/query_sql, so the output formats are the query formats.
@@ -97,16 +97,27 @@ def show_plugins(
     _show_sql(connect(host, token, tls_ca, tls_no_verify), database or INTERNAL_DB, sql, fmt)
 
 
-@show_app.command("tokens")
-def show_tokens(
-    fmt: FormatOpt = "pretty",
-    host: HostOpt = None,
-    token: TokenOpt = None,
-    tls_ca: TlsCaOpt = None,
-    tls_no_verify: TlsNoVerifyOpt = False,
-) -> None:
-    """List tokens (system.tokens of `_internal`)."""
-    _show_sql(connect(host, token, tls_ca, tls_no_verify), INTERNAL_DB, "SELECT * FROM system.tokens", fmt)
+def _internal_table_command(sql: str, doc: str) -> Callable[..., None]:
+    """A `show` command printing the result of `sql` on `_internal` (cluster-wide tables: tokens, nodes)."""
+
+    def command(
+        fmt: FormatOpt = "pretty",
+        host: HostOpt = None,
+        token: TokenOpt = None,
+        tls_ca: TlsCaOpt = None,
+        tls_no_verify: TlsNoVerifyOpt = False,
+    ) -> None:
+        _show_sql(connect(host, token, tls_ca, tls_no_verify), INTERNAL_DB, sql, fmt)
+
+    command.__doc__ = doc
+    return command
+
+
+show_tokens = show_app.command("tokens")(_internal_table_command(
+    "SELECT * FROM system.tokens", "List tokens (system.tokens of `_internal`)."))
+show_nodes = show_app.command("nodes")(_internal_table_command(
+    "SELECT * FROM system.nodes ORDER BY node_id",
+    "List the nodes of the server's cluster: modes, address, state, heartbeat (system.nodes of `_internal`)."))
 
 
 # --- show system ------------------------------------------------------------------------------------

@@ -495,6 +495,21 @@ class Engine:
             del self._paths[running.path]
         running.stop()
 
+    def catalog_synced(self, ops: list[dict[str, Any]]) -> None:
+        """Trigger changes another node of the cluster committed: start, restart or stop those triggers here
+        as if they had been changed through this node (a WAL trigger keeps its cursor here, if it has one)."""
+        for op in ops:
+            kind = op.get("op")
+            if kind in ("create_trigger", "update_trigger"):
+                definition = TriggerDef.from_json(op["trigger"])
+                with self._lock:
+                    self._stop(definition.database, definition.name)
+                    if not definition.disabled and self._started:
+                        self._boot(definition)
+            elif kind == "delete_trigger":
+                with self._lock:
+                    self._stop(op["db"], op["trigger"])
+
     def _catalog_changed(self, ops: list[dict[str, Any]]) -> None:
         """A deleted database stops its triggers and drops their caches, cursors and logs."""
         for op in ops:

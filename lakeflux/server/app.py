@@ -109,11 +109,14 @@ async def _start(app: web.Application) -> None:
     await services.buffer.start()
     # Triggers start once writes are accepted: a plugin may write back on its first call.
     services.plugin_writes.bind(asyncio.get_running_loop())
-    await asyncio.get_running_loop().run_in_executor(None, services.engine.start)
+    if services.runs_triggers:
+        await asyncio.get_running_loop().run_in_executor(None, services.engine.start)
+    await asyncio.get_running_loop().run_in_executor(None, services.cluster.start)
 
 
 async def _stop(app: web.Application) -> None:
     services = app[SERVICES]
+    await asyncio.get_running_loop().run_in_executor(None, services.cluster.stop)
     # The engine stops first, while the buffer still commits the write-backs of interrupted calls.
     await asyncio.get_running_loop().run_in_executor(None, services.engine.stop)
     services.plugin_writes.bind(None)

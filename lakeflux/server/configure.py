@@ -69,7 +69,7 @@ async def delete_database(request: web.Request) -> web.StreamResponse:
     db = _query_or_json(request, "db")
     check_writable(db)
     purge_at = _purge_at(request.query.get("hard_delete_at"), svc)
-    await svc.run_blocking(svc.catalog.commit, [{"op": "delete_database", "db": db}])
+    await svc.run_blocking(svc.catalog.commit, [{"op": "delete_database", "db": db, **_purge_op(purge_at)}])
     svc.buffer.tables.drop_database(db)
     await _delete_files(svc, lambda f: f.db == db, purge_at)
     return web.Response(status=200)
@@ -111,7 +111,8 @@ async def delete_table(request: web.Request) -> web.StreamResponse:
     table = _query_or_json(request, "table")
     check_writable(db)
     purge_at = _purge_at(request.query.get("hard_delete_at"), svc)
-    await svc.run_blocking(svc.catalog.commit, [{"op": "delete_table", "db": db, "table": table}])
+    await svc.run_blocking(svc.catalog.commit, [{"op": "delete_table", "db": db, "table": table,
+                                                  **_purge_op(purge_at)}])
     svc.buffer.tables.drop_table(db, table)
     await _delete_files(svc, lambda f: f.db == db and f.table == table, purge_at)
     return web.Response(status=200)
@@ -161,6 +162,11 @@ def _purge_at(value: str | None, svc: Services) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1e9)
+
+
+def _purge_op(purge_at: int) -> dict[str, int | None]:
+    """When the deleted files go, in the catalog op: the other nodes of a cluster remove theirs likewise."""
+    return {"purge_at_ns": None if purge_at == _NEVER else purge_at}
 
 
 async def _delete_files(svc: Services, doomed: Callable[[PersistedFile], bool], purge_at: int) -> None:

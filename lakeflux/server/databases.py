@@ -19,9 +19,9 @@ class ServerDatabases:
         """Creates `name` unless it exists (InfluxDB 1.x answers an existing database with success too)."""
         check_db_name(name)
         check_writable(name)
-        svc = self._services
-        if svc.catalog.state.live_db(name) is None:
-            svc.catalog.commit([{"op": "create_database", "db": name, "retention_ns": retention_ns}])
+        # Derived from the newest state: another node of the cluster may create it at the same moment.
+        self._services.catalog.commit(lambda state: [] if state.live_db(name) is not None else [
+            {"op": "create_database", "db": name, "retention_ns": retention_ns}])
 
     def drop_database(self, name: str) -> None:
         """Soft-deletes `name` like `DELETE /api/v3/configure/database`: hidden at once, its files removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,10 +18,12 @@ from ..buffer.persist import Persister
 from ..buffer.viewlock import ViewLock
 from ..buffer.writebuffer import SnapshotPolicy
 from ..catalog import INTERNAL_DB, Catalog
+from ..cluster import ClusterNode, NodeRecord, Registry
+from ..cluster.changes import RemoteDeletes
 from ..config import Config
 from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
-from ..errors import Unavailable
+from ..errors import NotAllowed, Unavailable
 from ..influxql.executor import InfluxQL
 from ..query.session import QueryEngine, QueryLimits
 from ..store import open_store
@@ -42,6 +45,8 @@ class Services:
     query: QueryEngine
     engine: Engine
     plugin_writes: BufferWriteSink
+    # This node in its cluster (a single node is a cluster of one): registry record and background jobs.
+    cluster: ClusterNode
     # Queries and other blocking work run here: Arrow and DataFusion release the GIL.
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lakeflux-work"))
     influxql: InfluxQL | None = None
@@ -57,6 +62,11 @@ class Services:
     query_slots: QuerySlots = field(default_factory=lambda: QuerySlots(Config.max_concurrent_queries))
     query_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         Config.max_concurrent_queries, thread_name_prefix="lakeflux-query"))
+
+    @property
+    def runs_triggers(self) -> bool:
+        """Whether this node runs the processing engine's triggers (the process role)."""
+        return self.config.has_mode("process")
 
     async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -89,11 +99,18 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     """Open the store, load the catalog and replay the WAL; blocking, call before serving."""
     store = store if store is not None else open_store(config)
     writer_id = f"{config.node_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    catalog = Catalog(store, config.node_id, writer_id=writer_id)
+    catalog = Catalog(store, config.cluster, writer_id=writer_id)
     catalog.load()
     wal = Wal(store, config.node_id, writer_id=writer_id)
     buffer = WriteBuffer(catalog, wal, flush_interval=config.wal_flush_interval, flush_size=config.wal_flush_size,
                          max_pending_writes=config.wal_max_write_buffer_size)
+    if not config.has_mode("ingest"):
+        buffer.refusal = NotAllowed(
+            f"node {config.node_id!r} runs in mode {','.join(config.modes)}: it does not accept writes; send them "
+            "to a node in ingest mode (lakeflux show nodes)")
+    registry = Registry(store, config.cluster, NodeRecord(
+        node_id=config.node_id, modes=config.modes, address=config.address, started_ns=time.time_ns(),
+        heartbeat_ns=0, heartbeat_interval_s=config.heartbeat_interval, process=writer_id))
     lock = ViewLock()
     persister = Persister(store, config.node_id, catalog, buffer.tables, wal, lock,
                           wal_segments_to_keep=config.snapshotted_wal_files_to_keep)
@@ -107,7 +124,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     engine_ref: list[Engine] = []
     query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,
                         limits=QueryLimits(timeout=config.query_timeout),
-                        system_tables=lambda db: {**_system_tables(engine_ref[0], catalog, db),
+                        system_tables=lambda db: {**_system_tables(engine_ref[0], catalog, registry, db),
                                                   "parquet_files": persister.parquet_files(db)})
     plugin_writes = BufferWriteSink(buffer)
     engine = Engine(
@@ -117,12 +134,21 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         plugin_repo=config.plugin_repo, wal_backlog_limit=config.plugin_wal_backlog_limit,
     )
     engine_ref.append(engine)
+    cluster = ClusterNode(registry, config.heartbeat_interval)
+    # Deletions through another node of the cluster remove this node's rows and files of what they delete;
+    # trigger changes start, restart or stop the triggers here (on a node that runs them).
+    catalog.add_sync_listener(RemoteDeletes(buffer.tables, persister, config.hard_delete_default_duration))
+    if config.has_mode("process"):
+        catalog.add_sync_listener(engine.catalog_synced)
+    if config.cluster_id is not None:
+        cluster.add_job("catalog-sync", config.catalog_sync_interval, catalog.sync)
     # Snapshots trim the WAL, but never past a segment a WAL trigger has not finished (at-least-once).
     persister.wal_floor = engine.min_wal_cursor
     # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.
     buffer.add_listener(EngineWalListener(engine.segment_committed))
     services = Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
                         engine=engine, plugin_writes=plugin_writes,
+                        cluster=cluster,
                         write_bytes=WriteBytes(config.max_write_bytes_in_flight),
                         query_slots=QuerySlots(config.max_concurrent_queries),
                         query_pool=ThreadPoolExecutor(config.max_concurrent_queries, thread_name_prefix="lakeflux-query"))
@@ -146,11 +172,12 @@ def _allowed_types(config: Config) -> frozenset[PluginType] | None:
     return parse_plugin_types(",".join(config.restrict_plugin_triggers_to))
 
 
-def _system_tables(engine: Engine, catalog: Catalog, db: str) -> dict[str, pa.Table]:
-    """The engine's system tables, plus `system.tokens` (names only, never digests) in `_internal`."""
+def _system_tables(engine: Engine, catalog: Catalog, registry: Registry, db: str) -> dict[str, pa.Table]:
+    """The engine's system tables, plus `system.tokens` (names only, never digests) and `system.nodes` (the
+    cluster's node registry) in `_internal`."""
     tables = engine.system_tables(db)
     if db == INTERNAL_DB:
         from .tokens import tokens_table  # tokens imports services: resolve at call time
 
-        tables = {**tables, "tokens": tokens_table(catalog.state)}
+        tables = {**tables, "tokens": tokens_table(catalog.state), "nodes": registry.table()}
     return tables

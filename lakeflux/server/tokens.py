@@ -19,7 +19,7 @@ from aiohttp import web
 
 from ..catalog import CatalogState, TokenDef
 from ..config import Config
-from ..errors import Invalid, NotAllowed, NotFound
+from ..errors import Conflict, Invalid, NotAllowed, NotFound
 from ..localstate import owns_stale_token_file, read_token_file, token_file
 from .auth import ADMIN_TOKEN_NAME, ADMIN_TOKEN_ROUTE, hash_token, new_token
 from .errors import json_response
@@ -100,7 +100,10 @@ def ensure_admin_token(services: Services, out: TextIO | None = None) -> str | N
     if config.without_auth or config.manual_admin_token or services.catalog.state.tokens:
         return None
     path = token_file(config)
-    token, _, saved = create_admin_token(services, save_to=path)
+    try:
+        token, _, saved = create_admin_token(services, save_to=path)
+    except Conflict:
+        return None  # another node of the cluster created the cluster's first token at the same moment
     stream = out if out is not None else sys.stdout
     if saved is not None:
         stream.write(f"Admin token (shown once; saved to {saved} for the local CLI):\n{token}\n")

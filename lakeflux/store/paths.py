@@ -12,6 +12,10 @@ Layout under the store root:
     <node>/tables/<db>/<table>/_delta_log/<version:020>.json      the table's Delta Lake log (docs/open-tables.md)
     <node>/cursors/<db>/<trigger>.json             WAL trigger cursors
     <node>/plugin_logs/<db>/<seq:020>.parquet      persisted plugin log rows
+    <cluster>/nodes/<node>.json                    the node registry: one record per node of a cluster
+
+A cluster's catalog is `<cluster>/catalog/...`, shared by its nodes; each node keeps the rest under its own
+prefix. A single node is the cluster named after it (its catalog is `<node>/catalog/...`, as always).
 
 Sequence numbers are zero-padded to 20 digits so lexical order equals numeric order.
 
@@ -102,6 +106,16 @@ def wal_prefix(node: str) -> str:
 
 def wal_segment(node: str, seq: int) -> str:
     return f"{node}/wal/{_seq(seq)}.parquet"
+
+
+# --- cluster -------------------------------------------------------------------------------------
+def node_registry_prefix(cluster: str) -> str:
+    return f"{cluster}/nodes/"
+
+
+def node_record(cluster: str, node: str) -> str:
+    """The registry record of `node`: its modes, address and heartbeat (rewritten in place)."""
+    return f"{node_registry_prefix(cluster)}{_file_name(node, '.json')}"
 
 
 # --- catalog -------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ widest table, not the sum of all (a flush touching 1,000 tables stays small and 
 holds table i's rows in its slots and nulls in the rest; the metadata maps each table's columns
 to their slots. The key-value metadata ("lakeflux.wal") is self-describing:
 format version, sequence, writer id, min/max time, and per table its database, name, row group,
-row count, tag columns and time range. A reader of one table fetches the footer and that row
+row count, tag columns, time range and the catalog identity of the table the rows were written to
+(`table_seq`, absent in segments of earlier versions). A reader of one table fetches the footer and that row
 group's column chunks only. The WAL knows nothing of the catalog.
 """
 
@@ -35,6 +36,9 @@ class WalTable:
     table: str
     data: pa.Table
     tags: tuple[str, ...]
+    # The catalog sequence that created the table these rows were written to (TableDef.created_seq); None
+    # in segments of versions that did not record it.
+    table_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def encode(segment: Segment) -> bytes:
         entries.append(
             {"db": t.db, "table": t.table, "row_group": i, "rows": t.data.num_rows, "tags": list(t.tags),
              "columns": [[f.name, slot] for f, slot in zip(t.data.schema, slots, strict=True)],
-             "min_time": lo, "max_time": hi}
+             "min_time": lo, "max_time": hi, **({} if t.table_seq is None else {"table_seq": t.table_seq})}
         )
     meta = {"version": FORMAT_VERSION, "seq": segment.seq, "writer_id": segment.writer_id,
             "min_time": min_all, "max_time": max_all, "tables": entries}
@@ -133,7 +137,8 @@ def decode(source: Any, key: str, only: set[tuple[str, str]] | None = None) -> S
             names = [name for name, _ in e["columns"]]
             rg = pf.read_row_group(e["row_group"], columns=[slot for _, slot in e["columns"]])
             rg = rg.rename_columns(names).replace_schema_metadata(None)
-            tables.append(WalTable(db=e["db"], table=e["table"], data=rg, tags=tuple(e["tags"])))
+            tables.append(WalTable(db=e["db"], table=e["table"], data=rg, tags=tuple(e["tags"]),
+                                   table_seq=e.get("table_seq")))
         return Segment(seq=meta["seq"], writer_id=meta["writer_id"], tables=tables)
     except Corrupt:
         raise

@@ -1,0 +1,114 @@
+"""The node registry: one record per node of a cluster under `<cluster>/nodes/`, so every node (and
+`lakeflux show nodes`) knows which nodes exist, what they do, where they answer and whether they are alive.
+
+A record is rewritten in place (`put`) at start, at every heartbeat and at a clean stop. Nothing relies on it
+for correctness: data is found under each node's own prefix, and two processes with one node id are kept
+apart by WAL fencing, not by the registry. Records stay after a node stops, because its data stays too: a
+node that left for good is removed with `Registry.forget`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import orjson
+import pyarrow as pa
+
+from ..errors import Corrupt, NotFound
+from ..store import paths
+from ..store.base import ObjectStore
+
+log = logging.getLogger("lakeflux.cluster")
+FORMAT_VERSION = 1
+# A running node whose heartbeat is older than this many intervals shows as unresponsive.
+MISSED_HEARTBEATS = 3
+RUNNING, STOPPED, UNRESPONSIVE = "running", "stopped", "unresponsive"
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """What a node says about itself. Times are ns since the epoch; `process` tells restarts apart."""
+
+    node_id: str
+    modes: tuple[str, ...]
+    address: str
+    started_ns: int
+    heartbeat_ns: int
+    heartbeat_interval_s: float
+    process: str
+    stopped: bool = False
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"version": FORMAT_VERSION, **asdict(self)})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, key: str) -> NodeRecord:
+        try:
+            d = orjson.loads(data)
+            if d.pop("version", None) != FORMAT_VERSION:
+                raise ValueError("unsupported version")
+            d["modes"] = tuple(d["modes"])
+            return cls(**d)
+        except (ValueError, TypeError, KeyError) as e:
+            raise Corrupt(f"node record {key} is unreadable: {e}") from e
+
+    def state(self, now_ns: int) -> str:
+        """running, stopped, or unresponsive (no heartbeat for MISSED_HEARTBEATS intervals)."""
+        if self.stopped:
+            return STOPPED
+        silent_s = (now_ns - self.heartbeat_ns) / 1e9
+        return UNRESPONSIVE if silent_s > MISSED_HEARTBEATS * self.heartbeat_interval_s else RUNNING
+
+    def has_mode(self, mode: str) -> bool:
+        return "all" in self.modes or mode in self.modes
+
+
+class Registry:
+    """Reads the cluster's records and keeps this node's own up to date."""
+
+    def __init__(self, store: ObjectStore, cluster: str, record: NodeRecord,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.store = store
+        self.cluster = cluster
+        self.record = record
+        self._clock = clock
+
+    def heartbeat(self, *, stopped: bool = False) -> None:
+        """Rewrite this node's record with the current time; returns once it is durable."""
+        self.record = NodeRecord(**{**asdict(self.record), "heartbeat_ns": self._clock(), "stopped": stopped})
+        self.store.put(paths.node_record(self.cluster, self.record.node_id), self.record.to_bytes())
+
+    def nodes(self) -> list[NodeRecord]:
+        """Every registered node, ordered by node id; unreadable records are logged and left out."""
+        found = []
+        for meta in self.store.list(paths.node_registry_prefix(self.cluster)):
+            if not meta.key.endswith(".json"):
+                continue
+            try:
+                found.append(NodeRecord.from_bytes(self.store.get(meta.key), meta.key))
+            except NotFound:
+                continue  # forgotten since the listing
+            except Corrupt as e:
+                log.error("%s", e)
+        return sorted(found, key=lambda r: r.node_id)
+
+    def forget(self, node_id: str) -> None:
+        """Remove a node's record (a node that left the cluster for good). Durable on return."""
+        self.store.delete(paths.node_record(self.cluster, node_id))
+
+    def table(self, now_ns: int | None = None) -> pa.Table:
+        """`system.nodes`: one row per registered node."""
+        now = self._clock() if now_ns is None else now_ns
+        nodes = self.nodes()
+        return pa.table({
+            "node_id": pa.array([n.node_id for n in nodes], pa.string()),
+            "mode": pa.array([",".join(n.modes) for n in nodes], pa.string()),
+            "address": pa.array([n.address for n in nodes], pa.string()),
+            "state": pa.array([n.state(now) for n in nodes], pa.string()),
+            "started_at": pa.array([n.started_ns for n in nodes], pa.timestamp("ns")),
+            "heartbeat_at": pa.array([n.heartbeat_ns for n in nodes], pa.timestamp("ns")),
+            "this_node": pa.array([n.node_id == self.record.node_id for n in nodes], pa.bool_()),
+        })
