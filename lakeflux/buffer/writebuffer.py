@@ -27,6 +27,7 @@ from ..catalog import INTERNAL_DB, Catalog, CatalogState
 from ..errors import Fenced, Invalid, LakefluxError, Unavailable
 from ..lineprotocol import LineError, ParseResult
 from ..wal import Segment, Wal, WalListener, WalTable
+from .manifest import Manifest
 from .persist import Persister
 from .tables import BufferedTables
 from .validate import CheckedWrite, check_write
@@ -189,6 +190,57 @@ class WriteBuffer:
         if expired or purged or swept:
             log.info("housekeeping: %d files past retention, %d deleted files purged, %d orphaned temp files "
                      "removed", expired, purged, swept)
+
+    async def persist(self) -> Manifest | None:
+        """Snapshot now: commit the open batch (no_sync writes included), then persist every buffered row
+        of every table (`lakeflux persist`); returns the new manifest, or None when nothing was buffered.
+
+        Returns once the rows' Parquet files, the manifest and the tables' Delta commits are durable and
+        the buffer no longer holds those rows. Raises Unavailable when the commit or the snapshot fails
+        (the rows stay buffered and in the WAL), Fenced when another server owns this node.
+        """
+        if self.persister is None:
+            raise Unavailable("this server does not persist to an object store")
+        if self.fenced is not None:
+            raise self.fenced
+        if self._batch.entries and self._task is not None:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._batch.add(_Pending(db="", tables=[], rows=0, done=done, background=True))
+            assert self._wake is not None
+            self._wake.set()
+            await done  # the batch it joined is committed (or its failure raised here)
+        while self._settled_seq < self._next_seq - 1:  # a flush that took the batch before this call
+            await asyncio.sleep(0.005)
+        return await self._snapshot_settled()
+
+    async def persist_at_stop(self) -> None:
+        """After `stop`: persist what is still buffered, so outside readers of the lake see every committed
+        row after a clean stop. Returns once that snapshot is durable; a failure is logged (the rows are
+        in the WAL and are replayed at the next start)."""
+        if self.persister is None or self.fenced is not None or self.tables.rows == 0:
+            return
+        try:
+            manifest = await self._snapshot_settled()
+        except Exception:
+            log.exception("persisting the buffered rows at stop failed; they are replayed from the WAL at start")
+            return
+        if manifest is not None:
+            log.info("persisted the buffered rows at stop (snapshot %d)", manifest.seq)
+
+    async def _snapshot_settled(self) -> Manifest | None:
+        assert self.persister is not None
+        started = self._monotonic()
+        try:
+            manifest = await asyncio.to_thread(self.persister.snapshot, self._settled_seq)
+        except Fenced as e:
+            self.fenced = e
+            raise
+        except LakefluxError:
+            raise
+        except Exception as e:
+            raise Unavailable(f"snapshot failed: {e}") from e
+        self._oldest_unpersisted = None if self.tables.rows == 0 else started
+        return manifest
 
     async def snapshot(self, upto: int | None = None) -> None:
         """Persist buffered rows through WAL segment `upto` (default: the last committed); logs failures."""

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from .args import UsageError
 from .client import ClientError, describe_line_errors
+from .lake import persist_command
 from .manage import create_app, delete_app, disable_app, enable_app, install_app, test_app, update_app
 from .output import CliFailure, error
 from .query import query_command
@@ -61,6 +62,7 @@ app.command("write")(write_command)
 app.command("w", hidden=True, help="Alias of write")(write_command)
 app.command("query")(query_command)
 app.command("q", hidden=True, help="Alias of query")(query_command)
+app.command("persist")(persist_command)
 app.add_typer(create_app, name="create")
 app.add_typer(delete_app, name="delete")
 app.add_typer(enable_app, name="enable")

@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 
 from .. import INFLUXDB_COMPAT_VERSION, __version__
-from . import configure, influxql, query, tokens, write
+from . import configure, influxql, persist, query, tokens, write
 from .auth import auth_middleware
 from .engine_routes import add_engine_routes
 from .errors import Handler, error_middleware, json_response
@@ -93,6 +93,7 @@ def make_app(services: Services) -> web.Application:
     r.add_delete("/api/v3/configure/database", configure.delete_database)
     r.add_post("/api/v3/configure/table", configure.create_table)
     r.add_delete("/api/v3/configure/table", configure.delete_table)
+    r.add_post("/api/v3/persist", persist.persist)
     add_engine_routes(r)
     add_plugin_routes(app)
     r.add_get("/health", health)

@@ -98,6 +98,8 @@ async def _serve_until_signalled(services: Services, host: str, port: int, sock:
         timer.start()
     finally:
         await serving.stop()
+    # A clean stop leaves the lake complete for outside readers: what is buffered is persisted.
+    await services.buffer.persist_at_stop()
 
 
 def note_server(config: Config, port: int) -> None:

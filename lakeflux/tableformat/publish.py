@@ -69,6 +69,13 @@ class Publisher:
                     after_each()
         return written
 
+    def version_of(self, root: str) -> int | None:
+        """The newest Delta version of the table at `root` this process knows of (its own commits, or read
+        at recovery); None when it has no log yet. No store request."""
+        with self._lock:
+            head = self._heads.get(root)
+        return None if head is None else head.version
+
     def forget(self) -> None:
         """Drop what is known of every log (the next commit reads each table's newest version first)."""
         with self._lock:
