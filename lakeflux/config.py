@@ -20,6 +20,14 @@ MODES = ("ingest", "query", "process", "compact")
 ALL_MODE = "all"
 
 
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine (1 GiB when the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 2**30
+
+
 def env(name: str, default: str | None = None) -> str | None:
     """LAKEFLUX_<name> wins over INFLUXDB3_<name>; either may be unset."""
     for prefix in ("LAKEFLUX_", "INFLUXDB3_"):
@@ -99,6 +107,10 @@ class Config:
     query_timeout: float | None = 300.0
     # `--max-concurrent-queries` (Core's name): queries running at once; past it, 503 + Retry-After.
     max_concurrent_queries: int = 16
+    # `--exec-mem-pool-bytes` (Core's name and default, 20% of memory): DataFusion's memory pool, shared by
+    # every running query; a query's share of it (/ max_concurrent_queries) bounds what one batch of a
+    # size-setting function (repeat, array_repeat) may build.
+    exec_mem_pool_bytes: int = field(default_factory=lambda: physical_memory() // 5)
     # `--shutdown-grace-period`: on SIGTERM, running queries are cancelled and pending writes committed;
     # the process exits after this long even if a query is still stuck in the engine.
     shutdown_grace_period: float = 20.0

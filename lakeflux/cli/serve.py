@@ -22,6 +22,7 @@ from lakeflux.config import (
     check_id,
     env,
     parse_modes,
+    physical_memory,
 )
 from lakeflux.engine.durations import NS_PER_SECOND, parse_duration
 from lakeflux.errors import Invalid, LakefluxError
@@ -43,7 +44,7 @@ _FALSE = ("0", "false", "no", "off")
 UNUSED_VALUE_FLAGS = frozenset({
     "log-filter", "log-destination", "log-format", "traces-exporter", "traces-exporter-jaeger-agent-host",
     "traces-exporter-jaeger-agent-port", "traces-exporter-jaeger-service-name", "traces-jaeger-debug-name",
-    "traces-jaeger-tags", "traces-jaeger-max-msgs-per-second", "exec-mem-pool-bytes", "parquet-mem-cache-size",
+    "traces-jaeger-tags", "traces-jaeger-max-msgs-per-second", "parquet-mem-cache-size",
     "parquet-mem-cache-prune-percentage", "parquet-mem-cache-prune-interval",
     "parquet-mem-cache-query-path-duration", "num-cores", "num-io-threads", "num-datafusion-threads",
     "datafusion-num-threads", "datafusion-runtime-type", "datafusion-max-parquet-fanout",
@@ -105,6 +106,7 @@ class ServeFlags:
     query_log_size: int | None = None
     query_timeout: str | None = None
     max_concurrent_queries: int | None = None
+    exec_mem_pool_bytes: str | None = None
     shutdown_grace_period: str | None = None
     hard_delete_default_duration: str | None = None
     force_snapshot_mem_threshold: str | None = None
@@ -233,7 +235,7 @@ def _gen1(text: str) -> float:
     return GEN1_DURATIONS[text]
 
 
-def _memory_threshold(text: str) -> int:
+def _memory_size(text: str, option: str) -> int:
     """Bytes (with an optional KiB/MiB/GiB or KB/MB/GB suffix) or a percentage of physical memory."""
     value = text.strip()
     if value.endswith("%"):
@@ -242,10 +244,13 @@ def _memory_threshold(text: str) -> int:
         except ValueError:
             percent = -1.0
         if not 0 < percent <= 100:
-            raise CliFailure(f"invalid --force-snapshot-mem-threshold {text!r}: a percentage is 0-100%", code=2)
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return int(total * percent / 100)
-    return parse_size(value)
+            raise CliFailure(f"invalid {option} {text!r}: a percentage is 0-100%", code=2)
+        return int(physical_memory() * percent / 100)
+    try:
+        return parse_size(value)
+    except CliFailure:
+        raise CliFailure(f"invalid {option} {text!r}: expected bytes, a number with KiB/MiB/GiB "
+                         "(or KB/MB/GB), or a percentage of memory", code=2) from None
 
 
 def _optional_path(text: str | None) -> Path | None:
@@ -325,8 +330,11 @@ def build_config(flags: ServeFlags) -> Config:
         shutdown_grace_period=_seconds(
             _text(flags.shutdown_grace_period, "SHUTDOWN_GRACE_PERIOD", default="20s") or "20s",
             "--shutdown-grace-period"),
-        snapshot_memory_bytes=_memory_threshold(
-            _text(flags.force_snapshot_mem_threshold, "FORCE_SNAPSHOT_MEM_THRESHOLD", default="256MiB") or "256MiB"),
+        snapshot_memory_bytes=_memory_size(
+            _text(flags.force_snapshot_mem_threshold, "FORCE_SNAPSHOT_MEM_THRESHOLD", default="256MiB") or "256MiB",
+            "--force-snapshot-mem-threshold"),
+        exec_mem_pool_bytes=_memory_size(
+            _text(flags.exec_mem_pool_bytes, "EXEC_MEM_POOL_BYTES", default="20%") or "20%", "--exec-mem-pool-bytes"),
         snapshotted_wal_files_to_keep=_int(
             flags.snapshotted_wal_files_to_keep, "--snapshotted-wal-files-to-keep", "SNAPSHOTTED_WAL_FILES_TO_KEEP",
             Config.snapshotted_wal_files_to_keep, minimum=0),
@@ -454,6 +462,10 @@ def serve_command(
     max_concurrent_queries: Annotated[int | None, _opt(
         "--max-concurrent-queries", env_name="MAX_CONCURRENT_QUERIES",
         help="Queries running at once; more get 503 + Retry-After [default: 16]")] = None,
+    exec_mem_pool_bytes: Annotated[str | None, _opt(
+        "--exec-mem-pool-bytes", env_name="EXEC_MEM_POOL_BYTES",
+        help="Query memory shared by all running queries: bytes, 2GiB or 20% of memory; past it a query fails "
+             "(422) [default: 20%]")] = None,
     shutdown_grace_period: Annotated[str | None, _opt(
         "--shutdown-grace-period", env_name="SHUTDOWN_GRACE_PERIOD",
         help="On SIGTERM: cancel queries, commit pending writes, and exit within this long [default: 20s]")] = None,

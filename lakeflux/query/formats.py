@@ -42,6 +42,7 @@ from ..errors import Invalid
 # Rows per rendered chunk: big enough that per-chunk kernel overhead vanishes, small enough that one
 # chunk's string array stays far below the 2 GiB offset limit and the client sees bytes early.
 CHUNK_ROWS = 65_536
+CHUNK_BYTES = 16 * 1024 * 1024
 PARQUET_ROW_GROUP_ROWS = 131_072
 
 _NS_PER = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -171,10 +172,14 @@ Piece: TypeAlias = "pa.Array | str"
 
 
 def _slices(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Non-empty slices of at most CHUNK_ROWS rows, in order."""
+    """Non-empty slices of at most CHUNK_ROWS rows and about CHUNK_BYTES of data, in order: a batch of
+    wide rows is rendered a few rows at a time, so its text never takes much more memory than the batch."""
     for batch in batches:
-        for start in range(0, batch.num_rows, CHUNK_ROWS):
-            yield batch.slice(start, CHUNK_ROWS)
+        rows = CHUNK_ROWS
+        if batch.num_rows and batch.nbytes > CHUNK_BYTES:
+            rows = max(1, min(CHUNK_ROWS, CHUNK_BYTES * batch.num_rows // batch.nbytes))
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
 
 
 def _string_data(strings: pa.Array) -> bytes:

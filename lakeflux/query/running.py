@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import Internal, Invalid, LakefluxError, LimitExceeded, TimedOut
+from .guards import limit_text_in
 
 # How often a `poll` callable (a Flight call's is_cancelled) is consulted while a batch is awaited.
 POLL_INTERVAL = 0.1
@@ -45,6 +46,9 @@ def is_engine_panic(exc: BaseException) -> bool:
 def engine_error(exc: BaseException, memory_limit: str | None = None) -> LakefluxError:
     """A lakeflux error for an exception DataFusion raised while planning or running a query."""
     message = " ".join(str(exc).split())
+    guarded = limit_text_in(message)
+    if guarded is not None:
+        return LimitExceeded(f"query exceeded its memory limit: {guarded}")
     if is_engine_panic(exc):
         return Internal(f"the query engine failed on this query: {message}")
     if "resources exhausted" in message.lower():

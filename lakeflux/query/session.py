@@ -5,8 +5,8 @@ its SQL references (found by letting DataFusion resolve the statement once again
 schemas, so quoting, case and string literals mean exactly what the SQL parser says they mean);
 information_schema is lakeflux's own, so column types read exactly as InfluxDB 3 reports them.
 
-Each query runs under a DataFusion memory pool of its share of `--exec-mem-pool-bytes`, and is
-started with `start`, which returns a `RunningQuery`: batches are pulled one at a time and the query
+Queries run under one DataFusion memory pool (`--exec-mem-pool-bytes`), with the functions whose result
+size an argument sets checked against a query's share of it (query/guards.py), and are started with `start`, which returns a `RunningQuery`: batches are pulled one at a time and the query
 can be cancelled, or times out, between them (query/running.py).
 """
 
@@ -36,6 +36,7 @@ from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Corrupt, Invalid, LakefluxError, NotFound
 from ..store import paths
+from .guards import register_guards
 from .running import RunningQuery, engine_error
 from .schema import conform, execution_schema, plain_strings, plain_strings_schema, table_schema, type_name
 
@@ -54,12 +55,16 @@ _SHOW_COLUMNS = re.compile(r"^\s*show\s+columns\s+from\s+(\"[^\"]+\"|'[^']+'|\S+
 
 @dataclass(frozen=True)
 class QueryLimits:
-    """What one query may take: seconds of running (None: no limit) and bytes of DataFusion's memory
-    pool (None: unbounded); `memory_text` names the setting behind the pool in error messages."""
+    """What queries may take: seconds of running, each (None: no limit); bytes of DataFusion's memory pool,
+    shared by every running query (None: unbounded); and bytes one batch of a size-setting function's result
+    may take, a query's share of the pool (query/guards.py; None: unchecked). `memory_text` names the
+    setting behind the memory limits in error messages."""
 
     timeout: float | None = None
     memory_bytes: int | None = None
     memory_text: str = ""
+    function_bytes: int | None = None
+    function_text: str = ""
 
 
 @dataclass
@@ -131,8 +136,10 @@ class QueryEngine:
         self._running: set[RunningQuery] = set()
         self._ids = itertools.count(1)
         self.limits = limits or QueryLimits()
-        self._runtime = (RuntimeEnvBuilder().with_fair_spill_pool(self.limits.memory_bytes)
-                         if self.limits.memory_bytes else None)
+        # One pool for all queries (every context built from this builder shares it), as Core's central
+        # pool; nothing spills to disk (as in Core): past the pool a query fails naming the limit.
+        self._runtime = (RuntimeEnvBuilder().with_disk_manager_disabled()
+                         .with_greedy_memory_pool(self.limits.memory_bytes) if self.limits.memory_bytes else None)
         self._config = (
             SessionConfig()
             .with_information_schema(False)
@@ -258,6 +265,8 @@ class QueryEngine:
         cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
         ctx = SessionContext(self._config, self._runtime) if self._runtime is not None else SessionContext(
             self._config)
+        if self.limits.function_bytes is not None:
+            register_guards(ctx, self.limits.function_bytes, self.limits.function_text or "the query memory limit")
         self._register(ctx, db, dbdef.tables, refs, cutoff)
         return ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
 

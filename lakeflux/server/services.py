@@ -123,7 +123,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
     engine_ref: list[Engine] = []
     query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,
-                        limits=QueryLimits(timeout=config.query_timeout),
+                        limits=query_limits(config),
                         system_tables=lambda db: {**_system_tables(engine_ref[0], catalog, registry, db),
                                                   "parquet_files": persister.parquet_files(db)})
     plugin_writes = BufferWriteSink(buffer)
@@ -156,6 +156,15 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
 
     services.influxql = InfluxQL(catalog, query, admin=ServerDatabases(services))
     return services
+
+
+def query_limits(config: Config) -> QueryLimits:
+    """The query engine's limits from `config` (a query's share of the pool: the pool / concurrent queries)."""
+    pool = config.exec_mem_pool_bytes
+    return QueryLimits(timeout=config.query_timeout, memory_bytes=pool,
+                       memory_text=f"--exec-mem-pool-bytes, {pool} bytes for all running queries",
+                       function_bytes=pool // max(1, config.max_concurrent_queries),
+                       function_text="--exec-mem-pool-bytes / --max-concurrent-queries")
 
 
 def snapshot_segments(config: Config) -> int:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from lakeflux.cli.main import app
 from lakeflux.cli.output import CliFailure
 from lakeflux.cli.serve import ServeFlags, build_config, unused_flags
-from lakeflux.config import Config, S3Settings
+from lakeflux.config import Config, S3Settings, physical_memory
 from lakeflux.server.services import snapshot_segments
 
 
@@ -179,3 +179,14 @@ def test_query_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config.query_timeout, config.max_concurrent_queries) == (30.0, 7)
     with pytest.raises(CliFailure, match="--max-concurrent-queries"):
         build_config(ServeFlags(max_concurrent_queries=0))
+
+
+def test_exec_mem_pool_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_config(ServeFlags()).exec_mem_pool_bytes == physical_memory() // 5
+    assert build_config(ServeFlags(exec_mem_pool_bytes="256MiB")).exec_mem_pool_bytes == 256 * 2**20
+    assert build_config(ServeFlags(exec_mem_pool_bytes="10%")).exec_mem_pool_bytes == physical_memory() // 10
+    monkeypatch.setenv("INFLUXDB3_EXEC_MEM_POOL_BYTES", "1GiB")
+    assert build_config(ServeFlags()).exec_mem_pool_bytes == 2**30
+    for bad in ("lots", "0", "150%"):
+        with pytest.raises(CliFailure, match="invalid --exec-mem-pool-bytes"):
+            build_config(ServeFlags(exec_mem_pool_bytes=bad))
