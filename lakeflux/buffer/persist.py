@@ -447,8 +447,10 @@ class Persister:
         return broken
 
     def parquet_files(self, db: str) -> pa.Table:
-        """`system.parquet_files` rows of `db`."""
+        """`system.parquet_files` rows of `db`: each live file, and `delta_version`, the version of its
+        table's Delta log that lists exactly the live files (for engines that take file lists)."""
         files = [f for f in self.manifest.files if f.db == db]
+        versions = {f.table: self.publisher.version_of(paths.table_prefix(self.node, db, f.table)) for f in files}
         return pa.table({
             "table_name": pa.array([f.table for f in files], pa.string()),
             "path": pa.array([f.key for f in files], pa.string()),
@@ -456,6 +458,7 @@ class Persister:
             "row_count": pa.array([f.rows for f in files], pa.int64()),
             "min_time": pa.array([f.min_time for f in files], pa.int64()),
             "max_time": pa.array([f.max_time for f in files], pa.int64()),
+            "delta_version": pa.array([versions[f.table] for f in files], pa.int64()),
         })
 
 

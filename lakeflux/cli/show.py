@@ -83,6 +83,25 @@ def show_triggers(
     _show_sql(connect(host, token, tls_ca, tls_no_verify), resolve_database(database), sql, fmt)
 
 
+@show_app.command("files")
+def show_files(
+    database: DatabaseOpt = None,
+    table: Annotated[str | None, typer.Option("-t", "--table", help="Only this table's files")] = None,
+    fmt: FormatOpt = "pretty",
+    host: HostOpt = None,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_no_verify: TlsNoVerifyOpt = False,
+) -> None:
+    """List the live Parquet files of a database's tables with the Delta version of their table that lists
+    exactly them (system.parquet_files), for engines that take a list of files."""
+    where = " WHERE table_name = $table" if table is not None else ""
+    sql = ("SELECT table_name, delta_version, path, row_count, size_bytes, min_time, max_time "
+           f"FROM system.parquet_files{where} ORDER BY table_name, path")
+    params = {"table": table} if table is not None else None
+    _show_sql(connect(host, token, tls_ca, tls_no_verify), resolve_database(database), sql, fmt, params)
+
+
 @show_app.command("plugins")
 def show_plugins(
     database: DatabaseOpt = None,

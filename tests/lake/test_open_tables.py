@@ -88,10 +88,13 @@ def lakeflux_rows(srv: InProcessServer, db: str, table: str, columns: list[str])
 
 def check_same(lake: Lake, srv: InProcessServer, db: str, table: str, columns: list[str]) -> None:
     """The Delta table, read by the outside reader (or replayed), holds exactly lakeflux's persisted rows
-    (nothing is buffered when this is called)."""
+    (nothing is buffered when this is called); system.parquet_files names its files and newest version."""
     assert srv.services.buffer.tables.rows == 0
     ours = lakeflux_rows(srv, db, table, columns)
-    files = {f.key[len(root(db, table)):] for f in persister(srv).manifest.files_of(db, table)}
+    listed = srv.query(db, f"SELECT path, delta_version FROM system.parquet_files WHERE table_name = '{table}'")
+    files = {f["path"][len(root(db, table)):] for f in listed}
+    assert files == {f.key[len(root(db, table)):] for f in persister(srv).manifest.files_of(db, table)}
+    assert {f["delta_version"] for f in listed} == {len(commits(lake.store, db, table)) - 1}
     assert live_paths(lake.store, db, table) == files
     if lake.reader is not None:
         assert sorted_rows(lake.reader.rows(db, table), columns) == ours

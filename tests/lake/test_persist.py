@@ -3,6 +3,7 @@ clean stop persists what is buffered, so the Delta tables and a glob hold every 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import urllib.request
@@ -87,6 +88,13 @@ def test_cli_persist_then_a_clean_stop_leave_the_lake_complete(tmp_path):
         out = lakeflux("persist", "-H", srv.url, "-d", "mydb", "-t", "cpu", cwd=tmp_path)
         assert out.startswith("persisted: snapshot ") and '"mydb"."cpu": 2 files, 30 rows, Delta version 0' in out
         assert reader.rows("mydb", "cpu").num_rows == 30
+        listed = json.loads(lakeflux("show", "files", "-H", srv.url, "-d", "mydb", "-t", "cpu", "--format", "json",
+                                     cwd=tmp_path))
+        assert [(f["table_name"], f["delta_version"]) for f in listed] == [("cpu", 0), ("cpu", 0)]
+        prefix = paths.table_prefix("node0", "mydb", "cpu")
+        assert sorted(f["path"][len(prefix):] for f in listed) == sorted(
+            uri[len(reader.uri("mydb", "cpu")) + 1:] for uri in reader.table("mydb", "cpu").file_uris())
+        assert "delta_version" in lakeflux("show", "files", "-H", srv.url, "-d", "mydb", cwd=tmp_path)
         post(srv.url, "/api/v3/write_lp?db=mydb&no_sync=true", rows(20, first=30).encode())
         post(srv.url, "/api/v3/write_lp?db=mydb", rows(5, first=50).encode())
     finally:
