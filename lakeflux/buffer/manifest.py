@@ -35,9 +35,19 @@ class PersistedFile:
 
 
 @dataclass(frozen=True)
+class HeldTable:
+    """A table a snapshot could not persist (it keeps being retried): its rows from WAL segment `since` on
+    are in no file yet, whatever the manifest's `wal_seq` says."""
+
+    db: str
+    table: str
+    since: int
+
+
+@dataclass(frozen=True)
 class Manifest:
     seq: int = -1  # manifest number
-    wal_seq: int = -1  # every WAL segment ≤ this is persisted in `files`
+    wal_seq: int = -1  # every WAL segment ≤ this is persisted in `files`, except the rows of `held` tables
     files: tuple[PersistedFile, ...] = field(default_factory=tuple)
     # Table-file keys this manifest's commit replaced (compacted away) or removed (retention, deletes): they
     # must be gone from the table prefixes once it is swapped in. Only the manifest that retires them names
@@ -46,11 +56,18 @@ class Manifest:
     # Table-file keys this manifest's commit added (its snapshot's files): with `retired`, the change its
     # tables' Delta commits publish (lakeflux.tableformat).
     added: tuple[str, ...] = ()
+    # Tables whose rows from some WAL segment ≤ wal_seq on are still only in the WAL (replay restores them).
+    held: tuple[HeldTable, ...] = ()
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"version": FORMAT_VERSION, "seq": self.seq, "wal_seq": self.wal_seq,
                              "files": [asdict(f) for f in self.files], "retired": list(self.retired),
-                             "added": list(self.added)})
+                             "added": list(self.added), "held": [asdict(h) for h in self.held]})
+
+    @property
+    def first_unpersisted(self) -> int:
+        """The first WAL segment some of whose rows are in no file: replay and the WAL trim start there."""
+        return min((h.since for h in self.held), default=self.wal_seq + 1)
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> Manifest:
@@ -60,7 +77,8 @@ class Manifest:
                 raise ValueError(f"unsupported version {d.get('version')}")
             return cls(seq=d["seq"], wal_seq=d["wal_seq"], files=tuple(PersistedFile(**f) for f in d["files"]),
                        retired=tuple(str(k) for k in d.get("retired", ())),
-                       added=tuple(str(k) for k in d.get("added", ())))
+                       added=tuple(str(k) for k in d.get("added", ())),
+                       held=tuple(HeldTable(**h) for h in d.get("held", ())))
         except (ValueError, KeyError, TypeError) as e:
             raise Corrupt(f"snapshot manifest {key} is unreadable: {e}") from e
 

@@ -11,6 +11,9 @@ Protocol (each step is safe to crash after):
    from the table prefixes, and drop the covered rows from the buffer, so a query sees each row exactly
    once and an outside reader of the Delta table sees the table before or after the snapshot;
 5. delete the staged files, older manifests, and WAL segments no reader still needs.
+A table whose step 1 fails (its data or its keys) is held: the manifest names it with the first WAL segment
+of its unpersisted rows, which stay buffered and are replayed from the WAL after a restart (the WAL is kept
+from there); the other tables go on, and the held table is retried after a backoff.
 Retention and deletes commit a manifest without the files (they name them `retired`), then do step 4.
 No manifest is committed before the previous one's step 4 finished, so recovery completes step 4 from
 the newest manifest alone (its Delta commits are found by the manifest they name: never written twice)
@@ -34,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog
-from ..errors import LakefluxError, NotFound
+from ..errors import Fenced, LakefluxError, NotFound
 from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
@@ -42,7 +45,7 @@ from ..tableformat import DataFile, Publisher, TableChange
 from ..wal import Wal
 from . import manifest as mf
 from .dedupe import dedupe
-from .manifest import Manifest, PersistedFile
+from .manifest import HeldTable, Manifest, PersistedFile
 from .sqltypes import TAG_TYPE, conform, table_schema
 from .tablefiles import by_day, encode_parquet, read_parquet, time_range
 from .tables import BufferedTables
@@ -58,6 +61,10 @@ COMPACT_MAX_ROWS = 1_000_000
 COMPACT_MAX_BYTES = 64 * 1024 * 1024
 # Retired (compacted-away) files wait under deleted/ this long before housekeeping purges them.
 RETIRED_GRACE_NS = 3_600 * 10**9
+# A table whose snapshot failed is held (its rows stay buffered and in the WAL) and retried by later
+# snapshots no sooner than this, doubling per failure up to the cap; other tables persist meanwhile.
+TABLE_RETRY_FIRST_S = 2.0
+TABLE_RETRY_MAX_S = 300.0
 
 
 @dataclass
@@ -70,6 +77,15 @@ class _Swap:
     files: list[PersistedFile]
     trash: dict[str, str] = field(default_factory=dict)
     operation: str = "WRITE"  # the Delta operation it publishes (DELETE for retention and deletes)
+
+
+@dataclass
+class _Retry:
+    """When a table whose snapshot failed is tried again, and the delay after its next failure."""
+
+    at: float
+    delay: float
+    failures: int
 
 
 class Persister:
@@ -99,6 +115,9 @@ class Persister:
         self.compact_max_rows = compact_max_rows
         self.compact_max_bytes = compact_max_bytes
         self.publisher = Publisher(store)
+        # Held tables (their snapshot failed) and when each is tried again, on this clock (seconds).
+        self._retry: dict[tuple[str, str], _Retry] = {}
+        self.monotonic: Callable[[], float] = time.monotonic
 
     # --- recovery ----------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -151,9 +170,11 @@ class Persister:
     def _snapshot_unlocked(self, upto: int) -> Manifest | None:
         """`snapshot` with the change lock held."""
         self._finish_swap()
-        if upto <= self.manifest.wal_seq:
-            return None
-        new_files, retired = self._stage_all(upto)
+        if upto < self.manifest.wal_seq or (upto == self.manifest.wal_seq and not self.manifest.held):
+            return None  # nothing new (held tables are retried at the same WAL sequence)
+        new_files, retired, held = self._stage_all(upto)
+        if not new_files and held and set(held) == set(self.manifest.held):
+            return None  # only held tables have rows, and none of them persisted: nothing changes
         compacting = bool(retired)
         _step("staged", compacting)
         trash = self._trash(retired)
@@ -162,7 +183,8 @@ class Persister:
         gone = {f.key for f in retired} | {f.key for f in new_files}
         kept = tuple(f for f in self.manifest.files if f.key not in gone)
         new = self._commit(Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files),
-                                    retired=tuple(f.key for f in retired), added=tuple(f.key for f in new_files)))
+                                    retired=tuple(f.key for f in retired), added=tuple(f.key for f in new_files),
+                                    held=held))
         _step("committed", compacting)
         self._pending_swap = _Swap(new, upto, new_files, trash)
         self._finish_swap()
@@ -173,28 +195,82 @@ class Persister:
                  new.seq, sum(f.rows for f in new_files), len(new_files), upto, len(retired))
         return new
 
-    def _stage_all(self, upto: int) -> tuple[list[PersistedFile], list[PersistedFile]]:
-        """Stage one file per table and day of the buffered rows through `upto`; returns the staged files
-        and the live files they replace (compacted into them). Returns once the staged files are durable."""
+    def _stage_all(self, upto: int) -> tuple[list[PersistedFile], list[PersistedFile], tuple[HeldTable, ...]]:
+        """Stage one file per table and day of the buffered rows through `upto`; returns the staged files,
+        the live files they replace (compacted into them), and the tables held back. Returns once the
+        staged files are durable.
+
+        Each table on its own: one whose staging fails is logged and held (its rows stay buffered and in
+        the WAL, the manifest names it so a restart replays them) and retried after a backoff, while the
+        other tables persist."""
         chunks = self.tables.chunks_upto(upto)
         state = self.catalog.state
         new_files: list[PersistedFile] = []
         retired: list[PersistedFile] = []
+        held: list[HeldTable] = []
+        now = self.monotonic()
         for (db, table), parts in chunks.items():
             dbdef = state.live_db(db)
             tdef = dbdef.tables.get(table) if dbdef is not None else None
             if tdef is None:
+                self._retry.pop((db, table), None)
                 continue  # deleted meanwhile: its rows are dropped with the buffer below
-            tags = tdef.tags
-            schema = table_schema(tdef.columns)
-            # Chunks are in commit order, so rows are in write order: later writes win each point's fields,
-            # and every persisted file is free of duplicate points (queries merge only across files).
-            data = dedupe(pa.concat_tables([conform(p, schema) for p in parts]), tags)
+            retry = self._retry.get((db, table))
+            if retry is not None and now < retry.at:
+                held.append(self._held(db, table))
+                continue
+            taken = {f.key for f in retired}
+            try:
+                files, replaced = self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto,
+                                                    taken)
+            except Fenced:
+                raise
+            except Exception as e:  # any failure of this table's data or keys: the others go on
+                held.append(self._held(db, table))
+                self._table_failed(db, table, upto, e, now)
+                continue
+            if retry is not None:
+                log.info("snapshot of table %s.%s succeeded after %d failures", db, table, retry.failures)
+                del self._retry[(db, table)]
+            new_files.extend(files)
+            retired.extend(replaced)
+        return new_files, retired, tuple(held)
+
+    def _stage_table(self, db: str, table: str, tags: list[str], schema: pa.Schema, parts: list[pa.Table],
+                     upto: int, taken: set[str]) -> tuple[list[PersistedFile], list[PersistedFile]]:
+        """Stage one table's files (one per day); returns them and the live files they replace."""
+        # Chunks are in commit order, so rows are in write order: later writes win each point's fields,
+        # and every persisted file is free of duplicate points (queries merge only across files).
+        data = dedupe(pa.concat_tables([conform(p, schema) for p in parts]), tags)
+        files: list[PersistedFile] = []
+        retired: list[PersistedFile] = []
+        try:
             for key, part in by_day(self.node, db, table, upto, data):
-                part, replaced = self._compact(db, table, part, schema, tags, {f.key for f in retired})
+                part, replaced = self._compact(db, table, part, schema, tags, taken | {f.key for f in retired})
                 retired.extend(replaced)
-                new_files.append(self._stage(db, table, key, part, tags, upto))
-        return new_files, retired
+                files.append(self._stage(db, table, key, part, tags, upto))
+        except Exception:
+            for f in files:  # staged days of a table that failed: no manifest will name them
+                with contextlib.suppress(Exception):
+                    self.store.delete(paths.staging_file(self.node, upto, f.key))
+            raise
+        return files, retired
+
+    def _held(self, db: str, table: str) -> HeldTable:
+        """The manifest entry of a table held back: from its oldest buffered segment (or earlier hold) on."""
+        earlier = [h.since for h in self.manifest.held if h.db == db and h.table == table]
+        chunks = self.tables.chunks(db, table)
+        since = min(earlier + ([chunks[0][0]] if chunks else []), default=self.manifest.wal_seq + 1)
+        return HeldTable(db, table, since)
+
+    def _table_failed(self, db: str, table: str, upto: int, error: Exception, now: float) -> None:
+        retry = self._retry.get((db, table))
+        delay = TABLE_RETRY_FIRST_S if retry is None else min(retry.delay * 2, TABLE_RETRY_MAX_S)
+        failures = 1 if retry is None else retry.failures + 1
+        self._retry[(db, table)] = _Retry(at=now + delay, delay=delay, failures=failures)
+        log.error("snapshot of table %s.%s through WAL segment %d failed (failure %d; its rows stay buffered "
+                  "and in the WAL, other tables persist; retried in %.0f s): %s", db, table[:200], upto, failures,
+                  delay, error, exc_info=error if failures == 1 else None)
 
     def _compact(self, db: str, table: str, part: pa.Table, schema: pa.Schema, tags: list[str],
                  taken: set[str]) -> tuple[pa.Table, list[PersistedFile]]:
@@ -285,7 +361,7 @@ class Persister:
             if swap.files or swap.manifest.retired:
                 _step("published", bool(swap.manifest.retired) and bool(swap.files), swap.operation)
             self._retire(swap)
-            self.tables.drop_upto(swap.upto)
+            self.tables.drop_upto(swap.upto, held={(h.db, h.table) for h in swap.manifest.held})
             self.manifest = swap.manifest
         self._pending_swap = None
 
@@ -359,7 +435,7 @@ class Persister:
         _, keys = mf.load_latest(self.store, self.node)
         for key in keys[:-MANIFESTS_TO_KEEP]:
             self.store.delete(key)
-        floor = upto - self.wal_segments_to_keep
+        floor = min(upto - self.wal_segments_to_keep, self.manifest.first_unpersisted - 1)
         if self.wal_floor is not None:
             needed = self.wal_floor()
             if needed is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -101,10 +101,13 @@ class BufferedTables:
                     out[key] = parts
             return out
 
-    def drop_upto(self, seq: int) -> None:
-        """Forget chunks from WAL segments ≤ `seq` (they are persisted now)."""
+    def drop_upto(self, seq: int, held: Collection[tuple[str, str]] = ()) -> None:
+        """Forget chunks from WAL segments ≤ `seq` (they are persisted now), except those of the (db, table)
+        pairs in `held` (a snapshot could not persist them)."""
         with self._lock:
             for key in list(self._tables):
+                if key in held:
+                    continue
                 t = self._tables[key]
                 keep = [(s, d) for s, d in t.chunks if s > seq]
                 dropped_rows = t.rows - sum(d.num_rows for _, d in keep)

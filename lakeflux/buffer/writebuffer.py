@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..catalog import INTERNAL_DB, Catalog, CatalogState
-from ..errors import Fenced, Invalid, LakefluxError, Unavailable
+from ..errors import Corrupt, Fenced, Invalid, LakefluxError, Unavailable
 from ..lineprotocol import LineError, ParseResult
 from ..wal import Segment, Wal, WalListener, WalTable
 from .manifest import Manifest
@@ -124,11 +124,34 @@ class WriteBuffer:
         # as an earlier table's rows after acknowledging them. Sequences may skip; they must not go back.
         self._next_seq = max(self._next_seq, self.catalog.state.max_table_wal_seq())
         self._settled_seq = self._next_seq - 1
+        n += self._recover_held(after, fail_on_error=fail_on_error)
         for segment in self.wal.replay(after, fail_on_error=fail_on_error):
             self._apply(segment)
             n += 1
         if self.tables.rows:
             self._oldest_unpersisted = self._monotonic()
+        return n
+
+    def _recover_held(self, after: int, *, fail_on_error: bool) -> int:
+        """Replay the rows of tables the last snapshot held back (their snapshot failed) from segments up to
+        `after`: only those tables' chunks are read. Returns how many segments were read."""
+        held = {(h.db, h.table): h.since for h in self.persister.manifest.held} if self.persister else {}
+        if not held:
+            return 0
+        n = 0
+        for seq in self.wal.list_seqs(min(held.values()) - 1):
+            if seq > after:
+                break
+            wanted = {key for key, since in held.items() if since <= seq}
+            try:
+                segment = self.wal.read(seq, wanted)
+            except Corrupt as e:
+                if fail_on_error:
+                    raise
+                log.error("skipping corrupt WAL segment: %s", e)
+                continue
+            self._apply(segment)
+            n += 1
         return n
 
     @property

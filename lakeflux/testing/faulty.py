@@ -34,7 +34,8 @@ LATENCY = "latency"
 class FaultRule:
     """One injected fault: which calls it matches, how often it fires, and what it does.
 
-    `ops` None matches every operation; `prefix` matches the key (or the list prefix) by its start.
+    `ops` None matches every operation; `prefix` matches the key (or the list prefix) by its start,
+    `contains` anywhere in it.
     It fires with `probability` (drawn from the store's seeded random source) and, if `times` is set,
     at most that many times in all; `delay` is the latency added by a LATENCY rule.
     """
@@ -46,9 +47,11 @@ class FaultRule:
     times: int | None = None
     delay: float = 0.0
     fired: int = field(default=0)
+    contains: str = ""  # and the key holds this (e.g. one table's name segment, wherever it sits)
 
     def matches(self, op: str, key: str) -> bool:
-        return (self.ops is None or op in self.ops) and key.startswith(self.prefix) and not self.exhausted
+        return ((self.ops is None or op in self.ops) and key.startswith(self.prefix) and self.contains in key
+                and not self.exhausted)
 
     @property
     def exhausted(self) -> bool:
@@ -99,10 +102,10 @@ class FaultyStore:
 
     def fail_before(
         self, ops: str | Iterable[str] | None = None, *, prefix: str = "", probability: float = 1.0,
-        times: int | None = None,
+        times: int | None = None, contains: str = "",
     ) -> FaultRule:
         """Matching calls raise Unavailable without reaching the inner store."""
-        return self.add_rule(FaultRule(FAIL_BEFORE, _ops(ops), prefix, probability, times))
+        return self.add_rule(FaultRule(FAIL_BEFORE, _ops(ops), prefix, probability, times, contains=contains))
 
     def lose_response(
         self, ops: str | Iterable[str] | None = None, *, prefix: str = "", probability: float = 1.0,

@@ -90,6 +90,8 @@ def assert_recovered(srv: InProcessServer, ledger: Ledger, seed: int) -> None:
     buffer = srv.services.buffer
     assert buffer.persister is not None
     seq = buffer.persister.manifest.seq
+    # Tables whose snapshots failed during the faults are retried once their backoff ends: end it now.
+    buffer.persister.monotonic = lambda: float("inf")
     srv.call(buffer.snapshot(), timeout=120)
     # A manifest slot whose commit outcome was unknown during the faults is skipped, so the number may jump.
     assert buffer.persister.manifest.seq > seq, "snapshots do not succeed again after the faults"
