@@ -111,6 +111,14 @@ class Config:
     # every running query; a query's share of it (/ max_concurrent_queries) bounds what one batch of a
     # size-setting function (repeat, array_repeat) may build.
     exec_mem_pool_bytes: int = field(default_factory=lambda: physical_memory() // 5)
+    # Slow and idle HTTP clients (server/connections.py): a request head must arrive within
+    # `--http-read-header-timeout` (and a body may not pause longer), a whole request within
+    # `--http-read-timeout`; an idle keep-alive connection is closed after `--http-idle-timeout`; at most
+    # `--http-max-connections` are open (the longest-waiting idle one is closed to make room).
+    http_read_header_timeout: float = 10.0
+    http_read_timeout: float = 300.0
+    http_idle_timeout: float = 180.0
+    http_max_connections: int = 4096
     # `--shutdown-grace-period`: on SIGTERM, running queries are cancelled and pending writes committed;
     # the process exits after this long even if a query is still stuck in the engine.
     shutdown_grace_period: float = 20.0

@@ -107,6 +107,10 @@ class ServeFlags:
     query_timeout: str | None = None
     max_concurrent_queries: int | None = None
     exec_mem_pool_bytes: str | None = None
+    http_read_header_timeout: str | None = None
+    http_read_timeout: str | None = None
+    http_idle_timeout: str | None = None
+    http_max_connections: int | None = None
     shutdown_grace_period: str | None = None
     hard_delete_default_duration: str | None = None
     force_snapshot_mem_threshold: str | None = None
@@ -327,6 +331,15 @@ def build_config(flags: ServeFlags) -> Config:
                                       Config.query_timeout),
         max_concurrent_queries=_int(flags.max_concurrent_queries, "--max-concurrent-queries",
                                     "MAX_CONCURRENT_QUERIES", Config.max_concurrent_queries),
+        http_read_header_timeout=_seconds(
+            _text(flags.http_read_header_timeout, "HTTP_READ_HEADER_TIMEOUT", default="10s") or "10s",
+            "--http-read-header-timeout"),
+        http_read_timeout=_seconds(_text(flags.http_read_timeout, "HTTP_READ_TIMEOUT", default="5m") or "5m",
+                                   "--http-read-timeout"),
+        http_idle_timeout=_seconds(_text(flags.http_idle_timeout, "HTTP_IDLE_TIMEOUT", default="3m") or "3m",
+                                   "--http-idle-timeout"),
+        http_max_connections=_int(flags.http_max_connections, "--http-max-connections", "HTTP_MAX_CONNECTIONS",
+                                  Config.http_max_connections, minimum=8),
         shutdown_grace_period=_seconds(
             _text(flags.shutdown_grace_period, "SHUTDOWN_GRACE_PERIOD", default="20s") or "20s",
             "--shutdown-grace-period"),
@@ -466,6 +479,19 @@ def serve_command(
         "--exec-mem-pool-bytes", env_name="EXEC_MEM_POOL_BYTES",
         help="Query memory shared by all running queries: bytes, 2GiB or 20% of memory; past it a query fails "
              "(422) [default: 20%]")] = None,
+    http_read_header_timeout: Annotated[str | None, _opt(
+        "--http-read-header-timeout", env_name="HTTP_READ_HEADER_TIMEOUT",
+        help="Close a connection whose request head (or a pause in its body) takes longer [default: 10s]")] = None,
+    http_read_timeout: Annotated[str | None, _opt(
+        "--http-read-timeout", env_name="HTTP_READ_TIMEOUT",
+        help="Close a connection whose whole request (head and body) takes longer [default: 5m]")] = None,
+    http_idle_timeout: Annotated[str | None, _opt(
+        "--http-idle-timeout", env_name="HTTP_IDLE_TIMEOUT",
+        help="Close a keep-alive connection idle this long [default: 3m]")] = None,
+    http_max_connections: Annotated[int | None, _opt(
+        "--http-max-connections", env_name="HTTP_MAX_CONNECTIONS",
+        help="Open connections at most (the longest-idle one is closed to make room; also bounded by the "
+             "file-handle limit) [default: 4096]")] = None,
     shutdown_grace_period: Annotated[str | None, _opt(
         "--shutdown-grace-period", env_name="SHUTDOWN_GRACE_PERIOD",
         help="On SIGTERM: cancel queries, commit pending writes, and exit within this long [default: 20s]")] = None,

@@ -10,6 +10,7 @@ from aiohttp import web
 from .. import INFLUXDB_COMPAT_VERSION, __version__
 from . import configure, influxql, persist, query, tokens, write
 from .auth import auth_middleware
+from .connections import Connections, connection_middleware
 from .engine_routes import add_engine_routes
 from .errors import Handler, error_middleware, json_response
 from .health import health
@@ -65,16 +66,20 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 HANDLER_ARGS = {"auto_decompress": False}
 
 
-def make_app(services: Services) -> web.Application:
-    """The HTTP app over already-built services; starts and stops the WAL flush loop with the app."""
+def make_app(services: Services, connections: Connections | None = None) -> web.Application:
+    """The HTTP app over already-built services; starts and stops the WAL flush loop with the app.
+    `connections` (the listener's registry) is told when each request's handler starts and ends."""
     # metrics sees final statuses (outside error_middleware); auth errors leave as JSON (inside it).
-    app = web.Application(middlewares=[cors_preflight, metrics_middleware, error_middleware, auth_middleware],
+    first = [connection_middleware(connections)] if connections is not None else []
+    app = web.Application(middlewares=[*first, cors_preflight, metrics_middleware, error_middleware, auth_middleware],
                           client_max_size=services.config.max_http_request_size)
     app[SERVICES] = services
     app[METRICS] = Metrics()
     app[METRICS].add_collector(services.engine.metric_families)  # per-trigger plugin call counters
     app[METRICS].add_collector(services.write_bytes.families)
     app[METRICS].add_collector(services.query_slots.families)
+    if connections is not None:
+        app[METRICS].add_collector(connections.families)
     r = app.router
     tokens.add_routes(r)
     r.add_get("/metrics", metrics_route)

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable
 
 from ..errors import Conflict
+from .connections import Connection, Connections
 
 log = logging.getLogger("lakeflux.listener")
 
@@ -41,12 +42,16 @@ class OnePortListener:
     ones are proxied to `grpc_port` on 127.0.0.1."""
 
     def __init__(self, host: str, port: int, http_factory: Callable[[], asyncio.BaseProtocol],
-                 grpc_port: int, sock: socket.socket | None = None) -> None:
+                 grpc_port: int, sock: socket.socket | None = None,
+                 connections: Connections | None = None) -> None:
         self.host = host
         self.port = port
         self._http_factory = http_factory
         self._grpc_port = grpc_port
         self._sock: socket.socket | None = sock
+        # Deadlines and the cap on connections (server/connections.py); None: neither.
+        self._connections = connections
+        self._first_bytes_timeout = connections.limits.header_timeout if connections else FIRST_BYTES_TIMEOUT
         self._accept_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -84,27 +89,52 @@ class OnePortListener:
                 await asyncio.sleep(0.1)
                 continue
             conn.setblocking(False)
-            task = loop.create_task(self._route(conn))
+            entry = self._connections.accepted(conn.close) if self._connections is not None else None
+            if self._connections is not None and entry is None:
+                conn.close()  # every connection is busy with a request: no room for one more
+                continue
+            task = loop.create_task(self._route(conn, entry))
+            if entry is not None:
+                entry.close = task.cancel
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _route(self, conn: socket.socket) -> None:
+    async def _route(self, conn: socket.socket, entry: Connection | None) -> None:
         try:
-            kind = await asyncio.wait_for(_sniff(conn), FIRST_BYTES_TIMEOUT)
-        except (TimeoutError, OSError):
-            kind = None
-        if kind == "http":
-            await self._to_http(conn)
-        elif kind == "grpc":
-            await self._to_grpc(conn)
-        else:
+            try:
+                kind = await asyncio.wait_for(_sniff(conn), self._first_bytes_timeout)
+            except (TimeoutError, OSError):
+                kind = None
+            if kind == "http":
+                await self._to_http(conn, entry)
+                return  # from here on the connection is aiohttp's (and reports its own end)
+            if kind == "grpc":
+                if entry is not None and self._connections is not None:
+                    self._connections.routed(entry, "grpc")
+                await self._to_grpc(conn)
+            else:
+                conn.close()
+        except asyncio.CancelledError:
             conn.close()
+            raise
+        finally:
+            if entry is not None and self._connections is not None and entry.kind != "http":
+                self._connections.gone(entry)
 
-    async def _to_http(self, conn: socket.socket) -> None:
+    async def _to_http(self, conn: socket.socket, entry: Connection | None) -> None:
+        registry = self._connections
+        if entry is not None and registry is not None:
+            registry.routed(entry, "http")
+            factory: Callable[[], asyncio.BaseProtocol] = lambda: registry.http_protocol(  # noqa: E731
+                entry, self._http_factory())  # type: ignore[arg-type]
+        else:
+            factory = self._http_factory
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(self._http_factory, conn)
+            await asyncio.get_running_loop().connect_accepted_socket(factory, conn)
         except OSError:
             conn.close()
+            if entry is not None and registry is not None:
+                registry.gone(entry)
 
     async def _to_grpc(self, conn: socket.socket) -> None:
         try:

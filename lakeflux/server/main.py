@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -17,6 +19,7 @@ from ..config import Config
 from ..errors import Unavailable
 from ..localstate import state_dir, write_server_note
 from .app import HANDLER_ARGS, make_app
+from .connections import ConnectionLimits, Connections
 from .flight import FlightService
 from .listener import OnePortListener, listen_on
 from .metrics import METRICS
@@ -34,6 +37,7 @@ class Serving:
     flight: FlightService
     listener: OnePortListener
     services: Services
+    connections: Connections | None = None
 
     @property
     def port(self) -> int:
@@ -47,27 +51,54 @@ class Serving:
         if cancelled:
             log.info("stopping: cancelled %d running queries", cancelled)
         await asyncio.get_running_loop().run_in_executor(None, self.flight.shutdown)
+        if self.connections is not None:
+            await self.connections.stop()
         await self.runner.cleanup()
 
 
 async def start_serving(services: Services, host: str, port: int, sock: socket.socket | None = None) -> Serving:
     """Start the app, the Flight server on an internal loopback port and the listener on host:port
     (port 0 picks a free one: read `Serving.port`), or on `sock` when already bound (`listen_on`)."""
-    app = make_app(services)
+    config = services.config
+    connections = Connections(ConnectionLimits(
+        header_timeout=config.http_read_header_timeout, read_timeout=config.http_read_timeout,
+        max_connections=max_connections(config.http_max_connections)))
+    app = make_app(services, connections)
     # Handlers still running this long after the stop began are cancelled (queries are cancelled first).
-    shutdown = max(1.0, services.config.shutdown_grace_period / 4)
+    shutdown = max(1.0, config.shutdown_grace_period / 4)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown,
-                           **HANDLER_ARGS)  # type: ignore[arg-type]
+                           keepalive_timeout=config.http_idle_timeout, **HANDLER_ARGS)  # type: ignore[arg-type]
     await runner.setup()
     flight = FlightService(services, app[METRICS])
-    listener = OnePortListener(host, port, runner.server, flight.port, sock)  # type: ignore[arg-type]
+    listener = OnePortListener(host, port, runner.server, flight.port, sock, connections)  # type: ignore[arg-type]
     try:
         await listener.start()
     except BaseException:
         flight.shutdown()
         await runner.cleanup()
         raise
-    return Serving(runner, flight, listener, services)
+    connections.start()
+    return Serving(runner, flight, listener, services, connections)
+
+
+def max_connections(configured: int) -> int:
+    """`--http-max-connections`, lowered to what the file-handle limit allows (raised to its hard limit
+    first), keeping handles for the store, the WAL and Flight."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                soft = wanted
+    except (ValueError, OSError):
+        return configured
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    allowed = max(8, soft - 256)
+    if allowed < configured:
+        log.warning("--http-max-connections %d lowered to %d by the open-file limit (%d)", configured, allowed, soft)
+    return min(configured, allowed)
 
 
 async def _serve_until_signalled(services: Services, host: str, port: int, sock: socket.socket) -> None:

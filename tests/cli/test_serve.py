@@ -190,3 +190,17 @@ def test_exec_mem_pool_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("lots", "0", "150%"):
         with pytest.raises(CliFailure, match="invalid --exec-mem-pool-bytes"):
             build_config(ServeFlags(exec_mem_pool_bytes=bad))
+
+
+def test_http_connection_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = build_config(ServeFlags())
+    assert (config.http_read_header_timeout, config.http_read_timeout, config.http_idle_timeout,
+            config.http_max_connections) == (10.0, 300.0, 180.0, 4096)
+    config = build_config(ServeFlags(http_read_header_timeout="2s", http_read_timeout="1m", http_idle_timeout="30s",
+                                     http_max_connections=100))
+    assert (config.http_read_header_timeout, config.http_read_timeout, config.http_idle_timeout,
+            config.http_max_connections) == (2.0, 60.0, 30.0, 100)
+    monkeypatch.setenv("LAKEFLUX_HTTP_IDLE_TIMEOUT", "5s")
+    assert build_config(ServeFlags()).http_idle_timeout == 5.0
+    with pytest.raises(CliFailure, match="--http-max-connections"):
+        build_config(ServeFlags(http_max_connections=1))
