@@ -67,6 +67,8 @@ class Config:
     # `--catalog-sync-interval`: a cluster node applies the other nodes' catalog changes at least this often
     # (it also does whenever one of its own changes finds its slot taken). Unused by a single node.
     catalog_sync_interval: float = 1.0
+    # `--replication-interval`: a query node probes each ingest node for its next WAL segment this often.
+    replication_interval: float = 0.25
     object_store: str = "file"  # memory | file | s3
     data_dir: Path = Path("data")
     s3: S3Settings = field(default_factory=S3Settings)
@@ -156,7 +158,6 @@ class Config:
 
 # Roles whose work is not built yet: refused rather than accepted and ignored.
 _NOT_YET = {
-    "query": "query nodes following the ingest nodes' data are still being built (docs/cluster.md)",
     "compact": "the cluster compactor is still being built (docs/cluster.md)",
 }
 

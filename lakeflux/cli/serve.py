@@ -76,6 +76,7 @@ class ServeFlags:
     mode: str | None = None
     node_address: str | None = None
     catalog_sync_interval: str | None = None
+    replication_interval: str | None = None
     object_store: str | None = None
     data_dir: str | None = None
     bucket: str | None = None
@@ -281,6 +282,9 @@ def build_config(flags: ServeFlags) -> Config:
         catalog_sync_interval=_seconds(
             _text(flags.catalog_sync_interval, "CATALOG_SYNC_INTERVAL", default="1s") or "1s",
             "--catalog-sync-interval"),
+        replication_interval=_seconds(
+            _text(flags.replication_interval, "REPLICATION_INTERVAL", default="250ms") or "250ms",
+            "--replication-interval"),
         object_store=store,
         data_dir=Path(_text(flags.data_dir, "DB_DIR", default=DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR),
         s3=_s3_settings(flags, store),
@@ -409,6 +413,9 @@ def serve_command(
     catalog_sync_interval: Annotated[str | None, _opt(
         "--catalog-sync-interval", env_name="CATALOG_SYNC_INTERVAL",
         help="A cluster node applies the other nodes' catalog changes at least this often [default: 1s]")] = None,
+    replication_interval: Annotated[str | None, _opt(
+        "--replication-interval", env_name="REPLICATION_INTERVAL",
+        help="A query node looks for each ingest node's next WAL segment this often [default: 250ms]")] = None,
     object_store: Annotated[str | None, _opt("--object-store", env_name="OBJECT_STORE",
                                              help="memory | file | s3 [default: file]")] = None,
     data_dir: Annotated[str | None, _opt("--data-dir", env_name="DB_DIR",

@@ -51,16 +51,27 @@ class ClusterNode:
     def __init__(self, registry: Registry, heartbeat_interval: float) -> None:
         self.registry = registry
         self.jobs = [Periodic("heartbeat", heartbeat_interval, registry.heartbeat)]
+        self._at_start: list[Callable[[], object]] = []
+        self._at_stop: list[Callable[[], object]] = []
 
-    def add_job(self, name: str, interval: float, job: Callable[[], object]) -> Periodic:
-        """Run `job` every `interval` seconds once started (before `start` only)."""
+    def add_job(self, name: str, interval: float, job: Callable[[], object], *, at_start: bool = False,
+                stop: Callable[[], object] | None = None) -> Periodic:
+        """Run `job` every `interval` seconds once started (and once during `start` with `at_start`);
+        `stop` runs at `stop`, after the jobs ended. Before `start` only."""
         periodic = Periodic(name, interval, job)
         self.jobs.append(periodic)
+        if at_start:
+            self._at_start.append(periodic.run_once)
+        if stop is not None:
+            self._at_stop.append(stop)
         return periodic
 
     def start(self) -> None:
-        """Write this node's record (durable on return), then start the periodic jobs."""
+        """Write this node's record (durable on return), run the jobs due at start, then start the
+        periodic jobs."""
         self.registry.heartbeat()
+        for run in self._at_start:
+            run()
         for job in self.jobs:
             job.start()
 
@@ -69,6 +80,8 @@ class ClusterNode:
         logged: the record then shows the node unresponsive after a few heartbeats)."""
         for job in self.jobs:
             job.stop()
+        for stop in self._at_stop:
+            stop()
         try:
             self.registry.heartbeat(stopped=True)
         except Exception as e:

@@ -39,6 +39,7 @@ from ..store import paths
 from .guards import register_guards
 from .running import RunningQuery, engine_error
 from .schema import conform, execution_schema, plain_strings, plain_strings_schema, table_schema, type_name
+from .sources import LocalSource, SwappedAway, TableSource
 
 CATALOG_NAME = "public"
 SCHEMA_NAME = "iox"
@@ -49,6 +50,10 @@ SystemTables = Callable[[str], dict[str, pa.Table]]
 # 2-core benchmark machine the 10M-row GROUP BYs took 5-13% less time than with one partition per core.
 QUERY_PARTITIONS = 2 * (os.cpu_count() or 1)
 _READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+# A query node runs a query again at most this often when files it planned with were swapped away.
+SWAP_RETRIES = 3
+# How DataFusion's object store reports a file that is gone (local files and S3 alike).
+_MISSING_OBJECT = re.compile(r"Object at location .* not found", re.IGNORECASE)
 _SHOW_TABLES = re.compile(r"^\s*show\s+tables\s*;?\s*$", re.IGNORECASE)
 _SHOW_COLUMNS = re.compile(r"^\s*show\s+columns\s+from\s+(\"[^\"]+\"|'[^']+'|\S+?)\s*;?\s*$", re.IGNORECASE)
 
@@ -124,11 +129,15 @@ class QueryEngine:
     def __init__(self, catalog: Catalog, buffer: BufferedTables, system_tables: SystemTables | None = None,
                  *, persister: Persister | None = None, lock: ViewLock | None = None,
                  clock: Callable[[], int] = time.time_ns, query_log_size: int = 1000,
-                 limits: QueryLimits | None = None) -> None:
+                 limits: QueryLimits | None = None,
+                 remote_sources: Callable[[], list[TableSource]] | None = None) -> None:
         self._catalog = catalog
         self._buffer = buffer
         self._system_tables = system_tables
         self._persister = persister
+        self._local = LocalSource(buffer, persister)
+        # Other nodes whose data queries read too (a query node of a cluster follows every ingest node).
+        self._remote_sources = remote_sources
         self._lock = lock or ViewLock()
         self._clock = clock
         self._log: deque[_LoggedQuery] = deque(maxlen=max(1, query_log_size))
@@ -177,6 +186,29 @@ class QueryEngine:
             self._log.append(entry)
         sql = _rewrite_show(sql)
         values = _param_values(params)
+        if self._remote_sources is None:
+            return self._start_once(dbdef, db, sql, values, entry, deadline)
+        # Another node may replace a file this query reads (its snapshot compacted it away) after this node
+        # planned with the manifest naming it: the query is run again on the newer manifest. Its first batch
+        # is pulled here, so a retry never follows a batch the caller has seen.
+        for attempt in range(SWAP_RETRIES):
+            query: _Query | None = None
+            try:
+                query = self._start_once(dbdef, db, sql, values, entry, deadline)
+                query.prefetch()
+                return query
+            except SwappedAway:
+                if query is not None:
+                    query.close()
+                if attempt == SWAP_RETRIES - 1:
+                    raise
+                for source in self._sources():
+                    source.refresh()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, dbdef: DatabaseDef, db: str, sql: str, values: dict[str, Any] | None,
+                    entry: _LoggedQuery, deadline: float | None) -> _Query:
+        """Plan and start one attempt of a query (see `start`)."""
         # Buffered rows and the persisted file list are captured, files listed by planning, and the
         # files read, under the view lock: a snapshot swapping files in cannot make a row appear twice
         # or vanish, and a file a compaction or retention retires is not deleted while DataFusion is
@@ -186,9 +218,11 @@ class QueryEngine:
         refs: set[tuple[str, str]] = set()
         try:
             refs = self._references(sql, values)
-            df = self._plan(dbdef, db, sql, values, refs)
+            named: list[_Named] = []
+            df = self._plan(dbdef, db, sql, values, refs, named)
             schema = plain_strings_schema(df.schema())
-            stream = df.execute_stream()
+            stream = df.execute_stream()  # lists the files of every table it scans
+            _check_still_there(named)
         except BaseException as e:
             view.__exit__(None, None, None)
             entry.finish(success=False)
@@ -203,7 +237,7 @@ class QueryEngine:
                 self._running.difference_update(running)
 
         timeout = self.limits.timeout
-        query = RunningQuery(stream, schema, convert=plain_strings, deadline=deadline, on_close=on_close,
+        query = _Query(stream, schema, convert=plain_strings, deadline=deadline, on_close=on_close,
                              timeout_text=f"query exceeded the query timeout of {_seconds_text(timeout)} "
                                           "(--query-timeout)" if timeout else "query exceeded its deadline",
                              memory_limit=self.limits.memory_text or None,
@@ -242,6 +276,9 @@ class QueryEngine:
         if isinstance(e, LakefluxError | KeyboardInterrupt | SystemExit):
             return e
         error = engine_error(e, self.limits.memory_text or None)
+        if self._remote_sources is not None and _MISSING_OBJECT.search(error.message):
+            return SwappedAway(f"a persisted file of another node was replaced while the query read it: "
+                               f"{error.message}")
         if "parquet" in error.message.lower() and self._persister is not None:
             broken = self._broken_files(db, {name for schema, name in refs if schema == SCHEMA_NAME})
             if broken is not None:
@@ -260,14 +297,14 @@ class QueryEngine:
         return asked
 
     def _plan(self, dbdef: DatabaseDef, db: str, sql: str, values: dict[str, Any] | None,
-              refs: set[tuple[str, str]]) -> Any:
+              refs: set[tuple[str, str]], named: list[_Named] | None = None) -> Any:
         """A DataFusion DataFrame for `sql` over the tables it references; call under the view lock."""
         cutoff = self._clock() - dbdef.retention_ns if dbdef.retention_ns else None
         ctx = SessionContext(self._config, self._runtime) if self._runtime is not None else SessionContext(
             self._config)
         if self.limits.function_bytes is not None:
             register_guards(ctx, self.limits.function_bytes, self.limits.function_text or "the query memory limit")
-        self._register(ctx, db, dbdef.tables, refs, cutoff)
+        self._register(ctx, db, dbdef.tables, refs, cutoff, [] if named is None else named)
         return ctx.sql_with_options(sql, _READ_ONLY, param_values=values)
 
     def _broken_files(self, db: str, tables: set[str]) -> Corrupt | None:
@@ -280,14 +317,14 @@ class QueryEngine:
         return None
 
     def _register(self, ctx: SessionContext, db: str, tables: dict[str, TableDef], refs: set[tuple[str, str]],
-                  cutoff: int | None) -> None:
+                  cutoff: int | None, named: list[_Named]) -> None:
         catalog = ctx.catalog(CATALOG_NAME)
         iox = catalog.schema(SCHEMA_NAME)
         scratch = SessionContext()
         for schema_name, name in sorted(refs):
             tdef = tables.get(name) if schema_name == SCHEMA_NAME else None
             if tdef is not None:
-                iox.register_table(name, self._table_provider(ctx, scratch, db, name, tdef, cutoff))
+                iox.register_table(name, self._table_provider(ctx, scratch, db, name, tdef, cutoff, named))
         system: dict[str, pa.Table] = {}
         if any(schema_name == "system" for schema_name, _ in refs):
             system = {**(self._system_tables(db) if self._system_tables else {}), "queries": self._queries()}
@@ -327,16 +364,23 @@ class QueryEngine:
             return None
         plain = table_schema(tdef.columns)
         tags = tdef.tags
+        lows: list[int] = []
+        highs: list[int] = []
         with self._lock.read():
-            buffered = self._buffer.derived(db, table, plain, lambda chunks, previous: _merged_buffer(
-                chunks, previous, plain, tags))
-            files = self._persister.manifest.files_of(db, table) if self._persister is not None else []
-        lows = [f.min_time for f in files] + ([int(buffered.sorted_times[0])] if len(buffered.sorted_times) else [])
-        highs = [f.max_time for f in files] + ([int(buffered.sorted_times[-1])] if len(buffered.sorted_times) else [])
+            for source in self._sources():
+                files, buffered = source.capture(db, table, _buffered(db, table, plain, tags))
+                lows += [f.min_time for f in files] + ([int(buffered.sorted_times[0])] if len(buffered.sorted_times)
+                                                       else [])
+                highs += [f.max_time for f in files] + ([int(buffered.sorted_times[-1])]
+                                                        if len(buffered.sorted_times) else [])
         return (min(lows), max(highs)) if lows else None
 
+    def _sources(self) -> list[TableSource]:
+        """This node's rows, then each followed node's."""
+        return [self._local, *(self._remote_sources() if self._remote_sources is not None else [])]
+
     def _table_provider(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str, tdef: TableDef,
-                        cutoff: int | None) -> Any:
+                        cutoff: int | None, named: list[_Named]) -> Any:
         """Buffered rows UNION ALL persisted files, duplicate points merged (CONTRACT.md §7: last write
         wins per field), filtered by the database's retention period.
 
@@ -350,25 +394,14 @@ class QueryEngine:
         schema = execution_schema(tdef.columns)
         plain = table_schema(tdef.columns)  # merging runs on plain strings: pyarrow cannot take Utf8View
         tags = tdef.tags
-        buffered = self._buffer.derived(db, name, plain, lambda chunks, previous: _merged_buffer(
-            chunks, previous, plain, tags))
-        files = self._persister.manifest.files_of(db, name) if self._persister is not None else []
-        if not files and cutoff is None:
-            return _provider(scratch, conform(buffered.rows, schema))
-        overlaps = dirty_ranges([f.min_time for f in files], [f.max_time for f in files], buffered.sorted_times)
-        inside, outside = overlaps.split(buffered)
-        dirty = overlaps.dirty.tolist()
+        sources = self._sources()
         # One scratch context serves every table of the query: each part needs its own name there.
         parts: list[_Part] = []
-        if outside.num_rows:
-            parts.append(_Part(_register_batches(scratch, _scratch_name("b"), conform(outside, schema))))
-        if files:
-            parts.append(self._register_files(ctx, scratch, db, name, schema, files, overlaps))
-        overlapping = sorted((f for f, d in zip(files, dirty, strict=True) if d), key=lambda f: f.wal_seq)
-        if overlapping:
-            in_range = [overlaps.rows_inside(t) for t in self._read_files(db, plain, overlapping, overlaps)]
-            merged = dedupe(pa.concat_tables([*in_range, inside]), tags)
-            parts.append(_Part(_register_batches(scratch, _scratch_name("d"), conform(merged, schema))))
+        for source in sources:
+            files, buffered = source.capture(db, name, _buffered(db, name, plain, tags))
+            if len(sources) == 1 and not files and cutoff is None:
+                return _provider(scratch, conform(buffered.rows, schema))
+            parts += self._source_parts(ctx, scratch, source, db, name, schema, plain, tags, files, buffered, named)
         if not parts:
             parts = [_Part(_register_batches(scratch, _scratch_name("b"), schema.empty_table()))]
         if len(parts) == 1 and cutoff is None and not parts[0].where:
@@ -377,39 +410,69 @@ class QueryEngine:
         where = f" WHERE time >= {_timestamp(cutoff)}" if cutoff is not None else ""
         return scratch.sql(f"SELECT * FROM ({union}){where}").into_view()
 
-    def _register_files(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str,
-                        schema: pa.Schema, files: list[PersistedFile], overlaps: Overlaps) -> _Part:
+    def _source_parts(self, ctx: SessionContext, scratch: SessionContext, source: TableSource, db: str, name: str,
+                      schema: pa.Schema, plain: pa.Schema, tags: list[str], files: list[PersistedFile],
+                      buffered: Points, named: list[_Named]) -> list[_Part]:
+        """One node's rows of the table: its buffered rows and files, duplicate points merged (each node's
+        rows are merged among themselves, as on a single node)."""
+        overlaps = dirty_ranges([f.min_time for f in files], [f.max_time for f in files], buffered.sorted_times)
+        inside, outside = overlaps.split(buffered)
+        dirty = overlaps.dirty.tolist()
+        parts: list[_Part] = []
+        if outside.num_rows:
+            parts.append(_Part(_register_batches(scratch, _scratch_name("b"), conform(outside, schema))))
+        if files:
+            parts += self._register_files(ctx, scratch, source, db, name, schema, files, overlaps, named)
+        overlapping = sorted((f for f, d in zip(files, dirty, strict=True) if d), key=lambda f: f.wal_seq)
+        if overlapping:
+            in_range = [overlaps.rows_inside(t) for t in self._read_files(source, db, plain, overlapping, overlaps)]
+            merged = dedupe(pa.concat_tables([*in_range, inside]), tags)
+            parts.append(_Part(_register_batches(scratch, _scratch_name("d"), conform(merged, schema))))
+        return parts
+
+    def _register_files(self, ctx: SessionContext, scratch: SessionContext, source: TableSource, db: str,
+                        name: str, schema: pa.Schema, files: list[PersistedFile], overlaps: Overlaps,
+                        named: list[_Named]) -> list[_Part]:
         """The rows of `files` outside the dirty time ranges: the native listing table of the whole table
         prefix with those ranges cut out (DataFusion skips files and row groups wholly inside them by their
-        statistics), where DataFusion can reach the store."""
-        assert self._persister is not None
-        store = self._persister.store
+        statistics), where DataFusion can reach the store; for another node's files, one native listing per
+        named file (its prefix may already hold files of a manifest this node has not seen)."""
+        store = source.store
+        assert store is not None
         url_for = getattr(store, "url_for", None)
         if url_for is not None and not url_for("").startswith("memory://"):
             native = store.datafusion_store() if hasattr(store, "datafusion_store") else None
-            url = url_for(paths.table_prefix(self._persister.node, db, name))
             if native is not None:
                 bucket = getattr(store, "bucket", None)
                 for c in (scratch, ctx):
                     c.register_object_store("s3://", native, bucket)
-            listing = _scratch_name("p")
-            scratch.register_listing_table(listing, url, schema=schema, file_extension=".parquet")
-            outside = [f"(time < {_timestamp(lo)} OR time > {_timestamp(hi)})"
-                       for lo, hi in zip(overlaps.lo.tolist(), overlaps.hi.tolist(), strict=True)]
-            return _Part(listing, " AND ".join(outside))
+            outside = " AND ".join(f"(time < {_timestamp(lo)} OR time > {_timestamp(hi)})"
+                                   for lo, hi in zip(overlaps.lo.tolist(), overlaps.hi.tolist(), strict=True))
+            urls = [url_for(paths.table_prefix(source.node, db, name))] if source.listing else [
+                url_for(f.key) for f in files]
+            if not source.listing:
+                # A listing of one missing file is empty, not an error: checked once the scan listed them.
+                named.append(_Named(store, source.node, paths.table_prefix(source.node, db, name),
+                                    frozenset(f.key for f in files)))
+            parts = []
+            for url in urls:
+                listing = _scratch_name("p")
+                scratch.register_listing_table(listing, url, schema=schema, file_extension=".parquet")
+                parts.append(_Part(listing, outside))
+            return parts
         # Stores DataFusion cannot reach (memory): read the manifest's files through the store.
         plain = plain_strings_schema(schema)  # pyarrow filters plain strings, not Utf8View
         data = pa.concat_tables([conform(overlaps.rows_outside(t), schema)
-                                 for t in self._read_files(db, plain, files)])
-        return _Part(_register_batches(scratch, _scratch_name("p"), data))
+                                 for t in self._read_files(source, db, plain, files)])
+        return [_Part(_register_batches(scratch, _scratch_name("p"), data))]
 
-    def _read_files(self, db: str, schema: pa.Schema, files: list[PersistedFile],
+    def _read_files(self, source: TableSource, db: str, schema: pa.Schema, files: list[PersistedFile],
                     within: Overlaps | None = None) -> list[pa.Table]:
         """Persisted files read through the store, in the order given, as `schema`'s columns (only the row
         groups meeting the dirty ranges of `within`, when given); Corrupt naming the object when one is
-        missing or not Parquet (as for DataFusion's reads)."""
-        assert self._persister is not None
-        store = self._persister.store
+        missing or not Parquet (as for DataFusion's reads); SwappedAway for another node's missing file."""
+        store = source.store
+        assert store is not None
         out = []
         for f in files:
             try:
@@ -417,12 +480,58 @@ class QueryEngine:
                 rows = read_parquet(data) if within is None else read_parquet_within(data, within.lo, within.hi)
                 out.append(conform(rows, schema))
             except NotFound as e:
+                if not source.listing:
+                    raise SwappedAway(f"persisted file {f.key} of node {source.node!r} is gone: its node "
+                                      "replaced it since") from e
                 raise _unreadable(db, f"{f.key}: missing") from e
             except LakefluxError:
                 raise  # the store is unavailable: not the file's fault
             except Exception as e:  # pyarrow raises several kinds for garbled files
                 raise _unreadable(db, f"{f.key}: {e}") from e
         return out
+
+
+@dataclass(frozen=True)
+class _Named:
+    """Files of another node a query reads one by one: where to list them and their keys."""
+
+    store: Any
+    node: str
+    prefix: str
+    keys: frozenset[str]
+
+
+def _check_still_there(named: list[_Named]) -> None:
+    """After DataFusion listed the files it scans: raise SwappedAway if one of another node's files named by
+    the query was already gone then (one listing per table prefix; files never come back once gone, so
+    present now means present when the scan listed it)."""
+    for entry in named:
+        present = {meta.key for meta in entry.store.list(entry.prefix)}
+        gone = sorted(entry.keys - present)
+        if gone:
+            raise SwappedAway(f"persisted file {gone[0]} of node {entry.node!r} is gone: its node replaced it since")
+
+
+class _Query(RunningQuery):
+    """A RunningQuery whose first batch can be pulled ahead (`prefetch`) and is then returned first."""
+
+    _held: tuple[pa.RecordBatch | None] | None = None
+
+    def prefetch(self) -> None:
+        """Pull the first batch now (blocking); raises what pulling it raises."""
+        self._held = (super().next_batch(),)
+
+    def next_batch(self, poll: Callable[[], bool] | None = None) -> pa.RecordBatch | None:
+        held, self._held = self._held, None
+        if held is not None:
+            return held[0]
+        return super().next_batch(poll)
+
+
+def _buffered(db: str, table: str, plain: pa.Schema, tags: list[str]) -> Callable[[BufferedTables], Points]:
+    """A table's buffered rows with duplicate points merged, from one node's buffer (kept beside its chunks)."""
+    return lambda tables: tables.derived(db, table, plain, lambda chunks, previous: _merged_buffer(
+        chunks, previous, plain, tags))
 
 
 def _merged_buffer(chunks: list[tuple[int, pa.Table]], previous: tuple[int, Points] | None, plain: pa.Schema,

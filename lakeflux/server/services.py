@@ -20,6 +20,7 @@ from ..buffer.writebuffer import SnapshotPolicy
 from ..catalog import INTERNAL_DB, Catalog
 from ..cluster import ClusterNode, NodeRecord, Registry
 from ..cluster.changes import RemoteDeletes
+from ..cluster.follower import Followers
 from ..config import Config
 from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
@@ -121,9 +122,18 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         buffered_bytes=config.snapshot_memory_bytes, age=config.gen1_duration)
     replayed = buffer.recover(after=covered, fail_on_error=config.wal_replay_fail_on_error)
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
+    cluster = ClusterNode(registry, config.heartbeat_interval)
+    followers: Followers | None = None
+    if config.cluster_id is not None and config.has_mode("query"):
+        # Queries here read every ingest node's data, found in the registry (at start, then every heartbeat).
+        followers = Followers(store, catalog, registry, config.replication_interval)
+        cluster.add_job("discover-nodes", config.heartbeat_interval, followers.discover, at_start=True,
+                        stop=followers.stop)
+        catalog.add_listener(followers.catalog_changed)
     engine_ref: list[Engine] = []
     query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,
                         limits=query_limits(config),
+                        remote_sources=followers.sources if followers is not None else None,
                         system_tables=lambda db: {**_system_tables(engine_ref[0], catalog, registry, db),
                                                   "parquet_files": persister.parquet_files(db)})
     plugin_writes = BufferWriteSink(buffer)
@@ -134,7 +144,6 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         plugin_repo=config.plugin_repo, wal_backlog_limit=config.plugin_wal_backlog_limit,
     )
     engine_ref.append(engine)
-    cluster = ClusterNode(registry, config.heartbeat_interval)
     # Deletions through another node of the cluster remove this node's rows and files of what they delete;
     # trigger changes start, restart or stop the triggers here (on a node that runs them).
     catalog.add_sync_listener(RemoteDeletes(buffer.tables, persister, config.hard_delete_default_duration))

@@ -1,0 +1,255 @@
+"""Query nodes follow every ingest node: its snapshot manifests and the WAL segments after them.
+
+A `Follower` keeps, for one ingest node, the newest snapshot manifest it has seen (whose files queries read
+from the store) and the rows of every committed WAL segment after that manifest (held in memory like an
+ingest node's own buffer), so a query sees exactly that node's persisted files plus its WAL tail: each row
+once, the node's duplicate points merged as the node itself merges them.
+
+It finds new segments by probing the next sequence number (one GET, which also fetches it), not by listing.
+An ingest node commits its segments one after another, so the next one appears only after the current one;
+a sequence it skipped (a commit that failed) is found by an occasional listing, after first checking for a
+newer manifest (whose snapshot may have covered segments the node has deleted since). A new manifest is
+used once every file it adds is in place (the ingest node copies them in right after committing it); then
+the rows it covers leave memory, under the follower's lock, so no query sees them twice or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..buffer.manifest import Manifest, PersistedFile
+from ..buffer.manifest import load_latest as load_latest_manifest
+from ..buffer.tables import BufferedTables
+from ..buffer.viewlock import ViewLock
+from ..buffer.writebuffer import rows_belong
+from ..catalog import Catalog, CatalogState
+from ..errors import Corrupt, NotFound
+from ..store import paths
+from ..store.base import ObjectStore
+from ..wal import Segment, Wal, WalTable
+from .node import Periodic
+from .registry import Registry
+
+log = logging.getLogger("lakeflux.cluster")
+T = TypeVar("T")
+# Probe rounds between manifest probes, and between listings that find skipped WAL sequences.
+MANIFEST_EVERY = 4
+LIST_EVERY = 40
+
+
+class Follower:
+    """One ingest node's data as a query source (`lakeflux.query.sources.TableSource`)."""
+
+    listing = False  # its table prefixes may already hold files of a manifest not yet seen here
+
+    def __init__(self, store: ObjectStore, node: str, catalog: Catalog, *,
+                 manifest_every: int = MANIFEST_EVERY, list_every: int = LIST_EVERY) -> None:
+        self.store = store
+        self.node = node
+        self.catalog = catalog
+        self.tables = BufferedTables()
+        self.manifest = Manifest()
+        self.lock = ViewLock()
+        self._wal = Wal(store, node, writer_id="follower")
+        self._next_seq = 0
+        self._manifest_every = manifest_every
+        self._list_every = list_every
+        self._rounds = 0
+        self._polling = threading.Lock()  # one poll at a time (the periodic job, or a query's refresh)
+        self._started = False
+
+    @property
+    def next_seq(self) -> int:
+        """The WAL sequence this follower reads next."""
+        return self._next_seq
+
+    # --- as a query source ---------------------------------------------------------------------------
+    def capture(self, db: str, table: str, buffered: Callable[[BufferedTables], T]) -> tuple[list[PersistedFile], T]:
+        with self.lock.read():
+            return self.manifest.files_of(db, table), buffered(self.tables)
+
+    def refresh(self) -> None:
+        """Use the node's newest manifest now, if one is in place (a query found a file gone)."""
+        with self._polling:
+            self._probe_manifests()
+
+    # --- following -----------------------------------------------------------------------------------
+    def poll(self) -> int:
+        """One round: start (the first time), read every new WAL segment, now and then look for a newer
+        manifest and for skipped sequences. Returns how many segments were read. Blocking."""
+        with self._polling:
+            read = 0 if self._started else self._start()
+            self._rounds += 1
+            read += self._probe_wal()
+            if self._rounds % self._manifest_every == 0:
+                self._probe_manifests()
+            if not read and self._rounds % self._list_every == 0:
+                read += self._skip_gaps()
+            return read
+
+    def _start(self) -> int:
+        """Load the newest manifest and every segment after it (one listing of each); returns how many."""
+        manifest, _ = load_latest_manifest(self.store, self.node)
+        self._adopt(manifest)  # unless its files are not in place yet: then its WAL segments are read
+        read = 0
+        for seq in self._wal.list_seqs(self.manifest.wal_seq):
+            if seq >= self._next_seq and self._read(seq):
+                self._next_seq = seq + 1
+                read += 1
+        self._started = True
+        return read
+
+    def _probe_wal(self) -> int:
+        read = 0
+        while self._read(self._next_seq):
+            self._next_seq += 1
+            read += 1
+        return read
+
+    def _read(self, seq: int) -> bool:
+        """Read committed segment `seq` into memory; False if it is not there (yet). A corrupt segment is
+        logged and passed over, as replay does."""
+        try:
+            segment = self._wal.read(seq)
+        except NotFound:
+            return False
+        except Corrupt as e:
+            log.error("follower of node %s: skipping corrupt WAL segment: %s", self.node, e)
+            return True
+        self._apply(segment)
+        return True
+
+    def _apply(self, segment: Segment) -> None:
+        state = self.catalog.state
+        if any(_newer_than(state, t) for t in segment.tables):
+            # The node changed the catalog for these rows (a new table or column) after this node's last
+            # sync: catch up first, or the rows would look like a deleted table's.
+            self.catalog.sync()
+            state = self.catalog.state
+        for t in segment.tables:
+            if rows_belong(state, segment.seq, t):
+                self.tables.add(t.db, t.table, segment.seq, t.data, t.tags)
+
+    def _probe_manifests(self) -> None:
+        """Use the newest manifest after ours whose new files are all in place."""
+        newest: Manifest | None = None
+        seq = self.manifest.seq + 1
+        while True:
+            key = paths.snapshot_manifest(self.node, seq)
+            try:
+                newest = Manifest.from_bytes(self.store.get(key), key)
+            except NotFound:
+                break
+            except Corrupt as e:
+                log.error("follower of node %s: %s", self.node, e)
+            seq += 1
+        if newest is not None:
+            self._adopt(newest)
+
+    def _adopt(self, manifest: Manifest) -> None:
+        if manifest.seq <= self.manifest.seq:
+            return
+        known = {f.key for f in self.manifest.files}
+        if any(not self.store.exists(f.key) for f in manifest.files if f.key not in known):
+            return  # committed, not yet swapped in by its node: tried again at the next probe
+        with self.lock.write():
+            self.manifest = manifest
+            self.tables.drop_upto(manifest.wal_seq)
+        self._next_seq = max(self._next_seq, manifest.wal_seq + 1)
+
+    def _skip_gaps(self) -> int:
+        """The next segment is missing: if the node has committed later ones, either a newer manifest covers
+        it (it was snapshotted and deleted) or its commit failed; go on after it. Returns segments read."""
+        if not self._wal.list_seqs(self._next_seq):
+            return 0  # nothing after it either: the node has simply not committed it yet
+        manifest, _ = load_latest_manifest(self.store, self.node)
+        self._adopt(manifest)
+        read = self._probe_wal()
+        # Listed after the probe failed: a segment committed meanwhile is listed too (it lands before any later).
+        later = self._wal.list_seqs(self._next_seq - 1)
+        if later and later[0] == self._next_seq:
+            return read + self._probe_wal()
+        if later:
+            log.info("follower of node %s: WAL sequences %d-%d were never committed; going on at %d", self.node,
+                     self._next_seq, later[0] - 1, later[0])
+            self._next_seq = later[0]
+            read += self._probe_wal()
+        return read
+
+    def drop(self, db: str, table: str | None = None) -> None:
+        """Forget buffered rows of a deleted database or table."""
+        if table is None:
+            self.tables.drop_database(db)
+        else:
+            self.tables.drop_table(db, table)
+
+
+def _newer_than(state: CatalogState, t: WalTable) -> bool:
+    """Whether WAL rows `t` need a catalog newer than `state`: their table or a column is unknown, or they
+    were written to a later table of that name."""
+    db = state.live_db(t.db)
+    tdef = db.tables.get(t.table) if db is not None else None
+    if tdef is None:
+        return True
+    if t.table_seq is not None and t.table_seq > tdef.created_seq:
+        return True
+    return any(c not in tdef.columns for c in t.data.column_names)
+
+
+class Followers:
+    """Every ingest node of the cluster but this one, each followed every `interval` seconds on its own
+    thread; found in the node registry (`discover`, run at start and then periodically)."""
+
+    def __init__(self, store: ObjectStore, catalog: Catalog, registry: Registry, interval: float) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._registry = registry
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._followers: dict[str, tuple[Follower, Periodic]] = {}
+        self._stopped = False
+
+    def sources(self) -> list[Follower]:
+        """The followed nodes, ordered by node id (query sources)."""
+        with self._lock:
+            return [f for _, (f, _) in sorted(self._followers.items())]
+
+    def discover(self) -> None:
+        """Follow every ingest node the registry names that is not followed yet (read up to date before it
+        counts as a source); stop following nodes whose record was removed. Blocking."""
+        me = self._registry.record.node_id
+        ingest = {n.node_id for n in self._registry.nodes() if n.has_mode("ingest") and n.node_id != me}
+        with self._lock:
+            gone = [node for node in self._followers if node not in ingest]
+            new = [node for node in sorted(ingest) if node not in self._followers]
+        for node in gone:
+            with self._lock:
+                _, job = self._followers.pop(node)
+            job.stop()
+        for node in new:
+            follower = Follower(self._store, node, self._catalog)
+            follower.poll()
+            job = Periodic(f"follow-{node}", self._interval, follower.poll)
+            with self._lock:
+                if self._stopped:
+                    return
+                self._followers[node] = (follower, job)
+            job.start()
+            log.info("following node %s from WAL segment %d", node, follower.next_seq)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            jobs = [job for _, job in self._followers.values()]
+        for job in jobs:
+            job.stop()
+
+    def catalog_changed(self, ops: list[dict[str, Any]]) -> None:
+        """A deleted database or table leaves every follower's buffered rows."""
+        for op in ops:
+            if op.get("op") in ("delete_database", "delete_table"):
+                for follower in self.sources():
+                    follower.drop(op["db"], op.get("table"))
