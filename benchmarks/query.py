@@ -157,6 +157,17 @@ def timed(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, answer
 
 
+def interleaved(runners: list[Any], repeats: int) -> tuple[list[Any], list[list[float]]]:
+    """One warm-up run of each runner (their answers are returned, to be compared), then `repeats` rounds
+    running each once in turn, so background load hits every side alike; the seconds per runner."""
+    answers = [timed(run)[1] for run in runners]
+    seconds: list[list[float]] = [[] for _ in runners]
+    for _ in range(repeats):
+        for i, run in enumerate(runners):
+            seconds[i].append(timed(run)[0])
+    return answers, seconds
+
+
 def compare(lake: list[dict[str, Any]], duck: list[tuple]) -> bool:
     """Same number of rows and the same numbers (floats to 1e-6 relative); keys are compared as text."""
     if len(lake) != len(duck):
@@ -186,14 +197,8 @@ def bench_lakeflux_vs_duckdb(data_dir: Path, rows: int, repeats: int, log_path: 
         for q in queries(rows):
             ours, theirs = lakeflux_runner(srv.url, q.sql), duckdb_runner(con, q.duckdb.format(src=src))
             influxql = influxql_runner(srv.url, q.influxql)
-            _, lake_answer = timed(ours)  # warm-up (also the answers compared)
-            _, duck_answer = timed(theirs)
-            _, ql_answer = timed(influxql)
-            lake_t, duck_t, ql_t = [], [], []
-            for _ in range(repeats):  # interleaved so background load hits every side alike
-                lake_t.append(timed(ours)[0])
-                ql_t.append(timed(influxql)[0])
-                duck_t.append(timed(theirs)[0])
+            (lake_answer, ql_answer, duck_answer), (lake_t, ql_t, duck_t) = interleaved([ours, influxql, theirs],
+                                                                                      repeats)
             row = {"query": q.name, "lakeflux_s": statistics.median(lake_t), "duckdb_s": statistics.median(duck_t),
                    "influxql_s": statistics.median(ql_t), "lakeflux_runs": lake_t, "duckdb_runs": duck_t,
                    "influxql_runs": ql_t, "answers_match": compare(lake_answer, duck_answer),

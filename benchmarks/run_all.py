@@ -51,6 +51,7 @@ def commands(sizes: dict[str, int]) -> dict[str, list[str]]:
                    str(sizes["engine_load_repeats"]), "--latency-writes", str(sizes["engine_latency_writes"])],
         "memory": ["ingest.py", "--memory-only", "--rows", str(sizes["memory_rows"])],
         "s3": ["s3.py", "--rows", str(sizes["s3_rows"])],
+        "opentables": ["opentables.py", "--rows", str(sizes["query_rows"]), "--repeats", str(sizes["query_repeats"])],
     }
 
 
@@ -217,8 +218,29 @@ def s3_rows(r: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def opentables_rows(r: dict[str, Any]) -> list[list[str]]:
+    """Issue 14: Sail's local cluster over the published Delta table, and what publishing costs a snapshot."""
+    rows = []
+    for q in r["queries"]:
+        label = f"Sail, {r['workers']} workers, Delta table: query {q['query']} ({r['rows']:,} rows), ms"
+        note = "" if q["answers_match"] else " (answers differ!)"
+        rows.append([f"{label} vs lakeflux SQL", f"{q['sail_s'] * 1e3:.1f}", f"lakeflux {q['lakeflux_s'] * 1e3:.1f}",
+                     f"{q['sail_vs_lakeflux']:.2f}×{note}", "—", "—"])
+        rows.append([f"{label} vs DuckDB (same files)", f"{q['sail_s'] * 1e3:.1f}", f"DuckDB {q['duckdb_s'] * 1e3:.1f}",
+                     f"{q['sail_vs_duckdb']:.2f}×", "—", "—"])
+    for p in r["publishing"]:
+        rows.append([f"Delta publish, {p['store']} store: extra requests per snapshot ({p['rows_per_snapshot']:,} "
+                     "rows; peer: all its requests)", f"{p['delta_requests']:g}", f"snapshot {p['snapshot_requests']:g}",
+                     "—", "≤ 2", _verdict(p["delta_requests"] <= 2)])
+        rows.append([f"Delta publish, {p['store']} store: time per snapshot, ms (peer: the whole snapshot)",
+                     f"{p['publish_ms']:.1f}", f"snapshot {p['snapshot_ms']:.1f}", f"{p['publish_share']:.1%}", "≤ 10%",
+                     _verdict(p["publish_share"] <= 0.10)])
+    return rows
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
-    "parse": parse_rows, "ingest": ingest_rows, "query": query_rows, "engine": engine_rows, "memory": memory_rows, "s3": s3_rows}
+    "parse": parse_rows, "ingest": ingest_rows, "query": query_rows, "engine": engine_rows, "memory": memory_rows,
+    "s3": s3_rows, "opentables": opentables_rows}
 
 
 def markdown(results: dict[str, Any]) -> str:

@@ -190,15 +190,18 @@ class FaultyStore:
 class CountingStore:
     """An ObjectStore that forwards to `inner` and counts calls per operation (e.g. PUTs per flush).
 
-    `calls[op]` counts every call, `bytes_written` the payload bytes of put and put_if_absent calls.
+    `calls[op]` counts every call, `bytes_written` the payload bytes of put and put_if_absent calls; with
+    `record_keys`, `requests` lists each call as (op, key or list prefix; for copy the destination).
     Counts are taken before the call, so failed calls count too.
     """
 
-    def __init__(self, inner: ObjectStore) -> None:
+    def __init__(self, inner: ObjectStore, *, record_keys: bool = False) -> None:
         self.inner = inner
         self.url = inner.url
         self.calls: Counter[str] = Counter()
         self.bytes_written = 0
+        self.requests: list[tuple[str, str]] = []
+        self._record_keys = record_keys
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -206,10 +209,12 @@ class CountingStore:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def _count(self, op: str, written: int = 0) -> None:
+    def _count(self, op: str, key: str, written: int = 0) -> None:
         with self._lock:
             self.calls[op] += 1
             self.bytes_written += written
+            if self._record_keys:
+                self.requests.append((op, key))
 
     @property
     def puts(self) -> int:
@@ -221,43 +226,44 @@ class CountingStore:
         with self._lock:
             self.calls.clear()
             self.bytes_written = 0
+            self.requests.clear()
 
     def get(self, key: str) -> bytes:
         """Inner get, counted."""
-        self._count("get")
+        self._count("get", key)
         return self.inner.get(key)
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Inner get_range, counted."""
-        self._count("get_range")
+        self._count("get_range", key)
         return self.inner.get_range(key, start, end)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Inner put_if_absent (same durability), counted."""
-        self._count("put_if_absent", len(data))
+        self._count("put_if_absent", key, len(data))
         return self.inner.put_if_absent(key, data)
 
     def put(self, key: str, data: bytes) -> None:
         """Inner put (same durability), counted."""
-        self._count("put", len(data))
+        self._count("put", key, len(data))
         self.inner.put(key, data)
 
     def list(self, prefix: str) -> list[ObjectMeta]:
         """Inner list, counted."""
-        self._count("list")
+        self._count("list", prefix)
         return self.inner.list(prefix)
 
     def copy(self, src: str, dst: str) -> None:
         """Inner copy (same durability), counted."""
-        self._count("copy")
+        self._count("copy", dst)
         self.inner.copy(src, dst)
 
     def delete(self, key: str) -> None:
         """Inner delete (same durability), counted."""
-        self._count("delete")
+        self._count("delete", key)
         self.inner.delete(key)
 
     def exists(self, key: str) -> bool:
         """Inner exists, counted."""
-        self._count("exists")
+        self._count("exists", key)
         return self.inner.exists(key)

@@ -26,7 +26,7 @@ from lakeflux.store.base import ObjectStore
 from lakeflux.store.file import FileStore
 from lakeflux.store.memory import MemoryStore
 from lakeflux.tableformat import Commit, DataFile, Publisher, TableChange, read_head
-from lakeflux.testing.faulty import FaultyStore
+from lakeflux.testing.faulty import CountingStore, FaultyStore
 from lakeflux.testing.server import InProcessServer
 
 pytest.importorskip("deltalake")
@@ -287,3 +287,24 @@ def test_paths_in_the_log_are_relative_and_uri_encoded(tmp_path: Path):
     actions = [orjson.loads(x) for x in Commit(r, 1, "WRITE", 0, adds=(f,)).to_bytes().splitlines()]
     assert actions[1]["add"]["path"] == "date=2026-01-01/00000000000000000001.parquet"
     assert paths.table_root_of(f.key) == r
+
+
+def test_a_snapshot_publishes_with_one_request_per_changed_table(tmp_path):
+    """The Delta commit is one put-if-absent per changed table; only a process's first commit to a table
+    it did not find at recovery lists its log first (a new table, or one re-created)."""
+    store = CountingStore(FileStore(tmp_path / "d"), record_keys=True)
+    cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02, without_auth=True)
+
+    def delta_requests_of_a_snapshot(srv: InProcessServer, body: str) -> list[str]:
+        ok(srv, "lake", body)
+        store.reset()
+        snapshot(srv)
+        return sorted(op for op, key in store.requests if "/_delta_log/" in key)
+
+    with InProcessServer(cfg, store=store) as srv:
+        assert delta_requests_of_a_snapshot(srv, hours(0, 30) + f"\nmem free=1i {T0}") == \
+            ["list", "list", "put_if_absent", "put_if_absent"]
+        assert delta_requests_of_a_snapshot(srv, hours(30, 30)) == ["put_if_absent"]  # mem did not change
+        assert delta_requests_of_a_snapshot(srv, f"cpu,host=h0 usage=1.5 {T0 + HOUR}") == ["put_if_absent"]
+    with InProcessServer(cfg, store=store) as srv:  # recovery read each log's newest commit once
+        assert delta_requests_of_a_snapshot(srv, hours(60, 30)) == ["put_if_absent"]
