@@ -37,6 +37,7 @@ from ..catalog import Catalog, DatabaseDef, TableDef
 from ..errors import Corrupt, Invalid, LakefluxError, NotFound
 from ..store import paths
 from .guards import register_guards
+from .priority import lower_engine_threads
 from .running import RunningQuery, engine_error
 from .schema import conform, execution_schema, plain_strings, plain_strings_schema, table_schema, type_name
 from .sources import LocalSource, SwappedAway, TableSource
@@ -223,6 +224,7 @@ class QueryEngine:
             schema = plain_strings_schema(df.schema())
             stream = df.execute_stream()  # lists the files of every table it scans
             _check_still_there(named)
+            lower_engine_threads()  # DataFusion's threads yield the CPU to writes (query/priority.py)
         except BaseException as e:
             view.__exit__(None, None, None)
             entry.finish(success=False)

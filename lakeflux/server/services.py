@@ -26,6 +26,7 @@ from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
 from ..errors import NotAllowed, Unavailable
 from ..influxql.executor import InfluxQL
+from ..query.priority import lower_this_thread
 from ..query.session import QueryEngine, QueryLimits
 from ..store import open_store
 from ..store.base import ObjectStore
@@ -61,8 +62,7 @@ class Services:
     # takes one of `query_slots` first, so queries never wait for a thread and never take `pool`'s threads
     # (configuration, tokens), the parsers' or the WAL's (--max-concurrent-queries).
     query_slots: QuerySlots = field(default_factory=lambda: QuerySlots(Config.max_concurrent_queries))
-    query_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
-        Config.max_concurrent_queries, thread_name_prefix="lakeflux-query"))
+    query_pool: ThreadPoolExecutor = field(default_factory=lambda: query_pool(Config.max_concurrent_queries))
 
     @property
     def runs_triggers(self) -> bool:
@@ -160,11 +160,16 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
                         cluster=cluster,
                         write_bytes=WriteBytes(config.max_write_bytes_in_flight),
                         query_slots=QuerySlots(config.max_concurrent_queries),
-                        query_pool=ThreadPoolExecutor(config.max_concurrent_queries, thread_name_prefix="lakeflux-query"))
+                        query_pool=query_pool(config.max_concurrent_queries))
     from .databases import ServerDatabases  # databases imports this module: resolve at call time
 
     services.influxql = InfluxQL(catalog, query, admin=ServerDatabases(services))
     return services
+
+
+def query_pool(threads: int) -> ThreadPoolExecutor:
+    """The query threads: at the query priority (query/priority.py), so writes keep the CPU they need."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="lakeflux-query", initializer=lower_this_thread)
 
 
 def query_limits(config: Config) -> QueryLimits:

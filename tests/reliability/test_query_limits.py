@@ -14,6 +14,7 @@ Timing bounds here are generous: they tell "stuck" (minutes, or never) from "ser
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pyarrow.flight as flight
 import pytest
@@ -206,3 +208,22 @@ def test_large_json_result_does_not_stall_health(srv):
     assert head == b"[" and tail.endswith(b"]") and size > 20_000_000
     # Formatting 20M rows on the event loop stalled /health for seconds; off the loop it answers at once.
     assert latencies and max(latencies) < 2.0, max(latencies)
+
+
+def test_query_threads_yield_the_cpu_to_writes(srv):
+    # DataFusion's runtime threads and the query pool's run at a lower priority than the event loop and the
+    # threads parsing and committing writes (Python threads all show as the interpreter's name).
+    assert sql(srv, "SELECT count(*) AS n FROM range(1000000)").status == 200
+    assert srv.proc is not None
+    niceness: dict[str, set[int]] = {}
+    for task in os.listdir(f"/proc/{srv.proc.pid}/task"):
+        try:
+            stat = Path(f"/proc/{srv.proc.pid}/task/{task}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        niceness.setdefault(name, set()).add(int(stat[stat.rindex(")") + 2:].split()[16]))  # field 19: nice
+    engine = {n for name, values in niceness.items() if name.startswith("tokio-r") for n in values}
+    python = {n for name, values in niceness.items() if name.startswith("python") for n in values}
+    assert engine and min(engine) >= 10, niceness
+    assert python == {0, 10}, niceness
