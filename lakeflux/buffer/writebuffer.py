@@ -122,7 +122,7 @@ class WriteBuffer:
         # the process died before that segment landed, the WAL ends below the stamp. Numbering from the WAL
         # alone would give the table's next rows a sequence below its stamp, and _apply would drop them
         # as an earlier table's rows after acknowledging them. Sequences may skip; they must not go back.
-        self._next_seq = max(self._next_seq, self.catalog.state.max_table_wal_seq())
+        self._next_seq = max(self._next_seq, self.catalog.state.max_table_wal_seq(self.wal.node))
         self._settled_seq = self._next_seq - 1
         n += self._recover_held(after, fail_on_error=fail_on_error)
         for segment in self.wal.replay(after, fail_on_error=fail_on_error):
@@ -350,7 +350,8 @@ class WriteBuffer:
     def stamp_new_tables(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Mark new tables with the next WAL sequence: rows of older segments belong to an earlier table
         of the same name, and replay must not revive them."""
-        return [{**op, "wal_seq": self._next_seq} if op.get("op") == "create_table" else op for op in ops]
+        return [{**op, "wal_seq": self._next_seq, "wal_node": self.wal.node} if op.get("op") == "create_table"
+                else op for op in ops]
 
     # --- flushing ----------------------------------------------------------------------------------
     async def flush_now(self) -> None:

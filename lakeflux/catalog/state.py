@@ -28,6 +28,8 @@ class TableDef:
     # WAL segments before this one hold rows of an earlier table of the same name (deleted since):
     # replay must not give them to this one.
     since_wal_seq: int = 0
+    # The node whose WAL `since_wal_seq` counts in (None: a version before clusters, i.e. the single node).
+    since_node: str | None = None
     # The catalog sequence that created this table: its identity across re-creations under one name, the
     # same on every node of a cluster. WAL rows carry the identity of the table they were written to, so a
     # re-created table never takes an earlier one's rows from any node's WAL (0: created by a version that
@@ -95,9 +97,11 @@ class CatalogState:
         db = self.databases.get(name)
         return db if db is not None and not db.deleted else None
 
-    def max_table_wal_seq(self) -> int:
-        """The highest WAL sequence a table was stamped with at creation (0 when none)."""
-        return max((t.since_wal_seq for db in self.databases.values() for t in db.tables.values()), default=0)
+    def max_table_wal_seq(self, node: str | None = None) -> int:
+        """The highest WAL sequence a table was stamped with at creation in `node`'s WAL (0 when none); stamps
+        of versions before clusters count for every node."""
+        return max((t.since_wal_seq for db in self.databases.values() for t in db.tables.values()
+                    if t.since_node is None or t.since_node == node), default=0)
 
     def require_db(self, name: str) -> DatabaseDef:
         db = self.live_db(name)
@@ -154,7 +158,8 @@ def _create_table(state: CatalogState, op: dict[str, Any]) -> None:
         raise LimitExceeded(
             f"Update to schema would exceed number of tables allowed per database ({MAX_TABLES_PER_DB})"
         )
-    table = TableDef(name=name, since_wal_seq=int(op.get("wal_seq", 0)), created_seq=state.seq + 1)
+    table = TableDef(name=name, since_wal_seq=int(op.get("wal_seq", 0)), since_node=op.get("wal_node"),
+                     created_seq=state.seq + 1)
     _add_columns(table, op["columns"])
     db.tables[name] = table
 
@@ -254,7 +259,7 @@ def state_to_json(state: CatalogState) -> dict[str, Any]:
                 "deleted": db.deleted,
                 "tables": [
                     {"name": t.name, "columns": [[c, k.value] for c, k in t.columns.items()], "version": t.version,
-                     "since_wal_seq": t.since_wal_seq, "created_seq": t.created_seq}
+                     "since_wal_seq": t.since_wal_seq, "since_node": t.since_node, "created_seq": t.created_seq}
                     for t in db.tables.values()
                 ],
                 "triggers": [t.to_json() for t in db.triggers.values()],
@@ -272,7 +277,8 @@ def state_from_json(d: dict[str, Any]) -> CatalogState:
         for tj in dbj["tables"]:
             db.tables[tj["name"]] = TableDef(
                 name=tj["name"], columns={c: ColumnKind(k) for c, k in tj["columns"]}, version=tj["version"],
-                since_wal_seq=tj.get("since_wal_seq", 0), created_seq=tj.get("created_seq", 0),
+                since_wal_seq=tj.get("since_wal_seq", 0), since_node=tj.get("since_node"),
+                created_seq=tj.get("created_seq", 0),
             )
         for trj in dbj["triggers"]:
             db.triggers[trj["name"]] = TriggerDef.from_json(trj)

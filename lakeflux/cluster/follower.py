@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..buffer.manifest import Manifest, PersistedFile
@@ -38,6 +39,9 @@ T = TypeVar("T")
 # Probe rounds between manifest probes, and between listings that find skipped WAL sequences.
 MANIFEST_EVERY = 4
 LIST_EVERY = 40
+# Segments a follower that is behind fetches at once; and how many it reads before a node counts as followed.
+MAX_FETCH = 16
+START_LIMIT = 2_000
 
 
 class Follower:
@@ -46,7 +50,8 @@ class Follower:
     listing = False  # its table prefixes may already hold files of a manifest not yet seen here
 
     def __init__(self, store: ObjectStore, node: str, catalog: Catalog, *,
-                 manifest_every: int = MANIFEST_EVERY, list_every: int = LIST_EVERY) -> None:
+                 manifest_every: int = MANIFEST_EVERY, list_every: int = LIST_EVERY,
+                 pool: ThreadPoolExecutor | None = None) -> None:
         self.store = store
         self.node = node
         self.catalog = catalog
@@ -58,6 +63,7 @@ class Follower:
         self._manifest_every = manifest_every
         self._list_every = list_every
         self._rounds = 0
+        self._pool = pool  # fetches several segments at once when behind (None: one at a time)
         self._polling = threading.Lock()  # one poll at a time (the periodic job, or a query's refresh)
         self._started = False
 
@@ -77,50 +83,65 @@ class Follower:
             self._probe_manifests()
 
     # --- following -----------------------------------------------------------------------------------
-    def poll(self) -> int:
-        """One round: start (the first time), read every new WAL segment, now and then look for a newer
-        manifest and for skipped sequences. Returns how many segments were read. Blocking."""
+    def poll(self, limit: int | None = None) -> int:
+        """One round: start (the first time), read the new WAL segments (at most about `limit`), now and then
+        look for a newer manifest and for skipped sequences. Returns how many segments were read. Blocking."""
         with self._polling:
-            read = 0 if self._started else self._start()
+            read = 0 if self._started else self._start(limit)
             self._rounds += 1
-            read += self._probe_wal()
+            read += self._probe_wal(None if limit is None else max(0, limit - read))
             if self._rounds % self._manifest_every == 0:
                 self._probe_manifests()
             if not read and self._rounds % self._list_every == 0:
                 read += self._skip_gaps()
             return read
 
-    def _start(self) -> int:
-        """Load the newest manifest and every segment after it (one listing of each); returns how many."""
+    def _start(self, limit: int | None) -> int:
+        """Load the newest manifest and the segments after it (one listing of each; at most `limit`)."""
         manifest, _ = load_latest_manifest(self.store, self.node)
         self._adopt(manifest)  # unless its files are not in place yet: then its WAL segments are read
+        seqs = [seq for seq in self._wal.list_seqs(self.manifest.wal_seq) if seq >= self._next_seq][:limit]
         read = 0
-        for seq in self._wal.list_seqs(self.manifest.wal_seq):
-            if seq >= self._next_seq and self._read(seq):
+        for start in range(0, len(seqs), MAX_FETCH):
+            chunk = seqs[start:start + MAX_FETCH]
+            for seq, segment in zip(chunk, self._fetch(chunk), strict=True):
+                if segment is not None:  # gone meanwhile (snapshotted and deleted): the next manifest has it
+                    self._apply(segment)
+                    read += 1
                 self._next_seq = seq + 1
-                read += 1
         self._started = True
         return read
 
-    def _probe_wal(self) -> int:
+    def _probe_wal(self, limit: int | None = None) -> int:
+        """Read the next segments until one is missing (or about `limit` were read). Caught up, that is one
+        GET; behind, it fetches the next ones several at a time (doubling up to MAX_FETCH)."""
         read = 0
-        while self._read(self._next_seq):
-            self._next_seq += 1
-            read += 1
+        width = 1
+        while limit is None or read < limit:
+            for segment in self._fetch(list(range(self._next_seq, self._next_seq + width))):
+                if segment is None:
+                    return read
+                self._apply(segment)
+                self._next_seq += 1
+                read += 1
+            width = min(2 * width, MAX_FETCH)
         return read
 
-    def _read(self, seq: int) -> bool:
-        """Read committed segment `seq` into memory; False if it is not there (yet). A corrupt segment is
-        logged and passed over, as replay does."""
+    def _fetch(self, seqs: list[int]) -> list[Segment | None]:
+        """Committed segments `seqs` (at once, on the pool), None for each that is not there; a corrupt one
+        is logged and comes back empty, passed over as replay does."""
+        if self._pool is None or len(seqs) == 1:
+            return [self._fetch_one(seq) for seq in seqs]
+        return list(self._pool.map(self._fetch_one, seqs))
+
+    def _fetch_one(self, seq: int) -> Segment | None:
         try:
-            segment = self._wal.read(seq)
+            return self._wal.read(seq)
         except NotFound:
-            return False
+            return None
         except Corrupt as e:
             log.error("follower of node %s: skipping corrupt WAL segment: %s", self.node, e)
-            return True
-        self._apply(segment)
-        return True
+            return Segment(seq=seq, writer_id="", tables=[])
 
     def _apply(self, segment: Segment) -> None:
         state = self.catalog.state
@@ -211,6 +232,8 @@ class Followers:
         self._lock = threading.Lock()
         self._followers: dict[str, tuple[Follower, Periodic]] = {}
         self._stopped = False
+        # Shared by the followers to fetch several segments at once when one is behind.
+        self._pool = ThreadPoolExecutor(8, thread_name_prefix="lakeflux-follow")
 
     def sources(self) -> list[Follower]:
         """The followed nodes, ordered by node id (query sources)."""
@@ -230,8 +253,9 @@ class Followers:
                 _, job = self._followers.pop(node)
             job.stop()
         for node in new:
-            follower = Follower(self._store, node, self._catalog)
-            follower.poll()
+            follower = Follower(self._store, node, self._catalog, pool=self._pool)
+            # Caught up before it counts as a source (bounded: a node far ahead is caught up by its job).
+            follower.poll(limit=START_LIMIT)
             job = Periodic(f"follow-{node}", self._interval, follower.poll)
             with self._lock:
                 if self._stopped:
@@ -246,6 +270,7 @@ class Followers:
             jobs = [job for _, job in self._followers.values()]
         for job in jobs:
             job.stop()
+        self._pool.shutdown(wait=False)
 
     def catalog_changed(self, ops: list[dict[str, Any]]) -> None:
         """A deleted database or table leaves every follower's buffered rows."""

@@ -2,22 +2,25 @@
 `lakeflux show nodes`) knows which nodes exist, what they do, where they answer and whether they are alive.
 
 A record is rewritten in place (`put`) at start, at every heartbeat and at a clean stop. Nothing relies on it
-for correctness: data is found under each node's own prefix, and two processes with one node id are kept
-apart by WAL fencing, not by the registry. Records stay after a node stops, because its data stays too: a
-node that left for good is removed with `Registry.forget`.
+for correctness: data is found under each node's own prefix. A process starting with the id of a node whose
+record shows it running, and that answers at its address, is refused (`check_not_running`); two processes
+that start at the same moment are still kept apart by WAL fencing. Records stay after a node stops, because
+its data stays too: a node that left for good is removed with `Registry.forget`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import orjson
 import pyarrow as pa
 
-from ..errors import Corrupt, NotFound
+from ..errors import Conflict, Corrupt, NotFound
 from ..store import paths
 from ..store.base import ObjectStore
 
@@ -26,6 +29,17 @@ FORMAT_VERSION = 1
 # A running node whose heartbeat is older than this many intervals shows as unresponsive.
 MISSED_HEARTBEATS = 3
 RUNNING, STOPPED, UNRESPONSIVE = "running", "stopped", "unresponsive"
+
+
+def answers(address: str, timeout: float = 2.0) -> bool:
+    """Whether a server answers HTTP at `address` (any status counts: auth may be on)."""
+    try:
+        with urllib.request.urlopen(f"{address}/health", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,26 @@ class Registry:
         """Rewrite this node's record with the current time; returns once it is durable."""
         self.record = NodeRecord(**{**asdict(self.record), "heartbeat_ns": self._clock(), "stopped": stopped})
         self.store.put(paths.node_record(self.cluster, self.record.node_id), self.record.to_bytes())
+
+    def check_not_running(self, alive: Callable[[str], bool] | None = None) -> None:
+        """Refuse to start a second process with this node id: raise Conflict if this node's record says
+        another process runs it (not stopped, a heartbeat within MISSED_HEARTBEATS intervals) and that
+        process answers at its address (`alive(address)`, default: any HTTP answer from /health). A record
+        naming this process's own address is a crashed predecessor's: this process holds that address now.
+        Blocking (one GET and, rarely, one HTTP probe)."""
+        try:
+            previous = NodeRecord.from_bytes(self.store.get(paths.node_record(self.cluster, self.record.node_id)),
+                                             self.record.node_id)
+        except (NotFound, Corrupt):
+            return
+        if previous.process == self.record.process or previous.state(self._clock()) != RUNNING:
+            return
+        if previous.address == self.record.address or not (alive or answers)(previous.address):
+            return
+        raise Conflict(
+            f"node {previous.node_id!r} of cluster {self.cluster!r} is already running at {previous.address} (its "
+            f"last heartbeat was {(self._clock() - previous.heartbeat_ns) / 1e9:.0f} s ago): two processes with one "
+            "node id would fence each other; stop that one first, or give this one another --node-id")
 
     def nodes(self) -> list[NodeRecord]:
         """Every registered node, ordered by node id; unreadable records are logged and left out."""

@@ -100,6 +100,13 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     """Open the store, load the catalog and replay the WAL; blocking, call before serving."""
     store = store if store is not None else open_store(config)
     writer_id = f"{config.node_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    registry = Registry(store, config.cluster, NodeRecord(
+        node_id=config.node_id, modes=config.modes, address=config.address, started_ns=time.time_ns(),
+        heartbeat_ns=0, heartbeat_interval_s=config.heartbeat_interval, process=writer_id))
+    if config.cluster_id is not None:
+        # A second live process with this node id is refused before it touches anything (its recovery would
+        # clear the snapshot the first one is staging); a single node keeps the takeover by fencing.
+        registry.check_not_running()
     catalog = Catalog(store, config.cluster, writer_id=writer_id)
     catalog.load()
     wal = Wal(store, config.node_id, writer_id=writer_id)
@@ -109,9 +116,6 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         buffer.refusal = NotAllowed(
             f"node {config.node_id!r} runs in mode {','.join(config.modes)}: it does not accept writes; send them "
             "to a node in ingest mode (lakeflux show nodes)")
-    registry = Registry(store, config.cluster, NodeRecord(
-        node_id=config.node_id, modes=config.modes, address=config.address, started_ns=time.time_ns(),
-        heartbeat_ns=0, heartbeat_interval_s=config.heartbeat_interval, process=writer_id))
     lock = ViewLock()
     persister = Persister(store, config.node_id, catalog, buffer.tables, wal, lock,
                           wal_segments_to_keep=config.snapshotted_wal_files_to_keep)
