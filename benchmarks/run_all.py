@@ -33,9 +33,12 @@ RESULTS = HERE / "results"
 
 QUICK = {"ingest_seconds": 5, "ingest_repeats": 1, "parse_lines": 50_000, "query_rows": 3_000_000, "query_repeats": 5,
          "engine_writes": 100, "engine_schedule_seconds": 60, "engine_calls": 2000, "memory_rows": 10_000_000,
-         "s3_rows": 500_000, "engine_load_seconds": 10, "engine_load_repeats": 1, "engine_latency_writes": 10}
+         "s3_rows": 500_000, "engine_load_seconds": 10, "engine_load_repeats": 1, "engine_latency_writes": 10,
+         "cluster_rows": 300_000, "cluster_lag_samples": 50, "cluster_idle_seconds": 20, "cluster_query_rows": 1_000_000}
 FULL = {**QUICK, "ingest_seconds": 20, "parse_lines": 200_000, "query_rows": 10_000_000, "engine_schedule_seconds": 120,
-        "s3_rows": 2_000_000, "engine_load_seconds": 30, "engine_load_repeats": 2, "engine_latency_writes": 30}
+        "s3_rows": 2_000_000, "engine_load_seconds": 30, "engine_load_repeats": 2, "engine_latency_writes": 30,
+        "cluster_rows": 1_000_000, "cluster_lag_samples": 100, "cluster_idle_seconds": 30,
+        "cluster_query_rows": 3_000_000}
 
 
 def commands(sizes: dict[str, int]) -> dict[str, list[str]]:
@@ -52,6 +55,9 @@ def commands(sizes: dict[str, int]) -> dict[str, list[str]]:
         "memory": ["ingest.py", "--memory-only", "--rows", str(sizes["memory_rows"])],
         "s3": ["s3.py", "--rows", str(sizes["s3_rows"])],
         "opentables": ["opentables.py", "--rows", str(sizes["query_rows"]), "--repeats", str(sizes["query_repeats"])],
+        "cluster": ["cluster.py", "--rows", str(sizes["cluster_rows"]), "--lag-samples", str(sizes["cluster_lag_samples"]),
+                    "--idle-seconds", str(sizes["cluster_idle_seconds"]), "--query-rows", str(sizes["cluster_query_rows"]),
+                    "--repeats", str(sizes["query_repeats"])],
     }
 
 
@@ -238,9 +244,29 @@ def opentables_rows(r: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def cluster_rows(r: dict[str, Any]) -> list[list[str]]:
+    """Issue 15: nodes of one cluster sharing this machine's cores (ratios, not what separate machines do)."""
+    i, lag, idle, q = r["ingest"], r["lag"], r["idle"], r["query"]
+    return [
+        [f"cluster: ingest on 2 ingest nodes vs 1 ({i['rows']:,} lines, {i['connections_per_node']} connections per "
+         "node; one machine's cores shared, lines/s)", _n(i["2_nodes"]["lines_per_s"]),
+         f"1 node {_n(i['1_nodes']['lines_per_s'])}", f"{i['ratio']:.2f}×", "—", "—"],
+        [f"cluster: replication lag, ack → visible on the query node, S3 (moto), p50 ms ({lag['samples']} writes)",
+         f"{lag['p50_ms']:.0f}", "—", "—", "—", "—"],
+        ["cluster: replication lag, p99 ms", f"{lag['p99_ms']:.0f}", "—", "—", "≤ 1000 ms",
+         _verdict(lag["p99_ms"] <= 1000)],
+        *[[f"cluster: idle store requests/s, node {name} (2 ingest, 1 query, 1 process; S3, moto)", f"{v:.2f}",
+           "—", "—", "≤ 5", _verdict(v <= 5)] for name, v in idle["requests_per_s"].items()],
+        [f"cluster: GROUP BY host on a query node vs on the ingest node over its own files ({q['rows']:,} rows, "
+         f"{q['files']} files; no compactor yet), ms", f"{q['query_node_s'] * 1e3:.1f}",
+         f"ingest node {q['own_node_s'] * 1e3:.1f}", f"{q['ratio']:.2f}×" + ("" if q["answers_match"] else
+                                                                           " (answers differ!)"), "—", "—"],
+    ]
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
     "parse": parse_rows, "ingest": ingest_rows, "query": query_rows, "engine": engine_rows, "memory": memory_rows,
-    "s3": s3_rows, "opentables": opentables_rows}
+    "s3": s3_rows, "opentables": opentables_rows, "cluster": cluster_rows}
 
 
 def markdown(results: dict[str, Any]) -> str:

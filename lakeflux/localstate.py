@@ -55,11 +55,13 @@ def store_key(config: Config) -> str:
 
 
 def token_file(config: Config) -> Path:
-    """Where the server with this config keeps its admin token for the local CLI."""
+    """Where the server with this config keeps its admin token for the local CLI. The nodes of a cluster share
+    one (its catalog holds one set of tokens): named after the cluster instead of the node."""
+    owner = config.cluster
     if config.object_store == "file":
-        name = TOKEN_FILE_NAME if config.node_id == DEFAULT_NODE else f"{TOKEN_FILE_NAME}.{_safe(config.node_id)}"
+        name = TOKEN_FILE_NAME if owner == DEFAULT_NODE else f"{TOKEN_FILE_NAME}.{_safe(owner)}"
         return config.data_dir / name
-    return state_dir() / "tokens" / store_key(config) / _safe(config.node_id) / TOKEN_FILE_NAME
+    return state_dir() / "tokens" / store_key(config) / _safe(owner) / TOKEN_FILE_NAME
 
 
 def read_token_file(path: Path) -> str | None:

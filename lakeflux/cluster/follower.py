@@ -5,7 +5,11 @@ from the store) and the rows of every committed WAL segment after that manifest 
 ingest node's own buffer), so a query sees exactly that node's persisted files plus its WAL tail: each row
 once, the node's duplicate points merged as the node itself merges them.
 
-It finds new segments by probing the next sequence number (one GET, which also fetches it), not by listing.
+It finds new segments by probing the next sequence number (one GET, which also fetches it), not by listing,
+and looks for a newer manifest every MANIFEST_EVERY rounds while segments arrive (a snapshot follows them),
+else every LIST_EVERY rounds. A node that has committed nothing for IDLE_AFTER rounds is probed every
+IDLE_EVERY rounds until its next segment (with the default 250 ms interval: after 2 s of quiet, once a
+second), so an idle node costs each follower about one GET a second.
 An ingest node commits its segments one after another, so the next one appears only after the current one;
 a sequence it skipped (a commit that failed) is found by an occasional listing, after first checking for a
 newer manifest (whose snapshot may have covered segments the node has deleted since). A new manifest is
@@ -33,15 +37,19 @@ from ..store.base import ObjectStore
 from ..wal import Segment, Wal, WalTable
 from .node import Periodic
 from .registry import Registry
+from .relay import Relay
 
 log = logging.getLogger("lakeflux.cluster")
 T = TypeVar("T")
 # Probe rounds between manifest probes, and between listings that find skipped WAL sequences.
 MANIFEST_EVERY = 4
 LIST_EVERY = 40
+# A node with no new segment for IDLE_AFTER rounds is probed every IDLE_EVERY rounds until its next one.
+IDLE_AFTER = 8
+IDLE_EVERY = 4
 # Segments a follower that is behind fetches at once; and how many it reads before a node counts as followed.
 MAX_FETCH = 16
-START_LIMIT = 2_000
+START_LIMIT = 500
 
 
 class Follower:
@@ -51,7 +59,7 @@ class Follower:
 
     def __init__(self, store: ObjectStore, node: str, catalog: Catalog, *,
                  manifest_every: int = MANIFEST_EVERY, list_every: int = LIST_EVERY,
-                 pool: ThreadPoolExecutor | None = None) -> None:
+                 pool: ThreadPoolExecutor | None = None, relay: Relay | None = None) -> None:
         self.store = store
         self.node = node
         self.catalog = catalog
@@ -63,7 +71,13 @@ class Follower:
         self._manifest_every = manifest_every
         self._list_every = list_every
         self._rounds = 0
+        self._quiet = 0  # rounds in a row that found no new segment
+        self._unprobed = 0  # segments read since the last manifest probe
         self._pool = pool  # fetches several segments at once when behind (None: one at a time)
+        # A process node's relay takes every segment, before the rows reach queries (so a failed relay
+        # commit leaves nothing half-done): reading starts at its position when that is older than the
+        # manifest, and a newer manifest never makes it skip segments it has not read.
+        self._relay = relay
         self._polling = threading.Lock()  # one poll at a time (the periodic job, or a query's refresh)
         self._started = False
 
@@ -87,11 +101,18 @@ class Follower:
         """One round: start (the first time), read the new WAL segments (at most about `limit`), now and then
         look for a newer manifest and for skipped sequences. Returns how many segments were read. Blocking."""
         with self._polling:
-            read = 0 if self._started else self._start(limit)
             self._rounds += 1
+            if self._started and self._quiet >= IDLE_AFTER and self._rounds % IDLE_EVERY:
+                return 0  # idle node: looked at every IDLE_EVERY rounds only
+            read = 0 if self._started else self._start(limit)
             read += self._probe_wal(None if limit is None else max(0, limit - read))
-            if self._rounds % self._manifest_every == 0:
+            self._quiet = 0 if read else self._quiet + 1
+            self._unprobed += read
+            # A snapshot follows new segments: while none arrive, a new manifest (retention, a delete) is
+            # looked for only at listing time, so an idle node costs one GET per round.
+            if self._rounds % self._manifest_every == 0 and (self._unprobed or self._rounds % self._list_every == 0):
                 self._probe_manifests()
+                self._unprobed = 0
             if not read and self._rounds % self._list_every == 0:
                 read += self._skip_gaps()
             return read
@@ -100,15 +121,18 @@ class Follower:
         """Load the newest manifest and the segments after it (one listing of each; at most `limit`)."""
         manifest, _ = load_latest_manifest(self.store, self.node)
         self._adopt(manifest)  # unless its files are not in place yet: then its WAL segments are read
-        seqs = [seq for seq in self._wal.list_seqs(self.manifest.wal_seq) if seq >= self._next_seq][:limit]
+        after = self.manifest.wal_seq
+        if self._relay is not None:
+            after = min(after, self._relay.position(self.node))
+        seqs = [seq for seq in self._wal.list_seqs(after) if seq >= self._next_seq][:limit]
         read = 0
         for start in range(0, len(seqs), MAX_FETCH):
             chunk = seqs[start:start + MAX_FETCH]
-            for seq, segment in zip(chunk, self._fetch(chunk), strict=True):
-                if segment is not None:  # gone meanwhile (snapshotted and deleted): the next manifest has it
-                    self._apply(segment)
-                    read += 1
-                self._next_seq = seq + 1
+            # A segment gone meanwhile (snapshotted and deleted) is in the next manifest's files.
+            found = [segment for segment in self._fetch(chunk) if segment is not None]
+            self._apply(found)
+            self._next_seq = chunk[-1] + 1
+            read += len(found)
         self._started = True
         return read
 
@@ -118,12 +142,13 @@ class Follower:
         read = 0
         width = 1
         while limit is None or read < limit:
-            for segment in self._fetch(list(range(self._next_seq, self._next_seq + width))):
-                if segment is None:
-                    return read
-                self._apply(segment)
-                self._next_seq += 1
-                read += 1
+            fetched = self._fetch(list(range(self._next_seq, self._next_seq + width)))
+            found = fetched[:fetched.index(None)] if None in fetched else fetched
+            self._apply(found)  # type: ignore[arg-type]
+            self._next_seq += len(found)
+            read += len(found)
+            if len(found) < width:
+                return read
             width = min(2 * width, MAX_FETCH)
         return read
 
@@ -143,7 +168,16 @@ class Follower:
             log.error("follower of node %s: skipping corrupt WAL segment: %s", self.node, e)
             return Segment(seq=seq, writer_id="", tables=[])
 
-    def _apply(self, segment: Segment) -> None:
+    def _apply(self, segments: list[Segment]) -> None:
+        """Hand consecutive segments to the relay (first: a failed relay commit leaves nothing half-done, and
+        they are read again next round), then hold their rows for queries."""
+        if self._relay is not None and segments:
+            self._relay.offer(self.node, segments)
+        for segment in segments:
+            if segment.seq > self.manifest.wal_seq:  # else read for the relay: its rows are in the files
+                self._hold(segment)
+
+    def _hold(self, segment: Segment) -> None:
         state = self.catalog.state
         if any(_newer_than(state, t) for t in segment.tables):
             # The node changed the catalog for these rows (a new table or column) after this node's last
@@ -179,7 +213,8 @@ class Follower:
         with self.lock.write():
             self.manifest = manifest
             self.tables.drop_upto(manifest.wal_seq)
-        self._next_seq = max(self._next_seq, manifest.wal_seq + 1)
+        if self._relay is None:
+            self._next_seq = max(self._next_seq, manifest.wal_seq + 1)
 
     def _skip_gaps(self) -> int:
         """The next segment is missing: if the node has committed later ones, either a newer manifest covers
@@ -224,11 +259,13 @@ class Followers:
     """Every ingest node of the cluster but this one, each followed every `interval` seconds on its own
     thread; found in the node registry (`discover`, run at start and then periodically)."""
 
-    def __init__(self, store: ObjectStore, catalog: Catalog, registry: Registry, interval: float) -> None:
+    def __init__(self, store: ObjectStore, catalog: Catalog, registry: Registry, interval: float,
+                 relay: Relay | None = None) -> None:
         self._store = store
         self._catalog = catalog
         self._registry = registry
         self._interval = interval
+        self._relay = relay
         self._lock = threading.Lock()
         self._followers: dict[str, tuple[Follower, Periodic]] = {}
         self._stopped = False
@@ -253,7 +290,7 @@ class Followers:
                 _, job = self._followers.pop(node)
             job.stop()
         for node in new:
-            follower = Follower(self._store, node, self._catalog, pool=self._pool)
+            follower = Follower(self._store, node, self._catalog, pool=self._pool, relay=self._relay)
             # Caught up before it counts as a source (bounded: a node far ahead is caught up by its job).
             follower.poll(limit=START_LIMIT)
             job = Periodic(f"follow-{node}", self._interval, follower.poll)

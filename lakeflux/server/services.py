@@ -21,6 +21,7 @@ from ..catalog import INTERNAL_DB, Catalog
 from ..cluster import ClusterNode, NodeRecord, Registry
 from ..cluster.changes import RemoteDeletes
 from ..cluster.follower import Followers
+from ..cluster.relay import Relay, WalFloor
 from ..config import Config
 from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
@@ -35,6 +36,8 @@ from .admission import QuerySlots, WriteBytes
 from .engine_ports import BufferWriteSink, EngineQueryRunner, EngineWalListener, WalSegmentSource
 
 log = logging.getLogger("lakeflux.server")
+# Seconds between a query node's looks at the node registry for ingest nodes to follow (one listing each).
+DISCOVERY_INTERVAL = 2.0
 
 
 @dataclass
@@ -127,12 +130,18 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     replayed = buffer.recover(after=covered, fail_on_error=config.wal_replay_fail_on_error)
     log.info("replayed %d WAL segments; next segment %d", replayed, buffer.next_seq)
     cluster = ClusterNode(registry, config.heartbeat_interval)
+    relay: Relay | None = None
+    if config.cluster_id is not None and config.has_mode("process"):
+        # WAL triggers here read every ingest node's segments (this node's too) through the relay.
+        relay = Relay(store, config.node_id, catalog)
+        relay.recover()
     followers: Followers | None = None
-    if config.cluster_id is not None and config.has_mode("query"):
-        # Queries here read every ingest node's data, found in the registry (at start, then every heartbeat).
-        followers = Followers(store, catalog, registry, config.replication_interval)
-        cluster.add_job("discover-nodes", config.heartbeat_interval, followers.discover, at_start=True,
-                        stop=followers.stop)
+    if config.cluster_id is not None and (config.has_mode("query") or config.has_mode("process")):
+        # Queries here (a process node's plugins' too) read every ingest node's data, found in the registry (at
+        # start, then every 2 s).
+        followers = Followers(store, catalog, registry, config.replication_interval, relay=relay)
+        cluster.add_job("discover-nodes", min(config.heartbeat_interval, DISCOVERY_INTERVAL), followers.discover,
+                        at_start=True, stop=followers.stop)
         catalog.add_listener(followers.catalog_changed)
     engine_ref: list[Engine] = []
     query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,
@@ -143,7 +152,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     plugin_writes = BufferWriteSink(buffer)
     engine = Engine(
         catalog=catalog, store=store, node=config.node_id, writer=plugin_writes, queries=EngineQueryRunner(query),
-        segments=WalSegmentSource(wal, buffer), plugin_dir=config.plugin_dir, venv_dir=config.virtual_env,
+        segments=relay if relay is not None else WalSegmentSource(wal, buffer), plugin_dir=config.plugin_dir, venv_dir=config.virtual_env,
         allowed_types=_allowed_types(config), plugin_timeout_s=config.plugin_timeout,
         plugin_repo=config.plugin_repo, wal_backlog_limit=config.plugin_wal_backlog_limit,
     )
@@ -155,10 +164,30 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         catalog.add_sync_listener(engine.catalog_synced)
     if config.cluster_id is not None:
         cluster.add_job("catalog-sync", config.catalog_sync_interval, catalog.sync)
-    # Snapshots trim the WAL, but never past a segment a WAL trigger has not finished (at-least-once).
+    # Snapshots trim the WAL, but never past a segment a WAL trigger has not finished (at-least-once): in a
+    # cluster, this node's own triggers' or any process node's.
     persister.wal_floor = engine.min_wal_cursor
-    # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.
-    buffer.add_listener(EngineWalListener(engine.segment_committed))
+    if relay is not None:
+        relay.notify = engine.segment_committed
+        own_relay = relay
+        persister.wal_floor = lambda: own_relay.floor(engine.min_wal_cursor()).get(config.node_id)
+        def publish_floor() -> None:
+            own_relay.publish(engine.min_wal_cursor())
+
+        def stop_relay() -> None:
+            publish_floor()  # the triggers' last positions, for the ingest nodes while this node is down
+            own_relay.stop()
+
+        cluster.add_job("relay-floor", config.heartbeat_interval, publish_floor, stop=stop_relay)
+        # This node's own segments since the relay last took one (a crash in between), then its new ones.
+        relay.start(wal if config.has_mode("ingest") else None)
+        if config.has_mode("ingest"):
+            buffer.add_listener(relay)
+    else:
+        # Registered after the replay: replayed segments reach WAL triggers through their cursors instead.
+        buffer.add_listener(EngineWalListener(engine.segment_committed))
+    if config.cluster_id is not None and config.has_mode("ingest"):
+        persister.wal_floor = WalFloor(store, registry, wal, persister.wal_floor, config.plugin_wal_backlog_limit)
     services = Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
                         engine=engine, plugin_writes=plugin_writes,
                         cluster=cluster,

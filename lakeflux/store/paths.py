@@ -13,6 +13,8 @@ Layout under the store root:
     <node>/cursors/<db>/<trigger>.json             WAL trigger cursors
     <node>/plugin_logs/<db>/<seq:020>.parquet      persisted plugin log rows
     <cluster>/nodes/<node>.json                    the node registry: one record per node of a cluster
+    <node>/relay/<seq:020>.json                    a process node's relay: which (node, WAL segment) is next
+    <node>/relay/floor.json                        per source node, the WAL its WAL triggers no longer need
 
 A cluster's catalog is `<cluster>/catalog/...`, shared by its nodes; each node keeps the rest under its own
 prefix. A single node is the cluster named after it (its catalog is `<node>/catalog/...`, as always).
@@ -116,6 +118,20 @@ def node_registry_prefix(cluster: str) -> str:
 def node_record(cluster: str, node: str) -> str:
     """The registry record of `node`: its modes, address and heartbeat (rewritten in place)."""
     return f"{node_registry_prefix(cluster)}{_file_name(node, '.json')}"
+
+
+def relay_prefix(node: str) -> str:
+    """A process node's relay: its one sequence of the cluster's WAL segments its WAL triggers read."""
+    return f"{node}/relay/"
+
+
+def relay_entry(node: str, seq: int) -> str:
+    return f"{node}/relay/{_seq(seq)}.json"
+
+
+def relay_floor(node: str) -> str:
+    """Per source node, the newest WAL segment a process node's WAL triggers no longer need (rewritten)."""
+    return f"{node}/relay/floor.json"
 
 
 # --- catalog -------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The cluster scenario with real `lakeflux serve` processes on one store (issue 15): two ingest nodes, a query
-node and a process node, on the file store and on S3 (moto, loopback). Writers keep a ledger of acknowledged
+node and a process node (which ingests its plugins' write-backs), on the file store and on S3 (moto, loopback). Writers keep a ledger of acknowledged
 batches on both ingest nodes while every node is SIGKILLed and restarted in turn; a second process started
 with a running ingest node's id is refused; the query node must converge to exactly the acknowledged union
-(no batch lost, none counted twice, none half-visible), and a trigger created through an ingest node must
-keep running on the process node."""
+(no batch lost, none counted twice, none half-visible); triggers created through an ingest node keep running
+on the process node, and its WAL trigger sees every acknowledged batch of either ingest node at least once."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from lakeflux.testing.chaos import Ledger, Writers, check
+from lakeflux.testing.chaos import Ledger, Writers, check, query
 from lakeflux.testing.process import ServerProcess
 
 PLUGINS = Path(__file__).parent.parent / "engine" / "plugins"
+CLUSTER_PLUGINS = Path(__file__).parent / "plugins"
 # Group commit every 200 ms, snapshot every 10 segments: while the test runs every ingest
 # node snapshots several times and the query node switches manifests under load.
 COMMON = ("--without-auth", "--cluster-id", "c1", "--wal-flush-interval", "200ms", "--wal-flush-size", "1000",
@@ -68,6 +69,15 @@ def request(url: str, method: str, path: str, body: dict | None = None) -> int:
         return e.code
 
 
+def delivered(url: str) -> dict[int, int]:
+    """Rows per batch the process node's WAL trigger reported (its write-backs, read on the query node)."""
+    try:
+        rows = query(url, "app", "SELECT b, sum(n) AS n FROM delivered GROUP BY b")
+    except AssertionError:
+        return {}  # not written yet
+    return {int(r["b"][1:]): int(r["n"]) for r in rows if r["b"].startswith("b")}
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -80,10 +90,11 @@ def run_scenario(tmp_path: Path, store_args: list[str], seed: int) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     shutil.copy(PLUGINS / "rt_request.py", plugins / "rt_request.py")
+    shutil.copy(CLUSTER_PLUGINS / "deliver.py", plugins / "deliver.py")
     plugin_dir = ("--plugin-dir", str(plugins))
     i1 = Node(tmp_path, store_args, "i1", "ingest", *plugin_dir)
     i2 = Node(tmp_path, store_args, "i2", "ingest", *plugin_dir)
-    p1 = Node(tmp_path, store_args, "p1", "process", *plugin_dir)
+    p1 = Node(tmp_path, store_args, "p1", "process,ingest", *plugin_dir)  # it ingests its plugins' write-backs
     q1 = Node(tmp_path, store_args, "q1", "query")
     nodes = [i1, i2, p1, q1]
     ledger = Ledger(LINES)
@@ -102,6 +113,14 @@ def run_scenario(tmp_path: Path, store_args: list[str], seed: int) -> None:
                    "trigger_specification": "request:hello"}
         assert request(i1.url, "POST", "/api/v3/configure/processing_engine_trigger", trigger) == 200
         wait_until(lambda: request(p1.url, "GET", "/api/v3/engine/hello") == 200, 60, "the trigger on p1")
+        # A WAL trigger on every table of the writers' database: the process node sees both ingest nodes' rows.
+        wal_trigger = {"db": "chaos", "trigger_name": "deliver", "plugin_filename": "deliver.py",
+                       "trigger_specification": "all_tables", "trigger_arguments": {"out": "app"}}
+        # (i2 knows the database once it wrote to it or synced the catalog: within --catalog-sync-interval.)
+        wait_until(lambda: request(i2.url, "POST", "/api/v3/configure/processing_engine_trigger", wal_trigger)
+                   == 200, 60, "creating the WAL trigger through i2")
+        wait_until(lambda: delivered(q1.url) != {}, 60, "the WAL trigger's first write-back")
+        start_batch = len(ledger.sent)  # batches sent from here on were written after the trigger ran
 
         rng = random.Random(seed)
         for node in rng.sample(nodes, len(nodes)):  # every node killed once, in a random order, mid-writes
@@ -133,6 +152,12 @@ def run_scenario(tmp_path: Path, store_args: list[str], seed: int) -> None:
         assert result.ok and result.problems == [], result.problems[:5]
         print(f"acknowledged {len(ledger.acked)} batches; statuses {dict(ledger.statuses)}; "
               f"visible unacknowledged {result.visible_unacked_batches}")
+        # Every acknowledged batch written after the WAL trigger ran reached it at least once.
+        def all_delivered() -> bool:
+            got = delivered(q1.url)
+            return all(got.get(b, 0) >= LINES for b in ledger.acked if b >= start_batch)
+
+        wait_until(all_delivered, 120, "the WAL trigger on the process node seeing every acknowledged batch")
         for node in (i1, i2):  # and each ingest node still holds its own share, counted once
             own = check(node.url, ledger)
             assert not own.duplicate_lines and not own.partial_batches, own.problems[:5]
