@@ -58,7 +58,7 @@ def delta_matches_the_manifest(data_dir, url: str) -> None:
         dt = DeltaTable(str(data_dir / root))
         named = {uri[len(str(data_dir / root)) + 1:] for uri in dt.file_uris()}
         assert named == set(ours), f"{table}: Delta names other files than the manifest"
-        rows = dt.to_pyarrow_table(columns=["batch", "time"])
+        rows = dt.to_pyarrow_dataset().to_table(columns=["batch", "time"])
         assert rows.num_rows == sum(ours.values())
         assert len(set(zip(rows.column("batch").to_pylist(), rows.column("time").to_pylist(), strict=True))) == \
             rows.num_rows, f"{table}: a row twice in the Delta table"

@@ -63,7 +63,9 @@ class DeltaReader:
         return DeltaTable(self.uri(db, table), version=version, storage_options=self.options())
 
     def rows(self, db: str, table: str, version: int | None = None) -> pa.Table:
-        return self.table(db, table, version).to_pyarrow_table()
+        # to_pyarrow_table() of deltalake 1.6 now and then aborts the process at exit ("terminate called
+        # without an active exception", delta-rs issue 2184); reading through its dataset does not.
+        return self.table(db, table, version).to_pyarrow_dataset().to_table()
 
     def version(self, db: str, table: str) -> int:
         return int(self.table(db, table).version())

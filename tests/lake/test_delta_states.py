@@ -95,7 +95,7 @@ class States:
         while not self._stop.is_set():
             try:
                 table = self.reader.table("lake", "cpu")
-                self.concurrent.append((int(table.version()), rows_of(table.to_pyarrow_table())))
+                self.concurrent.append((int(table.version()), rows_of(table.to_pyarrow_dataset().to_table())))
             except TableNotFoundError:
                 pass  # no commit yet
             except Exception as e:  # a file a newer version removed was deleted while this read it
