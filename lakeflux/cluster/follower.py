@@ -36,7 +36,7 @@ from ..store import paths
 from ..store.base import ObjectStore
 from ..wal import Segment, Wal, WalTable
 from .node import Periodic
-from .registry import Registry
+from .registry import NodeRecord, Registry
 from .relay import Relay
 
 log = logging.getLogger("lakeflux.cluster")
@@ -50,6 +50,8 @@ IDLE_EVERY = 4
 # Segments a follower that is behind fetches at once; and how many it reads before a node counts as followed.
 MAX_FETCH = 16
 START_LIMIT = 500
+# Discoveries between two full reads of the registry (in between, only new records are read).
+REREAD_EVERY = 15
 
 
 class Follower:
@@ -266,6 +268,8 @@ class Followers:
         self._registry = registry
         self._interval = interval
         self._relay = relay
+        self._records: dict[str, NodeRecord] = {}  # registry records read so far, by key
+        self._discoveries = 0
         self._lock = threading.Lock()
         self._followers: dict[str, tuple[Follower, Periodic]] = {}
         self._stopped = False
@@ -281,7 +285,11 @@ class Followers:
         """Follow every ingest node the registry names that is not followed yet (read up to date before it
         counts as a source); stop following nodes whose record was removed. Blocking."""
         me = self._registry.record.node_id
-        ingest = {n.node_id for n in self._registry.nodes() if n.has_mode("ingest") and n.node_id != me}
+        self._discoveries += 1
+        if self._discoveries % REREAD_EVERY == 0:
+            self._records.clear()  # now and then every record again: a node may restart with other modes
+        records = self._registry.nodes(self._records)
+        ingest = {n.node_id for n in records if n.has_mode("ingest") and n.node_id != me}
         with self._lock:
             gone = [node for node in self._followers if node not in ingest]
             new = [node for node in sorted(ingest) if node not in self._followers]

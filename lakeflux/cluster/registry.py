@@ -115,18 +115,32 @@ class Registry:
             f"last heartbeat was {(self._clock() - previous.heartbeat_ns) / 1e9:.0f} s ago): two processes with one "
             "node id would fence each other; stop that one first, or give this one another --node-id")
 
-    def nodes(self) -> list[NodeRecord]:
-        """Every registered node, ordered by node id; unreadable records are logged and left out."""
+    def nodes(self, cache: dict[str, NodeRecord] | None = None) -> list[NodeRecord]:
+        """Every registered node, ordered by node id; unreadable records are logged and left out. With `cache`
+        (object key -> record, kept by the caller between calls), only records not in it are read: one
+        listing, and a GET per new node (heartbeats and states in cached records are as old as the cache)."""
         found = []
+        listed = set()
         for meta in self.store.list(paths.node_registry_prefix(self.cluster)):
             if not meta.key.endswith(".json"):
                 continue
+            listed.add(meta.key)
+            if cache is not None and meta.key in cache:
+                found.append(cache[meta.key])
+                continue
             try:
-                found.append(NodeRecord.from_bytes(self.store.get(meta.key), meta.key))
+                record = NodeRecord.from_bytes(self.store.get(meta.key), meta.key)
             except NotFound:
                 continue  # forgotten since the listing
             except Corrupt as e:
                 log.error("%s", e)
+                continue
+            found.append(record)
+            if cache is not None:
+                cache[meta.key] = record
+        if cache is not None:
+            for key in [k for k in cache if k not in listed]:
+                del cache[key]
         return sorted(found, key=lambda r: r.node_id)
 
     def forget(self, node_id: str) -> None:
