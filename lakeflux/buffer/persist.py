@@ -30,13 +30,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..catalog import Catalog
+from ..catalog import Catalog, TableDef
 from ..errors import Fenced, LakefluxError, NotFound
 from ..failpoints import failpoint
 from ..store import paths
@@ -65,6 +67,27 @@ RETIRED_GRACE_NS = 3_600 * 10**9
 # snapshots no sooner than this, doubling per failure up to the cap; other tables persist meanwhile.
 TABLE_RETRY_FIRST_S = 2.0
 TABLE_RETRY_MAX_S = 300.0
+# A snapshot writes, copies and deletes files of every table it covers: that many store calls run at once
+# (each waits on fsync or on the network, not the CPU). On the 2-core dev machine 1,000 new table files took
+# 10.9 s one at a time, 1.7 s four at a time, 2.1 s eight at a time.
+IO_THREADS = 8
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def _each(fn: Callable[[A], R], items: list[A]) -> list[R]:
+    """`fn(item)` for every item, IO_THREADS at a time; the results in order. Returns once every call it
+    started finished, raising the first failure (in item order) if any failed."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    results: list[R] = []
+    with ThreadPoolExecutor(min(IO_THREADS, len(items)), thread_name_prefix="snapshot-io") as pool:
+        for start in range(0, len(items), 4096):  # bounded bookkeeping for 100,000 tables too
+            futures = [pool.submit(fn, item) for item in items[start:start + 4096]]
+            wait(futures)
+            results.extend(f.result() for f in futures)
+    return results
 
 
 @dataclass
@@ -77,6 +100,10 @@ class _Swap:
     files: list[PersistedFile]
     trash: dict[str, str] = field(default_factory=dict)
     operation: str = "WRITE"  # the Delta operation it publishes (DELETE for retention and deletes)
+
+
+# A table's staged files and the live files they replace.
+_Staged = tuple[list[PersistedFile], list[PersistedFile]]
 
 
 @dataclass
@@ -127,14 +154,17 @@ class Persister:
         (durable). Call before WAL replay, which starts after the returned sequence.
         """
         self.manifest, _ = mf.load_latest(self.store, self.node)
-        for f in self.manifest.files:
+
+        def restore(f: PersistedFile) -> None:
             if self.store.exists(f.key):
-                continue
+                return
             staged = paths.staging_file(self.node, f.wal_seq, f.key)
             try:
                 self.store.copy(staged, f.key)
             except NotFound:
                 log.error("persisted file %s named by snapshot manifest %d is missing", f.key, self.manifest.seq)
+
+        _each(restore, list(self.manifest.files))
         # Every table gets its Delta commit of this manifest if a crash came first (found by the manifest it
         # names: none is written twice), and tables persisted before publishing began get their first one.
         self._publish_delta(self.manifest, everything=True)
@@ -142,8 +172,7 @@ class Persister:
         # (a compaction's rows are in its new files; their trash copies were made before its commit).
         for key in self.manifest.retired:
             self.store.delete(key)
-        for meta in self.store.list(paths.staging_prefix(self.node)):
-            self.store.delete(meta.key)
+        _each(self.store.delete, [meta.key for meta in self.store.list(paths.staging_prefix(self.node))])
         self._move_legacy_files()
         return self.manifest.wal_seq
 
@@ -209,6 +238,7 @@ class Persister:
         retired: list[PersistedFile] = []
         held: list[HeldTable] = []
         now = self.monotonic()
+        todo: list[tuple[str, str, TableDef, list[pa.Table]]] = []
         for (db, table), parts in chunks.items():
             dbdef = state.live_db(db)
             tdef = dbdef.tables.get(table) if dbdef is not None else None
@@ -219,26 +249,33 @@ class Persister:
             if retry is not None and now < retry.at:
                 held.append(self._held(db, table))
                 continue
-            taken = {f.key for f in retired}
+            todo.append((db, table, tdef, parts))
+
+        def stage(item: tuple[str, str, TableDef, list[pa.Table]]) -> _Staged | Exception:
+            db, table, tdef, parts = item
             try:
-                files, replaced = self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto,
-                                                    taken)
-            except Fenced:
-                raise
+                return self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto)
             except Exception as e:  # any failure of this table's data or keys: the others go on
+                return e
+
+        for (db, table, _, _), result in zip(todo, _each(stage, todo), strict=True):
+            if isinstance(result, Fenced):
+                raise result
+            if isinstance(result, Exception):
                 held.append(self._held(db, table))
-                self._table_failed(db, table, upto, e, now)
+                self._table_failed(db, table, upto, result, now)
                 continue
+            retry = self._retry.pop((db, table), None)
             if retry is not None:
-                log.info("snapshot of table %s.%s succeeded after %d failures", db, table, retry.failures)
-                del self._retry[(db, table)]
-            new_files.extend(files)
-            retired.extend(replaced)
+                log.info("snapshot of table %s.%s succeeded after %d failures", db, table[:200], retry.failures)
+            new_files.extend(result[0])
+            retired.extend(result[1])
         return new_files, retired, tuple(held)
 
     def _stage_table(self, db: str, table: str, tags: list[str], schema: pa.Schema, parts: list[pa.Table],
-                     upto: int, taken: set[str]) -> tuple[list[PersistedFile], list[PersistedFile]]:
-        """Stage one table's files (one per day); returns them and the live files they replace."""
+                     upto: int) -> _Staged:
+        """Stage one table's files (one per day); returns them and the live files they replace. Tables are
+        staged in parallel: this reads the manifest and the store, and writes only this table's keys."""
         # Chunks are in commit order, so rows are in write order: later writes win each point's fields,
         # and every persisted file is free of duplicate points (queries merge only across files).
         data = dedupe(pa.concat_tables([conform(p, schema) for p in parts]), tags)
@@ -246,7 +283,7 @@ class Persister:
         retired: list[PersistedFile] = []
         try:
             for key, part in by_day(self.node, db, table, upto, data):
-                part, replaced = self._compact(db, table, part, schema, tags, taken | {f.key for f in retired})
+                part, replaced = self._compact(db, table, part, schema, tags, {f.key for f in retired})
                 retired.extend(replaced)
                 files.append(self._stage(db, table, key, part, tags, upto))
         except Exception:
@@ -395,11 +432,14 @@ class Persister:
     def _publish(self, swap: _Swap) -> None:
         """Copy the swap's staged files to their table keys; returns once the copies are durable. On failure
         take them all out again and raise, so queries never see them beside the same rows in the buffer."""
+        def publish(f: PersistedFile) -> None:
+            self.store.copy(paths.staging_file(self.node, swap.upto, f.key), f.key)
+
         try:
-            for i, f in enumerate(swap.files):
-                self.store.copy(paths.staging_file(self.node, swap.upto, f.key), f.key)
-                if i == 0:
-                    _step("copying", bool(swap.manifest.retired))
+            for f in swap.files[:1]:
+                publish(f)
+                _step("copying", bool(swap.manifest.retired))
+            _each(publish, swap.files[1:])
         except Exception:
             self._unpublish(swap)
             raise
@@ -407,9 +447,11 @@ class Persister:
     def _unpublish(self, swap: _Swap) -> None:
         # These keys are new to this snapshot (named by its WAL sequence): removing them all also catches
         # a copy that landed although its reply was lost.
-        for f in swap.files:
+        def unpublish(f: PersistedFile) -> None:
             with contextlib.suppress(Exception):
                 self.store.delete(f.key)
+
+        _each(unpublish, swap.files)
 
     def _retire(self, swap: _Swap) -> None:
         """Delete the files the swap retires from the table prefixes (their rows are in its new files);
@@ -430,8 +472,7 @@ class Persister:
             raise
 
     def _clean_up(self, upto: int, new_files: list[PersistedFile]) -> None:
-        for f in new_files:
-            self.store.delete(paths.staging_file(self.node, upto, f.key))
+        _each(self.store.delete, [paths.staging_file(self.node, upto, f.key) for f in new_files])
         _, keys = mf.load_latest(self.store, self.node)
         for key in keys[:-MANIFESTS_TO_KEEP]:
             self.store.delete(key)

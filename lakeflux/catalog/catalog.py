@@ -12,7 +12,6 @@ entries are never removed, so a node always finds every entry after its state by
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import uuid
@@ -69,7 +68,7 @@ class Catalog:
                 for op in ops:
                     apply_op(state, op)
                 state.seq = seq
-            self._state = state
+            self._state = state.frozen()
             # Another node of the cluster may create it at the same moment: derived from the newest state.
             self.commit(lambda now: [] if now.live_db(INTERNAL_DB) is not None else [
                 {"op": "create_database", "db": INTERNAL_DB}])
@@ -120,7 +119,7 @@ class Catalog:
                 break
             entry = self._decode(key, raw)
             if state is None:
-                state = copy.deepcopy(self._state)
+                state = self._state.changing()
             try:
                 for op in entry["ops"]:
                     apply_op(state, op)
@@ -129,7 +128,7 @@ class Catalog:
             state.seq = seq
             found.append((entry.get("writer") == self._writer_id, entry["ops"]))
         if state is not None:
-            self._state = state
+            self._state = state.frozen()
         return found
 
     def _notify(self, found: list[tuple[bool, list[dict[str, Any]]]]) -> None:
@@ -162,7 +161,7 @@ class Catalog:
                     ops = change(self._state) if callable(change) else change
                     if not ops:
                         return self._state
-                    new = copy.deepcopy(self._state)
+                    new = self._state.changing()
                     try:
                         for op in ops:
                             apply_op(new, op)
@@ -179,7 +178,7 @@ class Catalog:
                     data = orjson.dumps({"seq": seq, "writer": self._writer_id, "ops": ops})
                     if self._store.put_if_absent(key, data) or self._store.get(key) == data:
                         new.seq = seq
-                        self._state = new
+                        self._state = new.frozen()
                         self._checkpoint(new)
                         break
                     # Another writer's entry (or our own lost one) holds the slot: catch up, then retry.

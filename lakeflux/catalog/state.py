@@ -7,8 +7,8 @@ always re-applies cleanly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from ..errors import Conflict, Invalid, LimitExceeded, NotFound
 from ..model import ColumnKind
@@ -17,9 +17,10 @@ from .names import INTERNAL_DB, check_db_name, check_table_name
 MAX_DATABASES = 100
 MAX_TABLES_PER_DB = 4000
 MAX_COLUMNS_PER_TABLE = 500
+T = TypeVar("T")
 
 
-@dataclass
+@dataclass(slots=True)
 class TableDef:
     name: str
     columns: dict[str, ColumnKind] = field(default_factory=dict)  # first-seen order, "time" included
@@ -92,6 +93,44 @@ class CatalogState:
     databases: dict[str, DatabaseDef] = field(default_factory=dict)
     tokens: dict[str, TokenDef] = field(default_factory=dict)
     seq: int = 0  # sequence of the last applied log entry
+    # Which databases and tables operations may change in place: those this state made or copied since
+    # `changing()` (ids); None: every one (a state nobody else sees yet, e.g. one being loaded).
+    _own: set[int] | None = field(default=None, repr=False, compare=False)
+
+    def changing(self) -> CatalogState:
+        """A state to apply a change to, leaving this one as it is: it shares every database, table and
+        trigger with this state and copies one only when an operation modifies it, so a commit costs what
+        it touches, not the size of the catalog (a deep copy of 40,000 tables took about 2 s)."""
+        return CatalogState(databases=dict(self.databases), tokens=dict(self.tokens), seq=self.seq, _own=set())
+
+    def frozen(self) -> CatalogState:
+        """This state, from now on changed only through `changing()` copies (it is published to readers)."""
+        self._own = set()
+        return self
+
+    def _owns(self, obj: object) -> bool:
+        return self._own is None or id(obj) in self._own
+
+    def _adopt(self, obj: T) -> T:
+        if self._own is not None:
+            self._own.add(id(obj))
+        return obj
+
+    def own_db(self, key: str) -> DatabaseDef:
+        """The database under `key`, copied first (with its own table and trigger maps) if shared."""
+        db = self.databases[key]
+        if self._owns(db):
+            return db
+        db = self.databases[key] = self._adopt(replace(db, tables=dict(db.tables), triggers=dict(db.triggers)))
+        return db
+
+    def own_table(self, db: DatabaseDef, name: str) -> TableDef:
+        """Table `name` of an owned database, copied first (with its own column map) if shared."""
+        table = db.tables[name]
+        if self._owns(table):
+            return table
+        table = db.tables[name] = self._adopt(replace(table, columns=dict(table.columns)))
+        return table
 
     def live_db(self, name: str) -> DatabaseDef | None:
         db = self.databases.get(name)
@@ -133,15 +172,15 @@ def _create_database(state: CatalogState, op: dict[str, Any]) -> None:
         raise Conflict(f"database already exists: {name}")
     if sum(1 for d in state.databases.values() if not d.deleted) >= MAX_DATABASES:
         raise LimitExceeded(f"Adding a new database would exceed limit of {MAX_DATABASES} databases")
-    state.databases[name] = DatabaseDef(name=name, retention_ns=op.get("retention_ns"))
+    state.databases[name] = state._adopt(DatabaseDef(name=name, retention_ns=op.get("retention_ns")))
 
 
 def _update_database(state: CatalogState, op: dict[str, Any]) -> None:
-    state.require_db(op["db"]).retention_ns = op.get("retention_ns")
+    state.own_db(state.require_db(op["db"]).name).retention_ns = op.get("retention_ns")
 
 
 def _delete_database(state: CatalogState, op: dict[str, Any]) -> None:
-    db = state.require_db(op["db"])
+    db = state.own_db(state.require_db(op["db"]).name)
     db.deleted = True
     # A deleted name is free for reuse: keep the old definition under a tombstone key.
     del state.databases[db.name]
@@ -154,18 +193,20 @@ def _create_table(state: CatalogState, op: dict[str, Any]) -> None:
     existing = db.tables.get(name)
     if existing is not None and not existing.deleted:
         raise Conflict(f"table already exists: {name}")
-    if sum(1 for t in db.tables.values() if not t.deleted) >= MAX_TABLES_PER_DB:
+    # A database's map holds live tables only (a deleted one is removed from it).
+    if len(db.tables) >= MAX_TABLES_PER_DB:
         raise LimitExceeded(
             f"Update to schema would exceed number of tables allowed per database ({MAX_TABLES_PER_DB})"
         )
     table = TableDef(name=name, since_wal_seq=int(op.get("wal_seq", 0)), since_node=op.get("wal_node"),
                      created_seq=state.seq + 1)
     _add_columns(table, op["columns"])
-    db.tables[name] = table
+    state.own_db(db.name).tables[name] = state._adopt(table)
 
 
 def _add_columns_op(state: CatalogState, op: dict[str, Any]) -> None:
-    _add_columns(state.require_table(op["db"], op["table"]), op["columns"])
+    state.require_table(op["db"], op["table"])
+    _add_columns(state.own_table(state.own_db(op["db"]), op["table"]), op["columns"])
 
 
 def _add_columns(table: TableDef, columns: list[list[str]]) -> None:
@@ -188,9 +229,10 @@ def _add_columns(table: TableDef, columns: list[list[str]]) -> None:
 
 
 def _delete_table(state: CatalogState, op: dict[str, Any]) -> None:
-    db = state.require_db(op["db"])
-    t = state.require_table(op["db"], op["table"])
-    del db.tables[t.name]
+    name = state.require_table(op["db"], op["table"]).name
+    db = state.own_db(op["db"])
+    t = state.own_table(db, name)
+    del db.tables[name]
     t.deleted = True
 
 
@@ -199,7 +241,7 @@ def _create_trigger(state: CatalogState, op: dict[str, Any]) -> None:
     db = state.require_db(t.database)
     if t.name in db.triggers:
         raise Conflict(f"trigger already exists: {t.name}")
-    db.triggers[t.name] = t
+    state.own_db(db.name).triggers[t.name] = t
 
 
 def _update_trigger(state: CatalogState, op: dict[str, Any]) -> None:
@@ -207,14 +249,14 @@ def _update_trigger(state: CatalogState, op: dict[str, Any]) -> None:
     db = state.require_db(t.database)
     if t.name not in db.triggers:
         raise NotFound(f"trigger not found: {t.name}")
-    db.triggers[t.name] = t
+    state.own_db(db.name).triggers[t.name] = t
 
 
 def _delete_trigger(state: CatalogState, op: dict[str, Any]) -> None:
     db = state.require_db(op["db"])
     if op["trigger"] not in db.triggers:
         raise NotFound(f"trigger not found: {op['trigger']}")
-    del db.triggers[op["trigger"]]
+    del state.own_db(db.name).triggers[op["trigger"]]
 
 
 def _create_token(state: CatalogState, op: dict[str, Any]) -> None:

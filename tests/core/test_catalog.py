@@ -4,6 +4,7 @@ import pytest
 
 from lakeflux.catalog import INTERNAL_DB, Catalog, check_db_name, check_table_name
 from lakeflux.catalog.catalog import CHECKPOINT_EVERY
+from lakeflux.catalog.state import state_to_json
 from lakeflux.errors import Conflict, Invalid, NotFound
 from lakeflux.model import ColumnKind
 from lakeflux.store import paths
@@ -119,3 +120,27 @@ def test_invalid_db_names_get_cores_messages(name, message):
 @pytest.mark.parametrize("name", [".", "..", "x" * 300, "中" * 30, "a\x01b", "a/b"])
 def test_any_measurement_is_a_table_name(name):
     assert check_table_name(name) == name
+
+
+def test_commits_leave_the_state_readers_hold_untouched():
+    cat, _ = make_catalog()
+    cols = [["host", "tag"], ["v", "int64"]]
+    cat.commit([{"op": "create_database", "db": "a"}, {"op": "create_database", "db": "b"}])
+    cat.commit([{"op": "create_table", "db": "a", "table": f"t{i}", "columns": cols} for i in range(3)]
+               + [{"op": "create_table", "db": "b", "table": "u", "columns": cols}])
+    before = cat.state
+    snapshot = state_to_json(before)
+    cat.commit([{"op": "add_columns", "db": "a", "table": "t1", "columns": [["w", "float64"]]},
+                {"op": "delete_table", "db": "a", "table": "t2"},
+                {"op": "update_database", "db": "b", "retention_ns": 5}])
+    cat.commit([{"op": "delete_database", "db": "b"}])
+    with pytest.raises(Conflict):  # the first op applies to the copy, the second fails: nothing changes
+        cat.commit([{"op": "create_table", "db": "a", "table": "x", "columns": cols},
+                    {"op": "create_table", "db": "a", "table": "t0", "columns": cols}])
+    assert state_to_json(before) == snapshot
+    after = cat.state
+    assert "w" in after.databases["a"].tables["t1"].columns and "t2" not in after.databases["a"].tables
+    assert "x" not in after.databases["a"].tables and after.live_db("b") is None
+    assert after.databases["a"].tables["t0"] is before.databases["a"].tables["t0"]
+    again, _ = make_catalog(cat._store)
+    assert state_to_json(again.state) == state_to_json(after)
