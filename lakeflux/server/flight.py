@@ -17,6 +17,7 @@ errors are logged here with their traceback.
 from __future__ import annotations
 
 import codecs
+import itertools
 import logging
 import threading
 import time
@@ -266,13 +267,19 @@ class FlightService(flight.FlightServerBase):
             raise
         schema = tag_fields_as_dictionaries(running.schema, tags)
         self._local.streaming = True
-        # A RecordBatchStream over a lazy reader, not a GeneratorStream: that one sends no dictionaries.
+        # A RecordBatchStream over a lazy reader, not a GeneratorStream: that one sends no dictionaries. An
+        # error after the first batch ends the batches; the C-level iterator chained after them raises it,
+        # so the client gets its message and no Python frames (as error_stream does before the first).
+        failure: list[Exception] = []
+        batches = self._batches(context, query, running, first, tags, started, failure)
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(
-            schema, self._batches(context, query, running, first, tags, started)))
+            schema, itertools.chain(batches, map(codecs.strict_errors, failure))))
 
     def _batches(self, context: flight.ServerCallContext, query: TicketQuery, running: RunningQuery,
-                 batch: pa.RecordBatch | None, tags: set[str], started: float) -> Iterator[pa.RecordBatch]:
-        """The stream's batches (tags as dictionaries); closes the query and gives the slot back at the end."""
+                 batch: pa.RecordBatch | None, tags: set[str], started: float,
+                 failure: list[Exception]) -> Iterator[pa.RecordBatch]:
+        """The stream's batches (tags as dictionaries); closes the query and gives the slot back at the end.
+        An error stops the batches and is put in `failure` for the stream to raise."""
         ok = False
         try:
             while batch is not None:
@@ -280,8 +287,9 @@ class FlightService(flight.FlightServerBase):
                     yield from tags_as_dictionaries(pa.Table.from_batches([batch]), tags).to_batches()
                 try:
                     batch = self._answer(query, lambda: running.next_batch(poll=context.is_cancelled))
-                except pa.ArrowException as e:  # past the first batch only Flight's own errors keep their text
-                    raise flight_error(e) from None
+                except pa.ArrowException as e:
+                    failure.append(type(e)(str(e)))
+                    return
             ok = True
         finally:
             running.close()

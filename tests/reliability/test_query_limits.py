@@ -13,6 +13,7 @@ Timing bounds here are generous: they tell "stuck" (minutes, or never) from "ser
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -227,3 +228,33 @@ def test_query_threads_yield_the_cpu_to_writes(srv):
     python = {n for name, values in niceness.items() if name.startswith("python") for n in values}
     assert engine and min(engine) >= 10, niceness
     assert python == {0, 10}, niceness
+
+
+def test_flight_stream_cut_by_the_timeout_names_it_without_a_traceback(tmp_path):
+    with ServerProcess(tmp_path / "data", "--without-auth", "--query-timeout", "2s") as srv:
+        assert post(f"{srv.url}/api/v3/write_lp?db=db", b"m v=1i 1").status == 204
+        client = flight.FlightClient(f"grpc+tcp://127.0.0.1:{srv.port}")
+        ticket = flight.Ticket(json.dumps({"database": "db", "sql_query": "SELECT value FROM range(1000000000)",
+                                           "query_type": "sql"}).encode())
+        reader = client.do_get(ticket)
+        reader.read_chunk()  # the answer started: the timeout can only cut it short now
+        time.sleep(3)
+        with pytest.raises(flight.FlightError) as failed:
+            while True:
+                reader.read_chunk()
+        assert "--query-timeout" in str(failed.value)
+        assert "Traceback" not in str(failed.value) and ".py" not in str(failed.value)
+        client.close()
+
+
+def test_http_answer_cut_by_the_timeout_is_incomplete_not_truncated_cleanly(tmp_path):
+    with ServerProcess(tmp_path / "data", "--without-auth", "--query-timeout", "2s") as srv:
+        assert post(f"{srv.url}/api/v3/write_lp?db=db", b"m v=1i 1").status == 204
+        q = urllib.parse.quote("SELECT value FROM range(1000000000)")
+        with urllib.request.urlopen(f"{srv.url}/api/v3/query_sql?db=db&format=jsonl&q={q}", timeout=120) as reply:
+            assert reply.status == 200
+            reply.read(1 << 16)
+            time.sleep(3)
+            with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+                while reply.read(1 << 20):
+                    pass
