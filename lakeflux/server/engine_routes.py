@@ -68,7 +68,7 @@ async def create_trigger(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, _services(request).config.max_http_request_size)
     settings = _settings(body)
     engine = _engine(request)
-    await _services(request).run_blocking(lambda: engine.create_trigger(
+    await _services(request).run_on_current_catalog(lambda: engine.create_trigger(
         db=_required(body, "db"),
         name=_required(body, "trigger_name"),
         plugin_filename=body.get("plugin_filename"),  # type: ignore[arg-type]
@@ -85,7 +85,7 @@ async def update_trigger(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, _services(request).config.max_http_request_size)
     settings = _settings(body)
     engine = _engine(request)
-    await _services(request).run_blocking(lambda: engine.update_trigger(
+    await _services(request).run_on_current_catalog(lambda: engine.update_trigger(
         db=_required(body, "db"),
         name=_required(body, "trigger_name"),
         plugin_filename=body.get("plugin_filename"),
@@ -105,7 +105,7 @@ async def delete_trigger(request: web.Request) -> web.StreamResponse:
         force = force.strip().lower() in ("true", "1", "yes")
     engine = _engine(request)
     db, name = _required(params, "db"), _required(params, "trigger_name")
-    await _services(request).run_blocking(lambda: engine.delete_trigger(db, name, force=bool(force)))
+    await _services(request).run_on_current_catalog(lambda: engine.delete_trigger(db, name, force=bool(force)))
     return web.Response(status=200)
 
 
@@ -123,7 +123,7 @@ async def _switch_trigger(request: web.Request, *, enable: bool) -> web.StreamRe
     engine = _engine(request)
     db, name = _required(params, "db"), _required(params, "trigger_name")
     switch = engine.enable_trigger if enable else engine.disable_trigger
-    await _services(request).run_blocking(lambda: switch(db, name))
+    await _services(request).run_on_current_catalog(lambda: switch(db, name))
     return web.Response(status=200)
 
 

@@ -72,6 +72,17 @@ class Services:
         """Whether this node runs the processing engine's triggers (the process role)."""
         return self.config.has_mode("process")
 
+    async def run_on_current_catalog(self, fn):  # type: ignore[no-untyped-def]
+        """`run_blocking(fn)` for a change checked against the catalog as this node knows it (a trigger's):
+        in a cluster, the other nodes' newer catalog changes are applied first (one GET when there are none),
+        so a database created through another node a moment ago is found."""
+        def current():  # type: ignore[no-untyped-def]
+            if self.config.cluster_id is not None:
+                self.catalog.sync()
+            return fn()
+
+        return await self.run_blocking(current)
+
     async def run_blocking(self, fn, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 

@@ -189,3 +189,19 @@ def test_a_trigger_created_through_another_node_runs_on_the_process_node(tmp_pat
         assert i1.request("DELETE", "/api/v3/configure/processing_engine_trigger?db=db&trigger_name=hello"
                                     "&force=true").status == 200
         eventually(lambda: p1.request("GET", "/api/v3/engine/hello").status == 404, what="the trigger stopping")
+
+
+def test_a_trigger_change_sees_the_databases_other_nodes_created_a_moment_ago(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    shutil.copy(PLUGINS / "rt_request.py", plugins / "rt_request.py")
+    store = MemoryStore()
+    slow = {"catalog_sync_interval": 3600.0, "plugin_dir": plugins}  # b's periodic sync is an hour away
+    with running(store, node_config(tmp_path, "a", "ingest", **slow), node_config(tmp_path, "b", "all", **slow)) as (
+            a, b):
+        assert a.request("POST", "/api/v3/configure/database", {"db": "fresh"}).status == 200
+        body = {"db": "fresh", "trigger_name": "hello", "plugin_filename": "rt_request.py",
+                "trigger_specification": "request:hello"}
+        reply = b.request("POST", "/api/v3/configure/processing_engine_trigger", body)
+        assert reply.status == 200, reply.body
+        assert b.request("GET", "/api/v3/engine/hello").status == 200
