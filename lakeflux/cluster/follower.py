@@ -49,7 +49,7 @@ IDLE_AFTER = 8
 IDLE_EVERY = 4
 # Segments a follower that is behind fetches at once; and how many it reads before a node counts as followed.
 MAX_FETCH = 16
-START_LIMIT = 500
+START_LIMIT = 200
 # Discoveries between two full reads of the registry (in between, only new records are read).
 REREAD_EVERY = 15
 

@@ -22,9 +22,9 @@ from lakeflux.testing.process import ServerProcess
 
 PLUGINS = Path(__file__).parent.parent / "engine" / "plugins"
 CLUSTER_PLUGINS = Path(__file__).parent / "plugins"
-# Group commit every 200 ms, snapshot every 10 segments: while the test runs every ingest
+# Group commit every 500 ms, snapshot every 10 segments: while the test runs every ingest
 # node snapshots several times and the query node switches manifests under load.
-COMMON = ("--without-auth", "--cluster-id", "c1", "--wal-flush-interval", "200ms", "--wal-flush-size", "1000",
+COMMON = ("--without-auth", "--cluster-id", "c1", "--wal-flush-interval", "500ms", "--wal-flush-size", "1000",
           "--wal-snapshot-size", "10", "--gen1-duration", "1m", "--catalog-sync-interval", "200ms",
           "--replication-interval", "100ms")
 LINES = 50
