@@ -125,8 +125,12 @@ class Follower:
         self._adopt(manifest)  # unless its files are not in place yet: then its WAL segments are read
         after = self.manifest.wal_seq
         if self._relay is not None:
+            listed = self._wal.list_seqs()
+            self._relay.begin(self.node, max(listed, default=after))
             after = min(after, self._relay.position(self.node))
-        seqs = [seq for seq in self._wal.list_seqs(after) if seq >= self._next_seq][:limit]
+            seqs = [seq for seq in listed if seq > after and seq >= self._next_seq][:limit]
+        else:
+            seqs = [seq for seq in self._wal.list_seqs(after) if seq >= self._next_seq][:limit]
         read = 0
         for start in range(0, len(seqs), MAX_FETCH):
             chunk = seqs[start:start + MAX_FETCH]

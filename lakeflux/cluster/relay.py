@@ -90,6 +90,7 @@ class Relay:
         self._wals: dict[str, Wal] = {}
         self._local: queue.Queue[Segment | None] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._fresh = False
 
     # --- recovery ----------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -108,6 +109,22 @@ class Relay:
             newest = self._entries[max(self._entries)]
             self._next = newest.seq + 1
             self._positions = dict(newest.positions)
+            return
+        # No entry yet (none had rows for a WAL trigger): the published floor says how far it had read.
+        try:
+            self._positions = {str(k): int(v) for k, v in orjson.loads(
+                self.store.get(paths.relay_floor(self.node))).items()}
+        except NotFound:
+            self._fresh = True  # a new process node: it starts at each ingest node's newest segment
+        except (ValueError, AttributeError) as e:
+            raise Corrupt(f"relay floor of node {self.node!r} is unreadable: {e}") from e
+
+    def begin(self, node: str, newest: int) -> None:
+        """A new process node (no relay entry, no floor published yet) takes `node`'s segments after
+        `newest` (its WAL triggers start with what is written from now on, as a new trigger does)."""
+        with self._lock:
+            if self._fresh and node not in self._positions:
+                self._positions[node] = newest
 
     def position(self, node: str) -> int:
         """The newest segment of `node` the relay has taken (-1: none)."""
@@ -182,7 +199,7 @@ class Relay:
         if own is not None:
             self._wals[own.node] = own
             with self._lock:
-                if not self._entries and not self._positions:
+                if self._fresh and own.node not in self._positions:
                     # A first start (a node that has just joined a cluster, or a single node becoming its first
                     # node): its WAL triggers' cursors count in its own WAL, so relay sequences start after its
                     # newest segment, and the segments already there are not taken again.

@@ -101,3 +101,17 @@ def test_a_process_node_that_ingests_relays_its_own_writes_too(tmp_path):
         assert p1.write("db", lines("t", 10, 4, tag="own")).status == 204
         assert i1.write("db", lines("t", 20, 3, tag="other")).status == 204
         eventually(lambda: rows_seen(p1) == {"own": 4, "other": 3}, what="p1 seeing its own and i1's rows")
+
+
+def test_a_new_process_node_starts_with_what_is_written_from_then_on(tmp_path):
+    store = MemoryStore()
+    plugins = plugin_dir(tmp_path)
+    with running(store, node_config(tmp_path, "i1", "ingest", plugin_dir=plugins)) as (i1,):
+        assert i1.write("db", lines("t", 0, 1, tag="setup")).status == 204
+        create_recorder(i1)  # no process node yet: nobody runs it
+        assert i1.write("db", lines("t", 10, 3, tag="history")).status == 204
+        with running(store, node_config(tmp_path, "p1", "process", plugin_dir=plugins)) as (p1,):
+            eventually(lambda: p1.services.engine.wal_lag(), what="the trigger running on p1")
+            assert i1.write("db", lines("t", 20, 2, tag="new")).status == 204
+            eventually(lambda: rows_seen(p1).get("new") == 2, what="p1 seeing the new rows")
+            assert "history" not in rows_seen(p1)
