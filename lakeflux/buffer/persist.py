@@ -29,7 +29,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -71,6 +71,12 @@ TABLE_RETRY_MAX_S = 300.0
 # (each waits on fsync or on the network, not the CPU). On the 2-core dev machine 1,000 new table files took
 # 10.9 s one at a time, 1.7 s four at a time, 2.1 s eight at a time.
 IO_THREADS = 8
+# Staging a table holds a few times its buffered bytes at once (rows concatenated, deduplicated, sorted,
+# encoded). Tables are staged in parallel only while the buffered bytes of those in progress stay within
+# this; a larger table is staged alone. Staging the mixed body's four 60 MB tables at once took the
+# 10M-line ingest (benchmarks/ingest.py --memory-only) to 1,040 MiB peak RSS; within this budget, 810 MiB.
+# Many small tables still stage eight at a time.
+STAGE_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -88,6 +94,28 @@ def _each(fn: Callable[[A], R], items: list[A]) -> list[R]:
             wait(futures)
             results.extend(f.result() for f in futures)
     return results
+
+
+class _ByteBudget:
+    """Bytes in flight across threads: `hold(n)` waits until `n` more fit within `limit`, or until nothing
+    else is held (a single item larger than the limit still proceeds, alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, n: int) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._held == 0 or self._held + n <= self._limit)
+            self._held += n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held -= n
+                self._cond.notify_all()
 
 
 @dataclass
@@ -251,10 +279,13 @@ class Persister:
                 continue
             todo.append((db, table, tdef, parts))
 
+        budget = _ByteBudget(STAGE_BYTES_IN_FLIGHT)
+
         def stage(item: tuple[str, str, TableDef, list[pa.Table]]) -> _Staged | Exception:
             db, table, tdef, parts = item
             try:
-                return self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto)
+                with budget.hold(sum(p.nbytes for p in parts)):
+                    return self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto)
             except Exception as e:  # any failure of this table's data or keys: the others go on
                 return e
 
