@@ -7,7 +7,8 @@ for a snapshot that compacts overlapping files also `compaction.<those>` plus `c
 (replaced files copied under deleted/) and `compaction.retiring` (first replaced file deleted);
 `snapshot.published` / `compaction.published` after the Delta commits, before replaced files are deleted.
 Retention and deletes: `remove.committed` (manifest committed), `remove.published` (Delta commits made),
-`remove.swapped`. `publish.table`: after each table's Delta commit when a change touches several. A WAL
+`remove.swapped`. An ingest node retiring files a cluster compaction absorbed: `retire.trashed|committed|
+published|retiring|swapped`. `publish.table`: after each table's Delta commit when a change touches several. A WAL
 trigger's delivery (engine/waltrigger.py): `engine.called` (a call returned; its write-back not yet sent),
 `engine.written_back` (the write-back committed; the cursor not yet written), `engine.cursor_saved`.
 """

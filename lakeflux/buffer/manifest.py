@@ -3,7 +3,12 @@
 Each manifest is a new object `snapshots/<n>.json` created with put-if-absent; it lists every live
 file (cumulative), so loading state needs only the newest one. Live files of one table never overlap
 in time once their manifest is swapped in (a snapshot compacts overlapping files into one), except
-groups too large to compact, which queries merge as they read.
+groups too large to compact, and sealed files, which queries merge as they read.
+
+In a cluster with a compactor (lakeflux/cluster/compactor.py) a node seals its files: `sealed` names the
+WAL sequence through which its files are never rewritten again (late rows for their time ranges go to new
+files), so the compactor can take them; `compaction` names the newest compaction whose absorbed files this
+manifest has retired (a reader pairs it with that compaction manifest or a newer one).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ class PersistedFile:
     min_time: int
     max_time: int
     wal_seq: int  # the snapshot that wrote it
+    # The catalog sequence that created its table (TableDef.created_seq): rows of a table deleted and
+    # re-created under the same name are told apart by it. None: written by an earlier version.
+    table_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,24 @@ class Manifest:
     added: tuple[str, ...] = ()
     # Tables whose rows from some WAL segment ≤ wal_seq on are still only in the WAL (replay restores them).
     held: tuple[HeldTable, ...] = ()
+    # Files with wal_seq <= sealed are sealed: this node never rewrites them (-1: none is). Never decreases.
+    sealed: int = -1
+    # The newest cluster compaction manifest whose absorbed files of this node are retired here (-1: none).
+    compaction: int = -1
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"version": FORMAT_VERSION, "seq": self.seq, "wal_seq": self.wal_seq,
-                             "files": [asdict(f) for f in self.files], "retired": list(self.retired),
-                             "added": list(self.added), "held": [asdict(h) for h in self.held]})
+        d = {"version": FORMAT_VERSION, "seq": self.seq, "wal_seq": self.wal_seq,
+             "files": [_file_dict(f) for f in self.files], "retired": list(self.retired),
+             "added": list(self.added), "held": [asdict(h) for h in self.held]}
+        if self.sealed >= 0:  # a single node's manifests stay as they were
+            d["sealed"] = self.sealed
+        if self.compaction >= 0:
+            d["compaction"] = self.compaction
+        return orjson.dumps(d)
+
+    def is_sealed(self, f: PersistedFile) -> bool:
+        """Whether this node will never rewrite `f` (a compactor may take its rows)."""
+        return f.wal_seq <= self.sealed
 
     @property
     def first_unpersisted(self) -> int:
@@ -78,7 +99,8 @@ class Manifest:
             return cls(seq=d["seq"], wal_seq=d["wal_seq"], files=tuple(PersistedFile(**f) for f in d["files"]),
                        retired=tuple(str(k) for k in d.get("retired", ())),
                        added=tuple(str(k) for k in d.get("added", ())),
-                       held=tuple(HeldTable(**h) for h in d.get("held", ())))
+                       held=tuple(HeldTable(**h) for h in d.get("held", ())),
+                       sealed=int(d.get("sealed", -1)), compaction=int(d.get("compaction", -1)))
         except (ValueError, KeyError, TypeError) as e:
             raise Corrupt(f"snapshot manifest {key} is unreadable: {e}") from e
 
@@ -86,13 +108,14 @@ class Manifest:
         return [f for f in self.files if f.db == db and f.table == table]
 
     def overlapping(self, db: str, table: str, min_time: int, max_time: int) -> list[PersistedFile]:
-        """Files of `table` connected to [min_time, max_time] through overlapping time ranges (inclusive,
-        transitively: a file overlapping a file that overlaps the range counts), in write order (wal_seq).
+        """Unsealed files of `table` connected to [min_time, max_time] through overlapping time ranges
+        (inclusive, transitively: a file overlapping a file that overlaps the range counts), in write order
+        (wal_seq).
 
         These are the files a new file of that range must be merged with to keep the table's files
         free of overlaps; one sweep over the files sorted by start time finds them.
         """
-        files = self.files_of(db, table)
+        files = [f for f in self.files_of(db, table) if not self.is_sealed(f)]
         entries = sorted([(f.min_time, f.max_time, i) for i, f in enumerate(files)] + [(min_time, max_time, -1)])
         group: list[int] = []
         reach: int | None = None
@@ -106,6 +129,13 @@ class Manifest:
             reach = hi if reach is None else max(reach, hi)
             found = found or i < 0
         return sorted((files[i] for i in group if i >= 0), key=lambda f: (f.wal_seq, f.key))
+
+
+def _file_dict(f: PersistedFile) -> dict[str, Any]:
+    d = asdict(f)
+    if d["table_seq"] is None:
+        del d["table_seq"]
+    return d
 
 
 def load_latest(store: ObjectStore, node: str) -> tuple[Manifest, list[str]]:

@@ -15,6 +15,10 @@ A table whose step 1 fails (its data or its keys) is held: the manifest names it
 of its unpersisted rows, which stay buffered and are replayed from the WAL after a restart (the WAL is kept
 from there); the other tables go on, and the held table is retried after a backoff.
 Retention and deletes commit a manifest without the files (they name them `retired`), then do step 4.
+In a cluster with a compactor the node seals its files (`seal`): a sealed file is never merged again, so
+late rows for its time range go to a new file beside it (queries merge them), and the compactor may take
+it; once a committed compaction absorbed sealed files, `retire_absorbed` takes them out as deletes do
+(copies under deleted/ first, failpoints `retire.<step>`).
 No manifest is committed before the previous one's step 4 finished, so recovery completes step 4 from
 the newest manifest alone (its Delta commits are found by the manifest they name: never written twice)
 and deletes staging of uncommitted snapshots. Crash tests arm a failpoint at every step:
@@ -128,6 +132,10 @@ class _Swap:
     files: list[PersistedFile]
     trash: dict[str, str] = field(default_factory=dict)
     operation: str = "WRITE"  # the Delta operation it publishes (DELETE for retention and deletes)
+    points: str = ""  # names its failpoints `<points>.<step>` instead of by its operation
+    # Run under the view lock before anything changes (a retirement makes queries switch to the compacted
+    # files in the same step); a failure leaves the swap pending, as any other failure does.
+    inside: Callable[[], None] | None = None
 
 
 # A table's staged files and the live files they replace.
@@ -173,6 +181,9 @@ class Persister:
         # Held tables (their snapshot failed) and when each is tried again, on this clock (seconds).
         self._retry: dict[tuple[str, str], _Retry] = {}
         self.monotonic: Callable[[], float] = time.monotonic
+        # Whether snapshots seal the files they write (a cluster compactor takes sealed files): asked at
+        # every snapshot. None: never (a single node, or a cluster without a compactor).
+        self.seal: Callable[[], bool] | None = None
 
     # --- recovery ----------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -229,6 +240,7 @@ class Persister:
         self._finish_swap()
         if upto < self.manifest.wal_seq or (upto == self.manifest.wal_seq and not self.manifest.held):
             return None  # nothing new (held tables are retried at the same WAL sequence)
+        sealed = upto if self.seal is not None and self.seal() else self.manifest.sealed
         new_files, retired, held = self._stage_all(upto)
         if not new_files and held and set(held) == set(self.manifest.held):
             return None  # only held tables have rows, and none of them persisted: nothing changes
@@ -241,7 +253,8 @@ class Persister:
         kept = tuple(f for f in self.manifest.files if f.key not in gone)
         new = self._commit(Manifest(seq=self.manifest.seq + 1, wal_seq=upto, files=kept + tuple(new_files),
                                     retired=tuple(f.key for f in retired), added=tuple(f.key for f in new_files),
-                                    held=held))
+                                    held=held, sealed=max(sealed, self.manifest.sealed),
+                                    compaction=self.manifest.compaction))
         _step("committed", compacting)
         self._pending_swap = _Swap(new, upto, new_files, trash)
         self._finish_swap()
@@ -285,7 +298,8 @@ class Persister:
             db, table, tdef, parts = item
             try:
                 with budget.hold(sum(p.nbytes for p in parts)):
-                    return self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto)
+                    return self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto,
+                                             tdef.created_seq)
             except Exception as e:  # any failure of this table's data or keys: the others go on
                 return e
 
@@ -304,7 +318,7 @@ class Persister:
         return new_files, retired, tuple(held)
 
     def _stage_table(self, db: str, table: str, tags: list[str], schema: pa.Schema, parts: list[pa.Table],
-                     upto: int) -> _Staged:
+                     upto: int, table_seq: int | None = None) -> _Staged:
         """Stage one table's files (one per day); returns them and the live files they replace. Tables are
         staged in parallel: this reads the manifest and the store, and writes only this table's keys."""
         # Chunks are in commit order, so rows are in write order: later writes win each point's fields,
@@ -316,7 +330,7 @@ class Persister:
             for key, part in by_day(self.node, db, table, upto, data):
                 part, replaced = self._compact(db, table, part, schema, tags, {f.key for f in retired})
                 retired.extend(replaced)
-                files.append(self._stage(db, table, key, part, tags, upto))
+                files.append(self._stage(db, table, key, part, tags, upto, table_seq))
         except Exception:
             for f in files:  # staged days of a table that failed: no manifest will name them
                 with contextlib.suppress(Exception):
@@ -381,13 +395,14 @@ class Persister:
         log.error("not compacting %s: a file is unreadable (%s)", ", ".join(f.key for f in group), problem)
         return None
 
-    def _stage(self, db: str, table: str, key: str, part: pa.Table, tags: list[str], upto: int) -> PersistedFile:
+    def _stage(self, db: str, table: str, key: str, part: pa.Table, tags: list[str], upto: int,
+               table_seq: int | None = None) -> PersistedFile:
         """Write `part` to the staging twin of table file `key`; returns its manifest entry once durable."""
         body = encode_parquet(part, tags)
         self.store.put(paths.staging_file(self.node, upto, key), body)
         lo, hi = time_range(part)
         return PersistedFile(db=db, table=table, key=key, rows=part.num_rows, size=len(body), min_time=lo,
-                             max_time=hi, wal_seq=upto)
+                             max_time=hi, wal_seq=upto, table_seq=table_seq)
 
     def _trash(self, retired: list[PersistedFile]) -> dict[str, str]:
         """Copy each file about to be retired under deleted/, purged after RETIRED_GRACE_NS; returns where
@@ -420,6 +435,8 @@ class Persister:
         if swap is None:
             return
         with self.lock.write():
+            if swap.inside is not None:
+                swap.inside()
             self._publish(swap)
             try:
                 self._publish_delta(swap.manifest, operation=swap.operation)
@@ -427,7 +444,7 @@ class Persister:
                 self._unpublish(swap)
                 raise
             if swap.files or swap.manifest.retired:
-                _step("published", bool(swap.manifest.retired) and bool(swap.files), swap.operation)
+                _step("published", bool(swap.manifest.retired) and bool(swap.files), swap.operation, swap.points)
             self._retire(swap)
             self.tables.drop_upto(swap.upto, held={(h.db, h.table) for h in swap.manifest.held})
             self.manifest = swap.manifest
@@ -494,7 +511,7 @@ class Persister:
                 touched.append(key)
                 self.store.delete(key)
                 if len(touched) == 1:
-                    failpoint("compaction.retiring")
+                    failpoint(f"{swap.points or 'compaction'}.retiring")
         except Exception:
             for key in touched:
                 with contextlib.suppress(Exception):
@@ -529,6 +546,36 @@ class Persister:
         self._finish_swap()
         failpoint("remove.swapped")
         return len(gone)
+
+    def retire_absorbed(self, keys: frozenset[str] | set[str], compaction: int,
+                        inside: Callable[[], None] | None = None) -> int:
+        """Take sealed files whose rows cluster compaction manifest `compaction` (or an earlier one) holds
+        out of this node's manifest and table prefixes (copied under deleted/ first, purged after the retired
+        files' grace period); the new manifest names `compaction`. `inside` runs under the view lock just
+        before the files leave the view (the node's queries switch to the compacted files there). Returns
+        how many files went; durable on return (the manifest and the moves). Unsealed keys are refused
+        (ValueError): their node may still rewrite them."""
+        with self._changing:
+            self._finish_swap()  # build on the newest committed manifest
+            gone = [f for f in self.manifest.files if f.key in keys]
+            if any(not self.manifest.is_sealed(f) for f in gone):
+                raise ValueError(f"not retiring unsealed files of node {self.node!r}")
+            if not gone:
+                return 0
+            trash = self._trash(gone)
+            failpoint("retire.trashed")
+            doomed = {f.key for f in gone}
+            new = self._commit(replace(self.manifest, seq=self.manifest.seq + 1, retired=tuple(sorted(doomed)),
+                                       added=(), files=tuple(f for f in self.manifest.files if f.key not in doomed),
+                                       compaction=max(compaction, self.manifest.compaction)))
+            failpoint("retire.committed")
+            self._pending_swap = _Swap(new, self.manifest.wal_seq, [], trash, operation="DELETE", points="retire",
+                                       inside=inside)
+            self._finish_swap()
+            failpoint("retire.swapped")
+            log.info("retired %d files absorbed by cluster compaction %d (manifest %d)", len(gone), compaction,
+                     new.seq)
+            return len(gone)
 
     def _move_to_trash_unlocked(self, doomed: Callable[[PersistedFile], bool], purge_at_ns: int | None) -> int:
         """`move_to_trash` with the change lock held: copy to the trash, then remove as usual."""
@@ -610,9 +657,13 @@ class Persister:
         })
 
 
-def _step(name: str, compacting: bool, operation: str = "WRITE") -> None:
+def _step(name: str, compacting: bool, operation: str = "WRITE", points: str = "") -> None:
     """Crash-test point after snapshot step `name`; a compacting snapshot also offers `compaction.<name>`,
-    and retention and deletes (operation DELETE) offer `remove.<name>` instead."""
+    retention and deletes (operation DELETE) offer `remove.<name>` instead, and a swap with its own
+    `points` offers `<points>.<name>`."""
+    if points:
+        failpoint(f"{points}.{name}")
+        return
     if operation == "DELETE":
         failpoint(f"remove.{name}")
         return
