@@ -143,6 +143,17 @@ class Registry:
                 del cache[key]
         return sorted(found, key=lambda r: r.node_id)
 
+    def record_of(self, node_id: str) -> NodeRecord | None:
+        """The registry record of `node_id` (one GET); None when there is none or it is unreadable (logged)."""
+        key = paths.node_record(self.cluster, node_id)
+        try:
+            return NodeRecord.from_bytes(self.store.get(key), key)
+        except NotFound:
+            return None
+        except Corrupt as e:
+            log.error("%s", e)
+            return None
+
     def forget(self, node_id: str) -> None:
         """Remove a node's record (a node that left the cluster for good). Durable on return."""
         self.store.delete(paths.node_record(self.cluster, node_id))

@@ -30,15 +30,15 @@ import orjson
 
 from ..catalog import Catalog
 from ..engine.ports import CommittedSegment, SegmentInfo, SegmentTable
-from ..errors import Corrupt, Fenced, NotFound, Unavailable
+from ..errors import Corrupt, Fenced, NotFound
 from ..store import paths
 from ..store.base import ObjectStore
 from ..wal import Segment, Wal
+from .compaction import create_once
 from .registry import Registry
 
 log = logging.getLogger("lakeflux.cluster")
 FORMAT_VERSION = 1
-COMMIT_ATTEMPTS = 4
 # Segments of one node relayed as one entry at most (a follower that is behind, or this node's own queue).
 BATCH = 16
 
@@ -171,21 +171,8 @@ class Relay:
 
     def _commit(self, entry: RelayEntry) -> None:
         key = paths.relay_entry(self.node, entry.seq)
-        data = entry.to_bytes()
-        last: Exception | None = None
-        for attempt in range(COMMIT_ATTEMPTS):
-            if attempt:
-                time.sleep(0.05 * 2 ** attempt)
-            try:
-                if self.store.put_if_absent(key, data) or self.store.get(key) == data:
-                    return
-                raise Fenced(f"fenced: relay slot {key} was written by another process with node id "
-                             f"{self.node!r}")
-            except Unavailable as e:
-                if isinstance(e, Fenced):
-                    raise
-                last = e
-        raise Unavailable(f"could not commit relay entry {key}: {last}")
+        create_once(self.store, key, entry.to_bytes(), f"fenced: relay slot {key} was written by another process "
+                                                       f"with node id {self.node!r}")
 
     def segment_committed(self, segment: Segment) -> None:
         """WalListener of this node's own WAL: queued, relayed by the relay's thread (a write's

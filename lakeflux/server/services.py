@@ -20,6 +20,7 @@ from ..buffer.writebuffer import SnapshotPolicy
 from ..catalog import INTERNAL_DB, Catalog
 from ..cluster import ClusterNode, NodeRecord, Registry
 from ..cluster.changes import RemoteDeletes
+from ..cluster.compactor import seals
 from ..cluster.follower import Followers
 from ..cluster.relay import Relay, WalFloor
 from ..config import Config
@@ -199,6 +200,8 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         buffer.add_listener(EngineWalListener(engine.segment_committed))
     if config.cluster_id is not None and config.has_mode("ingest"):
         persister.wal_floor = WalFloor(store, registry, wal, persister.wal_floor, config.plugin_wal_backlog_limit)
+        # With a compactor in the cluster, snapshots seal their files so it can take them (cluster/compactor.py).
+        persister.seal = seals(registry)
     services = Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
                         engine=engine, plugin_writes=plugin_writes,
                         cluster=cluster,

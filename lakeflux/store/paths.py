@@ -15,6 +15,8 @@ Layout under the store root:
     <cluster>/nodes/<node>.json                    the node registry: one record per node of a cluster
     <node>/relay/<seq:020>.json                    a process node's relay: which (node, WAL segment) is next
     <node>/relay/floor.json                        per source node, the WAL its WAL triggers no longer need
+    <cluster>/compaction/<seq:020>.json            the cluster compactor's manifests (its files, what it absorbed)
+    <cluster>/compacted/<db>/<table>/date=<YYYY-MM-DD>/<seq:020>-<epoch>-<n>.parquet   compacted table data
 
 A cluster's catalog is `<cluster>/catalog/...`, shared by its nodes; each node keeps the rest under its own
 prefix. A single node is the cluster named after it (its catalog is `<node>/catalog/...`, as always).
@@ -132,6 +134,30 @@ def relay_entry(node: str, seq: int) -> str:
 def relay_floor(node: str) -> str:
     """Per source node, the newest WAL segment a process node's WAL triggers no longer need (rewritten)."""
     return f"{node}/relay/floor.json"
+
+
+def compaction_prefix(cluster: str) -> str:
+    """The cluster compactor's manifests: one put-if-absent object per compaction (lakeflux.cluster.compaction)."""
+    return f"{cluster}/compaction/"
+
+
+def compaction_manifest(cluster: str, seq: int) -> str:
+    return f"{cluster}/compaction/{_seq(seq)}.json"
+
+
+def compacted_prefix(cluster: str) -> str:
+    """Every compacted table file of the cluster lies under here."""
+    return f"{cluster}/compacted/"
+
+
+def compacted_table_prefix(cluster: str, db: str, table: str) -> str:
+    """Prefix of one table's compacted files (and of its Delta log, as for a node's table prefix)."""
+    return f"{cluster}/compacted/{name_segment(db)}/{name_segment(table)}/"
+
+
+def compacted_file(cluster: str, db: str, table: str, date: str, seq: int, epoch: int, n: int) -> str:
+    """A compacted file written by compaction `seq` of compactor epoch `epoch` (its n-th of the table's day)."""
+    return f"{compacted_table_prefix(cluster, db, table)}date={date}/{_seq(seq)}-{epoch}-{n}.parquet"
 
 
 # --- catalog -------------------------------------------------------------------------------------
