@@ -215,6 +215,23 @@ def process_writes(influxdb3_local, table_batches, args):
     influxdb3_local.write(LineBuilder("downsampled").tag("source", args["table"]).int64_field("rows", rows))
 '''
 
+# The same downsampler shape, reading every row: `table_batches` rows are built when first looked at, so a
+# plugin that only counts them costs ingest far less per row than one that reads them (engine/rows.py).
+READING_WRITER_PLUGIN = '''\
+def process_writes(influxdb3_local, table_batches, args):
+    rows = 0
+    newest = 0
+    for batch in table_batches:
+        for row in batch["rows"]:
+            rows += 1
+            newest = max(newest, row["time"])
+    influxdb3_local.write(LineBuilder("downsampled").tag("source", args["table"]).int64_field("rows", rows)
+                          .int64_field("newest", newest))
+'''
+
+# Trigger kinds of a loaded run: the plugin file of `writer` (`noop` always writes nothing and reads nothing).
+WRITER_PLUGINS = {"counting": WRITER_PLUGIN, "reading": READING_WRITER_PLUGIN}
+
 
 def busiest_table() -> tuple[str, float]:
     """The measurement with the most lines in the mixed body, and its share of the lines."""
@@ -248,14 +265,17 @@ def rows_finished(url: str) -> dict[str, int]:
     return found
 
 
-def load_once(seconds: float, connections: int, table: str, triggers: bool) -> dict[str, Any]:
-    """One fresh server at full ingest speed for `seconds`, with or without the two triggers."""
+def load_once(seconds: float, connections: int, table: str, triggers: str | None,
+              profile: bool = False) -> dict[str, Any]:
+    """One fresh server at full ingest speed for `seconds`, without triggers (None) or with the two
+    (`triggers` names the writer's kind, a key of WRITER_PLUGINS); `profile` prints py-spy's top functions."""
     tmp = Path(tempfile.mkdtemp(prefix="lakeflux-engine-load-"))
     plugins = tmp / "plugins"
     plugins.mkdir()
-    (plugins / "writer.py").write_text(WRITER_PLUGIN)
+    (plugins / "writer.py").write_text(WRITER_PLUGINS[triggers or "counting"])
     (plugins / "noop.py").write_text(NOOP_PLUGIN)
     srv = ServerProcess(tmp / "data", "--without-auth", "--plugin-dir", str(plugins), log_path=tmp / "server.log").start()
+    recorder = None
     try:
         assert srv.proc is not None
         if triggers:
@@ -264,10 +284,20 @@ def load_once(seconds: float, connections: int, table: str, triggers: bool) -> d
                 http_json(f"{srv.url}/api/v3/configure/processing_engine_trigger",
                           {"db": DB, "plugin_filename": f"{name}.py", "trigger_name": name,
                            "trigger_specification": f"table:{table}", "trigger_arguments": {"table": table}})
+        if profile:
+            from hotspots import Recorder
+
+            recorder = Recorder(srv.proc.pid, tmp / "profile.txt")
         cpu_before = process_cpu_seconds(srv.proc.pid)
         lines, wall = send_for(f"{srv.url}/api/v3/write_lp?db={DB}", endless_mixed_batches(), connections, seconds)
         stopped = time.monotonic()
         cpu = process_cpu_seconds(srv.proc.pid) - cpu_before
+        if recorder is not None:
+            from hotspots import print_summary, summarise
+
+            recorder.stop()
+            recorder = None
+            print_summary(f"server under load, triggers: {triggers}", summarise(tmp / "profile.txt", top=30))
         result: dict[str, Any] = {"lines": lines, "seconds": wall, "lines_per_s": lines / wall,
                                   "server_cpu_us_per_line": cpu / lines * 1e6}
         if not triggers:
@@ -298,6 +328,8 @@ def load_once(seconds: float, connections: int, table: str, triggers: bool) -> d
         print(srv.log(), file=sys.stderr)
         raise
     finally:
+        if recorder is not None:
+            recorder.stop()
         srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -307,17 +339,20 @@ def _median_by(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return {**ordered[len(ordered) // 2], "runs": [run[key] for run in runs]}
 
 
-def triggers_under_load(seconds: float, repeats: int, connections: int = 16) -> dict[str, Any]:
-    """Ingest with and without the two triggers, alternating runs; medians (see the module docstring)."""
+def triggers_under_load(seconds: float, repeats: int, connections: int = 16, profile: bool = False) -> dict[str, Any]:
+    """Ingest without triggers, with the two (the writer counting rows), and with the two (the writer
+    reading every row), alternating runs; medians (see the module docstring)."""
     table, share = busiest_table()
-    without, with_triggers = [], []
+    runs: dict[str | None, list[dict[str, Any]]] = {None: [], "counting": [], "reading": []}
     for _ in range(repeats):
-        without.append(load_once(seconds, connections, table, triggers=False))
-        with_triggers.append(load_once(seconds, connections, table, triggers=True))
-    plain = _median_by(without, "lines_per_s")
-    loaded = _median_by(with_triggers, "lines_per_s")
+        for kind, found in runs.items():
+            found.append(load_once(seconds, connections, table, kind, profile=profile and kind is not None))
+    plain = _median_by(runs[None], "lines_per_s")
+    loaded = _median_by(runs["counting"], "lines_per_s")
+    reading = _median_by(runs["reading"], "lines_per_s")
     return {"table": table, "table_share": share, "connections": connections, "seconds": seconds,
-            "without": plain, "with": loaded, "ratio": loaded["lines_per_s"] / plain["lines_per_s"]}
+            "without": plain, "with": loaded, "ratio": loaded["lines_per_s"] / plain["lines_per_s"],
+            "with_reading": reading, "ratio_reading": reading["lines_per_s"] / plain["lines_per_s"]}
 
 
 def single_write_latency(writes: int, gap_s: float = 1.2) -> dict[str, Any]:
@@ -409,21 +444,34 @@ def call_overhead(calls: int, blocks: int = 15) -> dict:
             "min_us": min(per_call) * 1e6, "bare_python_call_us": bare * 1e6}
 
 
-def run(writes: int, schedule_seconds: float, calls: int, load_seconds: float = 30, load_repeats: int = 2,
-        latency_writes: int = 30) -> dict:
-    """Every figure; prints as it goes and returns the results."""
-    results: dict[str, Any] = {}
-    if load_seconds > 0:
-        results["under_load"] = load = triggers_under_load(load_seconds, load_repeats)
-        w, n = load["with"], load["without"]
+def print_load(load: dict[str, Any]) -> None:
+    n = load["without"]
+    for key, ratio, kind in (("with", "ratio", "counting its rows"), ("with_reading", "ratio_reading",
+                                                                      "reading every row")):
+        w = load[key]
         print(f"ingest, 16 connections, {load['seconds']:g} s: {n['lines_per_s']:,.0f} lines/s without triggers, "
-              f"{w['lines_per_s']:,.0f} with two on `{load['table']}` → {load['ratio']:.2f}× (target ≥ 0.9×); "
-              f"server CPU {n['server_cpu_us_per_line']:.2f} → {w['server_cpu_us_per_line']:.2f} µs/line")
+              f"{w['lines_per_s']:,.0f} with two on `{load['table']}` (the writer {kind}) → {load[ratio]:.2f}× "
+              f"(target ≥ 0.9×); server CPU {n['server_cpu_us_per_line']:.2f} → {w['server_cpu_us_per_line']:.2f} "
+              f"µs/line; runs {', '.join(f'{v:,.0f}' for v in w['runs'])} vs "
+              f"{', '.join(f'{v:,.0f}' for v in n['runs'])}")
         for name, t in w["triggers"].items():
             print(f"  trigger {name}: {t['rows_per_s']:,.0f} rows/s finished of {w['table_rows_per_s']:,.0f} rows/s "
                   f"into `{load['table']}`; 2 s after ingest: {t['backlog_rows_after_2s']} rows, "
                   f"{t['backlog_seconds_after_2s']} s behind")
-        print(f"  drained {w['drained_after_s']:.2f} s after the last acknowledgement (target ≤ 2 s)")
+        drained = w["drained_after_s"]
+        print(f"  drained {'never (60 s)' if drained is None else f'{drained:.2f} s'} after the last "
+              "acknowledgement (target ≤ 2 s)")
+
+
+def run(writes: int, schedule_seconds: float, calls: int, load_seconds: float = 30, load_repeats: int = 2,
+        latency_writes: int = 30, load_only: bool = False, profile: bool = False) -> dict:
+    """Every figure; prints as it goes and returns the results."""
+    results: dict[str, Any] = {}
+    if load_seconds > 0:
+        results["under_load"] = load = triggers_under_load(load_seconds, load_repeats, profile=profile)
+        print_load(load)
+    if load_only:
+        return results
     if latency_writes > 0:
         results["write_latency"] = lat = single_write_latency(latency_writes)
         print(f"single write: p50 {lat['with_trigger']['p50_ms']:.1f} ms with a writing trigger, "
@@ -450,10 +498,12 @@ def main() -> None:
     ap.add_argument("--load-seconds", type=float, default=30, help="full-speed ingest per run (0: skip)")
     ap.add_argument("--load-repeats", type=int, default=2, help="runs with and without triggers, alternating")
     ap.add_argument("--latency-writes", type=int, default=30, help="one-line writes per table (0: skip)")
+    ap.add_argument("--load-only", action="store_true", help="only the triggers-under-load figures")
+    ap.add_argument("--profile", action="store_true", help="py-spy's top functions of each run with triggers")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results = run(args.writes, args.schedule_seconds, args.calls, args.load_seconds, args.load_repeats,
-                  args.latency_writes)
+                  args.latency_writes, args.load_only, args.profile)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

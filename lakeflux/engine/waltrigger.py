@@ -39,8 +39,10 @@ ERROR row naming their range.
 
 Position: the newest segment such that it and every earlier one are finished (delivered and written
 back, or without rows for the trigger). The engine trims the WAL below the slowest trigger's position;
-the trigger persists it as its cursor after calls settle, and every `idle_save_s` while segments
-without rows for it go by.
+the trigger persists it as its cursor at most every `busy_save_s` while calls settle (a cursor write is
+a durable object-store put, and under load calls settle dozens of times a second, so writing one per
+call cost ingest more than the calls did), and every `idle_save_s` while segments without rows for it
+go by. A restart therefore delivers again up to about `busy_save_s` of calls, which at-least-once allows.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class DeliveryLimits:
     memory_bytes: int = 32 * 2**20  # segments' rows kept in memory; the rest is read back from the WAL
     write_backs_in_flight: int = 64  # calls taken and not finished (most wait for their write-back's commit)
     async_calls_in_flight: int = 8  # async: calls running at once
+    busy_save_s: float = 1.0  # how often, at most, the position is persisted while calls finish
     idle_save_s: float = 5.0  # how often a moved position is persisted when no call finishes
 
 
@@ -171,6 +174,8 @@ class WalTrigger(RunningTrigger):
         self._first_live: int | None = None
         self._saved = start  # newest position written as the cursor
         self._last_save = time.monotonic()
+        self._save_due: float | None = None  # when finished calls' position is to be written (delivery thread)
+        self._unsaved_write_backs = False  # finished calls with write-backs since the last cursor write
         self._skipped = 0
         self._rows_finished = 0
 
@@ -253,7 +258,7 @@ class WalTrigger(RunningTrigger):
         record(self.services.ports, self.target, "ERROR",
                f"{reason}: skipped WAL segments {first} to {seq} ({segments} segments, {rows} rows known) "
                "without delivering them")
-        self._save(force=True)
+        self._save()
 
     # -- the delivery thread --------------------------------------------------------------------------
 
@@ -271,16 +276,14 @@ class WalTrigger(RunningTrigger):
             self._load_stored()
         while not self.stopped.is_set():
             self._signal.clear()
-            finished = self._settle()
-            self._save(force=bool(finished))
-            if any(call.write_backs for call in finished):
-                failpoint("engine.cursor_saved")
+            self._save_settled(self._settle())
             if self._has_room():
                 call, segments = self._take()
                 if call is not None:
                     self._deliver(call, segments)
                     continue
-            self._signal.wait(self.limits.idle_save_s)
+            due = self._save_due
+            self._signal.wait(self.limits.idle_save_s if due is None else max(0.0, due - time.monotonic()))
 
     def _load_stored(self) -> None:
         """Catch up after a (re)start: the segments after the cursor join the backlog, read when their turn comes."""
@@ -413,18 +416,34 @@ class WalTrigger(RunningTrigger):
             failpoint("engine.written_back")
         return done
 
-    def _save(self, *, force: bool) -> None:
-        """Persist the position as the cursor if it moved: now after calls settled, else every idle_save_s."""
+    def _save_settled(self, finished: list[_Call]) -> None:
+        """Persist the position after calls finished (at most every busy_save_s), else every idle_save_s."""
+        now = time.monotonic()
+        if finished:
+            if self._save_due is None:
+                self._save_due = self._last_save + self.limits.busy_save_s
+            self._unsaved_write_backs |= any(call.write_backs for call in finished)
+        if self._save_due is not None:
+            if now < self._save_due:
+                return
+            self._save_due = None
+            self._save()
+            if self._unsaved_write_backs:
+                self._unsaved_write_backs = False
+                failpoint("engine.cursor_saved")
+        elif now - self._last_save >= self.limits.idle_save_s:
+            self._save()
+
+    def _save(self) -> None:
+        """Persist the position as the cursor now if it moved (never once the trigger is stopping)."""
         if self.stopped.is_set():
-            return
-        if not force and time.monotonic() - self._last_save < self.limits.idle_save_s:
             return
         with self._save_lock:
             with self._lock:
                 position = self._position_locked()
+            self._last_save = time.monotonic()
             if position <= self._saved:
                 return
             self.services.cursors.put(self.definition.database, self.definition.name, position)
             self._saved = position
-            self._last_save = time.monotonic()
 

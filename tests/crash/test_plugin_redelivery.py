@@ -176,7 +176,9 @@ def failpoint_scenario(tmp_path: Path, store: tuple[str, ...], point: str) -> No
         if point == "engine.cursor_saved":
             assert after == [5]  # the cursor passed 2-4 before the kill: nothing repeats
         else:
-            assert after == [2, 3, 4, 5]  # redelivered (with 5, or just before it), never skipped
+            # Redelivered (with 5, or just before it), never skipped. The cursor is written at most every
+            # busy_save_s while calls finish, so call 1's segment may come again too.
+            assert after in ([2, 3, 4, 5], [1, 2, 3, 4, 5])
         wait_until(lambda: seen(restarted.url) == {2, 3, 4, 5}, "every write-back")
     finally:
         restarted.stop()

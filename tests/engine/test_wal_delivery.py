@@ -249,3 +249,23 @@ def test_catch_up_after_a_restart_is_batched_and_read_from_the_wal(tmp_path):
         gate.open()
         wait_for(lambda: lag_rows(second)[0]["segments_behind"] == 0 and gate.calls, what="the catch-up")
         assert [rows_of(call) for call in gate.calls] == [[("a", v) for v in range(5)]]
+
+
+@pytest.mark.parametrize("busy_save_s", [0.0, 3600.0])
+def test_the_cursor_is_written_at_most_every_busy_save_s_while_calls_finish(srv, busy_save_s):
+    assert srv.services is not None
+    engine = srv.services.engine
+    engine.delivery = DeliveryLimits(busy_save_s=busy_save_s)
+    gate = Gate(srv)
+    gate.open()
+    assert create_trigger(srv, "db", "g", "rt_gate.py", "table:a").status == 200
+    created = engine.cursors.get("db", "g")
+    for v in range(5):
+        write_ns(srv, f"a v={v}i {v + 1}")
+        gate.wait_calls(v + 1)
+    wait_for(lambda: lag_rows(srv)[0]["segments_behind"] == 0, what="the trigger to finish")
+    position = wal_trigger(srv, "g").position()
+    if busy_save_s:
+        assert engine.cursors.get("db", "g") == created  # five calls finished, none wrote the cursor yet
+    else:
+        wait_for(lambda: engine.cursors.get("db", "g") == position, what="the cursor")
