@@ -9,7 +9,7 @@ lakeflux's v1 `/query` vs the same SQL, and vs InfluxDB 1.x (InfluxQL).
    no flag or route that forces a snapshot), so the server's queries and DuckDB read exactly the same files
    and no buffered rows.
 3. Query: the server restarts on that data dir; each query runs through POST /api/v3/query_sql (JSON
-   answer) and through DuckDB (in this process, default threads) on `<table prefix>**/*.parquet`, one
+   answer) and through DuckDB (in this process, default threads) on `<table prefix>date=*/*.parquet`, one
    warm-up then `--repeats` timed runs each, interleaved; medians, and the ratio lakeflux/DuckDB as the
    median of the pair-by-pair ratios (target ≤ 1.2×). Answers are compared so a fast wrong answer cannot pass.
    The same questions in InfluxQL go through GET /query (epoch=ns) in the same interleaved rounds: the ratio
@@ -101,7 +101,7 @@ def build(data_dir: Path, rows: int, connections: int, log_path: Path) -> dict:
 
 
 def parquet_glob(data_dir: Path) -> str:
-    return str(data_dir / paths.table_prefix("node0", DB, TABLE)) + "/**/*.parquet"
+    return str(data_dir / paths.table_prefix("node0", DB, TABLE)) + "/date=*/*.parquet"
 
 
 # --- running -----------------------------------------------------------------------------------------

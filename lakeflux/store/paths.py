@@ -10,6 +10,8 @@ Layout under the store root:
     <node>/deleted/<purge at ns|never>/<db>/<table>/...   files of deleted tables awaiting hard delete
     <node>/tables/<db>/<table>/date=<YYYY-MM-DD>/<name>.parquet   persisted table data (hive style)
     <node>/tables/<db>/<table>/_delta_log/<version:020>.json      the table's Delta Lake log (docs/open-tables.md)
+    <node>/tables/<db>/<table>/_delta_log/<version:020>.checkpoint.parquet   its state at every 10th version
+    <node>/tables/<db>/<table>/_delta_log/_last_checkpoint         which checkpoint is the newest
     <node>/cursors/<db>/<trigger>.json             WAL trigger cursors
     <node>/plugin_logs/<db>/<seq:020>.parquet      persisted plugin log rows
     <cluster>/nodes/<node>.json                    the node registry: one record per node of a cluster
@@ -187,7 +189,8 @@ def tables_prefix(node: str) -> str:
 
 
 def table_prefix(node: str, db: str, table: str) -> str:
-    """Prefix holding every persisted file of one table: point DuckDB at `<prefix>**/*.parquet`."""
+    """Prefix holding every persisted file of one table: point DuckDB at `<prefix>date=*/*.parquet` (not
+    `**/*.parquet`, which also matches the Delta log's checkpoints)."""
     return f"{node}/tables/{name_segment(db)}/{name_segment(table)}/"
 
 
@@ -218,6 +221,16 @@ def delta_log_prefix(table_root: str) -> str:
 def delta_commit(table_root: str, version: int) -> str:
     """Delta commit `version` of the table at `table_root`, as the Delta protocol names it."""
     return f"{delta_log_prefix(table_root)}{_seq(version)}.json"
+
+
+def delta_checkpoint(table_root: str, version: int) -> str:
+    """The Delta checkpoint of `version`: the whole table state as of that version, in Parquet."""
+    return f"{delta_log_prefix(table_root)}{_seq(version)}.checkpoint.parquet"
+
+
+def delta_last_checkpoint(table_root: str) -> str:
+    """The Delta `_last_checkpoint` pointer: readers start from the checkpoint it names."""
+    return f"{delta_log_prefix(table_root)}_last_checkpoint"
 
 
 def staging_prefix(node: str, seq: int | None = None) -> str:

@@ -5,6 +5,12 @@ commit carries `protocol` and `metaData`; every commit carries `commitInfo` (nam
 it publishes), `metaData` again when the schema changed, and the `remove` and `add` actions of one change.
 No partition columns: each file is one UTC day of one table, and its `time` statistics let readers prune.
 
+Every `CHECKPOINT_INTERVAL`th version also gets a checkpoint (`<version>.checkpoint.parquet`, then
+`_last_checkpoint` naming it): the table's whole state at that version, so a reader replays at most that
+many JSON commits however long the log grows. A checkpoint holds the protocol, the metaData and one `add`
+per live file; no `remove` tombstones (lakeflux deletes removed files at once, so there is nothing for a
+vacuum to find) and no `txn` (lakeflux is the only writer).
+
 Column types (lakeflux → Delta): tag and string → string, int64 → long, float64 → double, bool → boolean,
 uint64 → decimal(20,0) (Delta has no unsigned type; every uint64 fits), time → long nanoseconds since the
 epoch, UTC (Delta's timestamp types hold microseconds: a cast would drop the last three digits).
@@ -12,12 +18,15 @@ epoch, UTC (Delta's timestamp types hold microseconds: a cast would drop the las
 
 from __future__ import annotations
 
+import io
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..errors import Corrupt
 from ..model import ColumnKind
@@ -37,6 +46,8 @@ _DELTA_TYPES = {
     ColumnKind.BOOL: "boolean",
     ColumnKind.TIME: "long",
 }
+# Delta's own default (`delta.checkpointInterval`): one checkpoint every ten versions.
+CHECKPOINT_INTERVAL = 10
 _TIME_COMMENT = "nanoseconds since 1970-01-01T00:00:00Z (lakeflux time)"
 
 
@@ -94,20 +105,79 @@ class Commit:
         if self.first:
             actions.append({"protocol": {"minReaderVersion": READER_VERSION, "minWriterVersion": WRITER_VERSION}})
         if self.schema is not None:
-            actions.append({"metaData": {
-                "id": table_id(self.table_root), "format": {"provider": "parquet", "options": {}},
-                "schemaString": self.schema, "partitionColumns": [], "configuration": {},
-                "createdTime": self.timestamp_ms}})
+            actions.append({"metaData": _metadata(self.table_root, self.schema, self.timestamp_ms)})
         for key in self.removes:
             actions.append({"remove": {"path": relative_path(self.table_root, key),
                                        "deletionTimestamp": self.timestamp_ms, "dataChange": True}})
         for f in self.adds:
-            stats = {"numRecords": f.rows, "minValues": {"time": f.min_time}, "maxValues": {"time": f.max_time},
-                     "nullCount": {"time": 0}}
-            actions.append({"add": {
-                "path": relative_path(self.table_root, f.key), "partitionValues": {}, "size": f.size,
-                "modificationTime": self.timestamp_ms, "dataChange": True, "stats": orjson.dumps(stats).decode()}})
+            actions.append({"add": _add(self.table_root, f, self.timestamp_ms)})
         return b"".join(orjson.dumps(a) + b"\n" for a in actions)
+
+
+def _metadata(table_root: str, schema: str, created_ms: int | None) -> dict[str, Any]:
+    return {"id": table_id(table_root), "format": {"provider": "parquet", "options": {}}, "schemaString": schema,
+            "partitionColumns": [], "configuration": {}, "createdTime": created_ms}
+
+
+def _add(table_root: str, f: DataFile, timestamp_ms: int) -> dict[str, Any]:
+    stats = {"numRecords": f.rows, "minValues": {"time": f.min_time}, "maxValues": {"time": f.max_time},
+             "nullCount": {"time": 0}}
+    return {"path": relative_path(table_root, f.key), "partitionValues": {}, "size": f.size,
+            "modificationTime": timestamp_ms, "dataChange": True, "stats": orjson.dumps(stats).decode()}
+
+
+_STRING_MAP = pa.map_(pa.string(), pa.string())
+# The checkpoint columns a reader of this protocol version looks for (the Delta protocol's checkpoint schema).
+_CHECKPOINT_SCHEMA = pa.schema([
+    ("txn", pa.struct([("appId", pa.string()), ("version", pa.int64()), ("lastUpdated", pa.int64())])),
+    ("add", pa.struct([("path", pa.string()), ("partitionValues", _STRING_MAP), ("size", pa.int64()),
+                       ("modificationTime", pa.int64()), ("dataChange", pa.bool_()), ("stats", pa.string()),
+                       ("tags", _STRING_MAP)])),
+    ("remove", pa.struct([("path", pa.string()), ("deletionTimestamp", pa.int64()), ("dataChange", pa.bool_()),
+                          ("extendedFileMetadata", pa.bool_()), ("partitionValues", _STRING_MAP),
+                          ("size", pa.int64())])),
+    ("metaData", pa.struct([("id", pa.string()), ("name", pa.string()), ("description", pa.string()),
+                            ("format", pa.struct([("provider", pa.string()), ("options", _STRING_MAP)])),
+                            ("schemaString", pa.string()), ("partitionColumns", pa.list_(pa.string())),
+                            ("configuration", _STRING_MAP), ("createdTime", pa.int64())])),
+    ("protocol", pa.struct([("minReaderVersion", pa.int32()), ("minWriterVersion", pa.int32())])),
+])
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The state of a table at one version: what a checkpoint of that version holds."""
+
+    table_root: str
+    version: int
+    schema: str  # the schemaString of the table's newest metaData
+    files: tuple[DataFile, ...]  # every live file
+    timestamp_ms: int
+
+    def to_parquet(self) -> bytes:
+        """The `<version>.checkpoint.parquet` object: one row per action, the other columns null."""
+        def maps(d: dict[str, str]) -> list[tuple[str, str]]:
+            return list(d.items())
+
+        meta = _metadata(self.table_root, self.schema, None)
+        meta["format"]["options"] = maps(meta["format"]["options"])
+        meta["configuration"] = maps(meta["configuration"])
+        actions: list[dict[str, Any]] = [
+            {"protocol": {"minReaderVersion": READER_VERSION, "minWriterVersion": WRITER_VERSION}},
+            {"metaData": meta}]
+        for f in self.files:
+            add = _add(self.table_root, f, self.timestamp_ms)
+            add["partitionValues"] = maps(add["partitionValues"])
+            actions.append({"add": add})
+        rows = [{name: action.get(name) for name in _CHECKPOINT_SCHEMA.names} for action in actions]
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows, schema=_CHECKPOINT_SCHEMA), sink)
+        return sink.getvalue()
+
+    def pointer(self) -> bytes:
+        """The `_last_checkpoint` object naming this checkpoint."""
+        return orjson.dumps({"version": self.version, "size": len(self.files) + 2,
+                             "numOfAddFiles": len(self.files)})
 
 
 @dataclass(frozen=True)
@@ -143,5 +213,5 @@ def delta_type(kind: ColumnKind) -> str:
     return _DELTA_TYPES[kind]
 
 
-__all__ = ["Commit", "DataFile", "LogHead", "delta_type", "read_head", "relative_path", "schema_string",
-           "table_id"]
+__all__ = ["CHECKPOINT_INTERVAL", "Checkpoint", "Commit", "DataFile", "LogHead", "delta_type", "read_head",
+           "relative_path", "schema_string", "table_id"]

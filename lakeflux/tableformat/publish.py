@@ -8,7 +8,10 @@ or recovery after a crash at any step) finds it and writes nothing twice.
 
 Requests: one put-if-absent per changed table; a table's newest version is read (one list, one get) only
 the first time it is published by this process, after a failed or lost commit, or when another writer
-took the version.
+took the version. Every tenth version adds two puts: its checkpoint, then `_last_checkpoint`. A checkpoint
+is a reader's shortcut, not part of the commit: one that fails is logged and skipped (readers replay the
+JSON commits from the previous one), and a crash between the two puts leaves a complete checkpoint the
+pointer does not name yet, which readers that list the log use and the others do without.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ..errors import Corrupt, NotFound
 from ..model import ColumnKind
 from ..store import paths
 from ..store.base import ObjectStore
-from .delta import Commit, DataFile, LogHead, read_head, schema_string
+from .delta import CHECKPOINT_INTERVAL, Checkpoint, Commit, DataFile, LogHead, read_head, schema_string
 
 log = logging.getLogger("lakeflux.tableformat")
 # Each lost race for a version means another writer committed one: give up (and retry later) after a few.
@@ -48,6 +51,7 @@ class Publisher:
 
     store: ObjectStore
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
+    checkpoint_interval: int = CHECKPOINT_INTERVAL  # versions between checkpoints; 0: none
     # The newest version of each table's log this process knows of (its own commits, or read).
     _heads: dict[str, LogHead | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -96,7 +100,10 @@ class Publisher:
                 self._heads.pop(change.root, None)  # the commit may have landed: read the log next time
                 raise
             if created:
-                self._heads[change.root] = LogHead(version, marker, commit.schema or (head.schema if head else None))
+                new_head = LogHead(version, marker, commit.schema or (head.schema if head else None))
+                self._heads[change.root] = new_head
+                if self.checkpoint_interval and version and version % self.checkpoint_interval == 0:
+                    self._checkpoint(change, new_head, commit.timestamp_ms)
                 return True
             self._heads.pop(change.root, None)  # another writer took the version: read it, then go on
         raise Corrupt(f"Delta log {paths.delta_log_prefix(change.root)}: lost the race for a new version "
@@ -121,6 +128,18 @@ class Publisher:
         # The schema goes with a commit when it changed, or when the log's is unknown (read after a restart).
         new_schema = schema if schema is not None and schema != head.schema else None
         return Commit(change.root, marker, change.operation, now, adds=adds, removes=removes, schema=new_schema)
+
+    def _checkpoint(self, change: TableChange, head: LogHead, timestamp_ms: int) -> None:
+        """Write the checkpoint of `head.version` (the table's state is `change.live`), then point
+        `_last_checkpoint` at it; both durable on return. Failures are logged, never raised."""
+        if head.schema is None:
+            return  # the log's schema is unknown here: a checkpoint must carry it
+        checkpoint = Checkpoint(change.root, head.version, head.schema, change.live, timestamp_ms)
+        try:
+            self.store.put(paths.delta_checkpoint(change.root, head.version), checkpoint.to_parquet())
+            self.store.put(paths.delta_last_checkpoint(change.root), checkpoint.pointer())
+        except Exception as e:  # a reader's shortcut only: the commit is made, readers replay instead
+            log.warning("Delta checkpoint %d of %s not written: %s", head.version, change.root, e)
 
     def _head(self, root: str) -> LogHead | None:
         """The newest commit of the table's log (None: no log yet), from memory or read from the store."""

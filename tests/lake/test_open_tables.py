@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from delta_reading import DeltaReader, commits, live_paths, root, sorted_rows
 
@@ -26,6 +28,7 @@ from lakeflux.store.base import ObjectStore
 from lakeflux.store.file import FileStore
 from lakeflux.store.memory import MemoryStore
 from lakeflux.tableformat import Commit, DataFile, Publisher, TableChange, read_head
+from lakeflux.tableformat.delta import CHECKPOINT_INTERVAL
 from lakeflux.testing.faulty import CountingStore, FaultyStore
 from lakeflux.testing.server import InProcessServer
 
@@ -308,3 +311,65 @@ def test_a_snapshot_publishes_with_one_request_per_changed_table(tmp_path):
         assert delta_requests_of_a_snapshot(srv, f"cpu,host=h0 usage=1.5 {T0 + HOUR}") == ["put_if_absent"]
     with InProcessServer(cfg, store=store) as srv:  # recovery read each log's newest commit once
         assert delta_requests_of_a_snapshot(srv, hours(60, 30)) == ["put_if_absent"]
+
+
+CPU_COLUMNS = ["host", "time", "usage"]
+
+
+# --- checkpoints: every tenth version holds the state readers rebuild, and suffices alone ---------------
+def checkpoint_actions(store, db: str, table: str, version: int) -> list[dict]:
+    data = pq.read_table(pa.BufferReader(store.get(paths.delta_checkpoint(root(db, table), version))))
+    return [{k: v for k, v in row.items() if v is not None} for row in data.to_pylist()]
+
+
+def newest_metadata(store, db: str, table: str, version: int) -> dict:
+    metas = [a["metaData"] for c in commits(store, db, table)[: version + 1] for a in c if "metaData" in a]
+    return metas[-1]
+
+
+def test_checkpoints_hold_the_state_readers_rebuild_and_suffice_alone(lake):
+    with lake.start() as srv:
+        for i in range(2 * CHECKPOINT_INTERVAL + 3):
+            body = f"cpu,host=h{i % 3} usage={i}.5 {T0 + i * HOUR}"
+            if i % 7 == 6:  # a late point inside an earlier file: that version removes it and adds its merger
+                body += f"\ncpu,host=h9 usage=0.25 {T0 + (i - 4) * HOUR}"
+            ok(srv, "lake", body)
+            snapshot(srv)
+        log = commits(lake.store, "lake", "cpu")
+        assert len(log) == 2 * CHECKPOINT_INTERVAL + 3
+        assert any("remove" in a for c in log for a in c)
+        newest = 2 * CHECKPOINT_INTERVAL
+        pointer = orjson.loads(lake.store.get(paths.delta_last_checkpoint(root("lake", "cpu"))))
+        assert pointer["version"] == newest
+        for version in (CHECKPOINT_INTERVAL, newest):
+            actions = checkpoint_actions(lake.store, "lake", "cpu", version)
+            assert [next(iter(a)) for a in actions[:2]] == ["protocol", "metaData"]
+            assert actions[0]["protocol"] == {"minReaderVersion": 1, "minWriterVersion": 2}
+            meta = newest_metadata(lake.store, "lake", "cpu", version)
+            assert actions[1]["metaData"]["id"] == meta["id"]
+            assert actions[1]["metaData"]["schemaString"] == meta["schemaString"]
+            assert {a["add"]["path"] for a in actions[2:]} == live_paths(lake.store, "lake", "cpu", version)
+            assert all(orjson.loads(a["add"]["stats"])["numRecords"] >= 1 for a in actions[2:])
+        assert not lake.store.exists(paths.delta_checkpoint(root("lake", "cpu"), newest + 1))
+        ours = lakeflux_rows(srv, "lake", "cpu", CPU_COLUMNS)
+        assert len(ours) == 2 * CHECKPOINT_INTERVAL + 3 + 3
+        # lakeflux's own listing of the table prefix never reads the checkpoint as data.
+        assert srv.query("lake", "SELECT count(*) AS n FROM cpu") == [{"n": len(ours)}]
+        assert srv.services.buffer.tables.rows == 0
+        files = {f.key for f in persister(srv).manifest.files_of("lake", "cpu")}
+
+    # The checkpoint and the commits after it are all a reader needs: drop every older commit.
+    for version in range(newest):
+        lake.store.delete(paths.delta_commit(root("lake", "cpu"), version))
+    if lake.reader is not None:
+        assert lake.reader.version("lake", "cpu") == newest + 2
+        assert sorted_rows(lake.reader.rows("lake", "cpu"), CPU_COLUMNS) == ours
+        uris = lake.reader.table("lake", "cpu").file_uris()
+        assert {u[u.index(root("lake", "cpu")):] for u in uris} == files
+    with lake.start() as srv:  # lakeflux reads only the newest commit: the trimmed log changes nothing
+        assert lakeflux_rows(srv, "lake", "cpu", CPU_COLUMNS) == ours
+        ok(srv, "lake", f"cpu,host=h0 usage=7.5 {T0 + 100 * HOUR}")
+        snapshot(srv)
+        names = {m.key.rsplit("/", 1)[1] for m in lake.store.list(paths.delta_log_prefix(root("lake", "cpu")))}
+        assert names == {f"{v:020d}.json" for v in range(newest, newest + 4)} | {
+            f"{v:020d}.checkpoint.parquet" for v in (CHECKPOINT_INTERVAL, newest)} | {"_last_checkpoint"}

@@ -102,5 +102,5 @@ def test_cli_persist_then_a_clean_stop_leave_the_lake_complete(tmp_path):
     assert reader.version("mydb", "cpu") == 1
     assert reader.rows("mydb", "cpu").num_rows == 55
     duckdb = pytest.importorskip("duckdb")
-    glob = f"{data}/{paths.table_prefix('node0', 'mydb', 'cpu')}**/*.parquet"
+    glob = f"{data}/{paths.table_prefix('node0', 'mydb', 'cpu')}date=*/*.parquet"
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(55,)]
