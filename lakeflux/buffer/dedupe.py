@@ -257,6 +257,13 @@ class Overlaps:
         inside = self.contains(time_values(table))
         return table if not inside.any() else table.filter(pa.array(~inside))
 
+    def widened(self, more: Overlaps, min_times: Sequence[int], max_times: Sequence[int]) -> Overlaps:
+        """These dirty ranges and `more`'s together, with `dirty` found again for the file intervals given
+        (the same files these ranges were found for)."""
+        lo, hi = _union(np.concatenate((self.lo, more.lo)), np.concatenate((self.hi, more.hi)))
+        return Overlaps(dirty=_meeting(lo, hi, np.asarray(min_times, dtype=np.int64),
+                                       np.asarray(max_times, dtype=np.int64)), lo=lo, hi=hi)
+
     def split(self, points: Points) -> tuple[pa.Table, pa.Table]:
         """`points.rows` inside the dirty ranges and outside them (each in their original order)."""
         inside = self.contains(points.times)
@@ -319,12 +326,40 @@ def dirty_ranges(min_times: Sequence[int], max_times: Sequence[int], sorted_buff
     met = pair_lo <= pair_hi
     buf_lo, buf_hi = _buffered_spans(lo, hi, sorted_buffer_times)
     d_lo, d_hi = _union(np.concatenate((pair_lo[met], buf_lo)), np.concatenate((pair_hi[met], buf_hi)))
-    # A file is dirty when some dirty range meets its interval: the first range ending at or after its start.
+    return Overlaps(dirty=_meeting(d_lo, d_hi, lo_in, hi_in), lo=d_lo, hi=d_hi)
+
+
+def _meeting(d_lo: np.ndarray, d_hi: np.ndarray, lo_in: np.ndarray, hi_in: np.ndarray) -> np.ndarray:
+    """Which intervals [lo_in, hi_in] meet a range of the disjoint ascending [d_lo, d_hi]: the first range
+    ending at or after an interval's start."""
     dirty = np.zeros(len(lo_in), dtype=bool)
     at = np.searchsorted(d_hi, lo_in, side="left")
     found = at < len(d_lo)
     dirty[found] = d_lo[at[found]] <= hi_in[found]
-    return Overlaps(dirty=dirty, lo=d_lo, hi=d_hi)
+    return dirty
+
+
+def layers_meet(base_min: Sequence[int], base_max: Sequence[int], min_times: Sequence[int],
+                max_times: Sequence[int], sorted_times: np.ndarray) -> Overlaps:
+    """Where rows of a lower layer (files [base_min, base_max], duplicate-free among themselves) can share a
+    point with rows of the layers above it (files [min_times, max_times], and rows at `sorted_times`): where
+    a file interval above meets a lower one, and the first to last time above inside each lower interval.
+    `dirty` says which lower files meet those ranges."""
+    b_lo, b_hi = _union(np.asarray(base_min, dtype=np.int64), np.asarray(base_max, dtype=np.int64))
+    o_lo, o_hi = _union(np.asarray(min_times, dtype=np.int64), np.asarray(max_times, dtype=np.int64))
+    # Each interval above against the lower intervals it reaches (both lists disjoint and ascending).
+    first = np.searchsorted(b_hi, o_lo, side="left")
+    last = np.searchsorted(b_lo, o_hi, side="right")
+    counts = np.maximum(last - first, 0)
+    above = np.repeat(np.arange(len(o_lo)), counts)
+    below = np.concatenate([np.arange(f, f + c) for f, c in zip(first, counts, strict=True)]) if len(above) else \
+        np.zeros(0, dtype=np.int64)
+    pair_lo = np.maximum(o_lo[above], b_lo[below]) if len(above) else np.zeros(0, dtype=np.int64)
+    pair_hi = np.minimum(o_hi[above], b_hi[below]) if len(above) else np.zeros(0, dtype=np.int64)
+    buf_lo, buf_hi = _buffered_spans(b_lo, b_hi, sorted_times)
+    lo, hi = _union(np.concatenate((pair_lo, buf_lo)), np.concatenate((pair_hi, buf_hi)))
+    return Overlaps(dirty=_meeting(lo, hi, np.asarray(base_min, dtype=np.int64), np.asarray(base_max, dtype=np.int64)),
+                    lo=lo, hi=hi)
 
 
 def _buffered_spans(lo: np.ndarray, hi: np.ndarray, buffered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -133,8 +133,8 @@ class _Swap:
     trash: dict[str, str] = field(default_factory=dict)
     operation: str = "WRITE"  # the Delta operation it publishes (DELETE for retention and deletes)
     points: str = ""  # names its failpoints `<points>.<step>` instead of by its operation
-    # Run under the view lock before anything changes (a retirement makes queries switch to the compacted
-    # files in the same step); a failure leaves the swap pending, as any other failure does.
+    # Run under the view lock once everything else is done, just before the manifest changes (a retirement
+    # makes queries switch to the compacted files in the same step). It must not fail.
     inside: Callable[[], None] | None = None
 
 
@@ -435,8 +435,6 @@ class Persister:
         if swap is None:
             return
         with self.lock.write():
-            if swap.inside is not None:
-                swap.inside()
             self._publish(swap)
             try:
                 self._publish_delta(swap.manifest, operation=swap.operation)
@@ -447,6 +445,8 @@ class Persister:
                 _step("published", bool(swap.manifest.retired) and bool(swap.files), swap.operation, swap.points)
             self._retire(swap)
             self.tables.drop_upto(swap.upto, held={(h.db, h.table) for h in swap.manifest.held})
+            if swap.inside is not None:
+                swap.inside()
             self.manifest = swap.manifest
         self._pending_swap = None
 
@@ -551,8 +551,8 @@ class Persister:
                         inside: Callable[[], None] | None = None) -> int:
         """Take sealed files whose rows cluster compaction manifest `compaction` (or an earlier one) holds
         out of this node's manifest and table prefixes (copied under deleted/ first, purged after the retired
-        files' grace period); the new manifest names `compaction`. `inside` runs under the view lock just
-        before the files leave the view (the node's queries switch to the compacted files there). Returns
+        files' grace period); the new manifest names `compaction`. `inside` runs under the view lock as the
+        files leave the view, and must not fail (the node's queries switch to the compacted files there). Returns
         how many files went; durable on return (the manifest and the moves). Unsealed keys are refused
         (ValueError): their node may still rewrite them."""
         with self._changing:

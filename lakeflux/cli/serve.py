@@ -77,6 +77,9 @@ class ServeFlags:
     node_address: str | None = None
     catalog_sync_interval: str | None = None
     replication_interval: str | None = None
+    compaction_check_interval: str | None = None
+    compaction_cleanup_wait: str | None = None
+    compaction_row_limit: int | None = None
     object_store: str | None = None
     data_dir: str | None = None
     bucket: str | None = None
@@ -285,6 +288,14 @@ def build_config(flags: ServeFlags) -> Config:
         replication_interval=_seconds(
             _text(flags.replication_interval, "REPLICATION_INTERVAL", default="250ms") or "250ms",
             "--replication-interval"),
+        compaction_check_interval=_seconds(
+            _text(flags.compaction_check_interval, "COMPACTION_CHECK_INTERVAL", default="10s") or "10s",
+            "--compaction-check-interval"),
+        compaction_cleanup_wait=_seconds(
+            _text(flags.compaction_cleanup_wait, "COMPACTION_CLEANUP_WAIT", default="10m") or "10m",
+            "--compaction-cleanup-wait"),
+        compaction_row_limit=_int(flags.compaction_row_limit, "--compaction-row-limit", "COMPACTION_ROW_LIMIT",
+                                  Config.compaction_row_limit),
         object_store=store,
         data_dir=Path(_text(flags.data_dir, "DB_DIR", default=DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR),
         s3=_s3_settings(flags, store),
@@ -416,6 +427,15 @@ def serve_command(
     replication_interval: Annotated[str | None, _opt(
         "--replication-interval", env_name="REPLICATION_INTERVAL",
         help="A query node looks for each ingest node's next WAL segment this often [default: 250ms]")] = None,
+    compaction_check_interval: Annotated[str | None, _opt(
+        "--compaction-check-interval", env_name="COMPACTION_CHECK_INTERVAL",
+        help="A compact-mode node looks for sealed files to compact this often [default: 10s]")] = None,
+    compaction_cleanup_wait: Annotated[str | None, _opt(
+        "--compaction-cleanup-wait", env_name="COMPACTION_CLEANUP_WAIT",
+        help="Compacted files replaced by a later compaction are deleted after this long [default: 10m]")] = None,
+    compaction_row_limit: Annotated[int | None, _opt(
+        "--compaction-row-limit", env_name="COMPACTION_ROW_LIMIT",
+        help="Rows per compacted file at most [default: 1000000]")] = None,
     object_store: Annotated[str | None, _opt("--object-store", env_name="OBJECT_STORE",
                                              help="memory | file | s3 [default: file]")] = None,
     data_dir: Annotated[str | None, _opt("--data-dir", env_name="DB_DIR",

@@ -14,7 +14,9 @@ An ingest node commits its segments one after another, so the next one appears o
 a sequence it skipped (a commit that failed) is found by an occasional listing, after first checking for a
 newer manifest (whose snapshot may have covered segments the node has deleted since). A new manifest is
 used once every file it adds is in place (the ingest node copies them in right after committing it); then
-the rows it covers leave memory, under the follower's lock, so no query sees them twice or not at all.
+the rows it covers leave memory, under the cluster view lock, so no query sees them twice or not at all.
+With a compactor, a manifest is adopted only when it pairs with the node's view of the compacted files
+(view.py): the view may also move a follower to a newer manifest when it adopts a compaction.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ..wal import Segment, Wal, WalTable
 from .node import Periodic
 from .registry import NodeRecord, Registry
 from .relay import Relay
+from .view import CompactedView
 
 log = logging.getLogger("lakeflux.cluster")
 T = TypeVar("T")
@@ -61,13 +64,19 @@ class Follower:
 
     def __init__(self, store: ObjectStore, node: str, catalog: Catalog, *,
                  manifest_every: int = MANIFEST_EVERY, list_every: int = LIST_EVERY,
-                 pool: ThreadPoolExecutor | None = None, relay: Relay | None = None) -> None:
+                 pool: ThreadPoolExecutor | None = None, relay: Relay | None = None,
+                 view: CompactedView | None = None, lock: ViewLock | None = None) -> None:
         self.store = store
         self.node = node
         self.catalog = catalog
         self.tables = BufferedTables()
         self.manifest = Manifest()
-        self.lock = ViewLock()
+        # The cluster view lock: every follower of a node and its compacted view share it; queries hold it
+        # (reading) while they capture their sources, manifests change under it (writing).
+        self.lock = lock if lock is not None else ViewLock()
+        self._view = view
+        # Whether queries count this node's rows (false until its manifest pairs with the view's compaction).
+        self.counted = True
         self._wal = Wal(store, node, writer_id="follower")
         self._next_seq = 0
         self._manifest_every = manifest_every
@@ -90,8 +99,14 @@ class Follower:
 
     # --- as a query source ---------------------------------------------------------------------------
     def capture(self, db: str, table: str, buffered: Callable[[BufferedTables], T]) -> tuple[list[PersistedFile], T]:
-        with self.lock.read():
-            return self.manifest.files_of(db, table), buffered(self.tables)
+        """The table's files (but those the compacted files hold) and `buffered(its WAL tail)`. Call with
+        `lock` held for reading."""
+        files = self.manifest.files_of(db, table)
+        if self._view is not None:
+            absorbed = self._view.absorbed_of(self.node)
+            if absorbed:
+                files = [f for f in files if f.key not in absorbed]
+        return files, buffered(self.tables)
 
     def refresh(self) -> None:
         """Use the node's newest manifest now, if one is in place (a query found a file gone)."""
@@ -106,6 +121,8 @@ class Follower:
             self._rounds += 1
             if self._started and self._quiet >= IDLE_AFTER and self._rounds % IDLE_EVERY:
                 return 0  # idle node: looked at every IDLE_EVERY rounds only
+            if self._relay is None:  # the view may have moved this follower to a newer manifest
+                self._next_seq = max(self._next_seq, self.manifest.wal_seq + 1)
             read = 0 if self._started else self._start(limit)
             read += self._probe_wal(None if limit is None else max(0, limit - read))
             self._quiet = 0 if read else self._quiet + 1
@@ -123,6 +140,10 @@ class Follower:
         """Load the newest manifest and the segments after it (one listing of each; at most `limit`)."""
         manifest, _ = load_latest_manifest(self.store, self.node)
         self._adopt(manifest)  # unless its files are not in place yet: then its WAL segments are read
+        if self.manifest.seq < manifest.seq and self._view is not None:
+            older = self.candidate(self._view.manifest.seq, -1)  # the newest that pairs with the view
+            if older is not None:
+                self._adopt(older)
         after = self.manifest.wal_seq
         if self._relay is not None:
             listed = self._wal.list_seqs()
@@ -195,32 +216,63 @@ class Follower:
                 self.tables.add(t.db, t.table, segment.seq, t.data, t.tags)
 
     def _probe_manifests(self) -> None:
-        """Use the newest manifest after ours whose new files are all in place."""
-        newest: Manifest | None = None
+        """Use the newest manifest after ours whose new files are all in place (and which the view admits)."""
+        found: list[Manifest] = []
         seq = self.manifest.seq + 1
         while True:
             key = paths.snapshot_manifest(self.node, seq)
             try:
-                newest = Manifest.from_bytes(self.store.get(key), key)
+                found.append(Manifest.from_bytes(self.store.get(key), key))
             except NotFound:
                 break
             except Corrupt as e:
                 log.error("follower of node %s: %s", self.node, e)
             seq += 1
-        if newest is not None:
-            self._adopt(newest)
+        for manifest in reversed(found):
+            if self._view is None or self._view.admits(manifest):
+                self._adopt(manifest)
+                return
 
     def _adopt(self, manifest: Manifest) -> None:
-        if manifest.seq <= self.manifest.seq:
+        if manifest.seq <= self.manifest.seq or (self._view is not None and not self._view.admits(manifest)):
             return
-        known = {f.key for f in self.manifest.files}
-        if any(not self.store.exists(f.key) for f in manifest.files if f.key not in known):
+        if not self._in_place(manifest):
             return  # committed, not yet swapped in by its node: tried again at the next probe
         with self.lock.write():
-            self.manifest = manifest
-            self.tables.drop_upto(manifest.wal_seq)
+            if self._view is not None and not self._view.admits(manifest):
+                return
+            self._switch_locked(manifest)
         if self._relay is None:
             self._next_seq = max(self._next_seq, manifest.wal_seq + 1)
+
+    def _in_place(self, manifest: Manifest) -> bool:
+        """Whether every file `manifest` adds to ours is in the node's table prefixes (one request each)."""
+        known = {f.key for f in self.manifest.files}
+        return all(self.store.exists(f.key) for f in manifest.files if f.key not in known)
+
+    def _switch_locked(self, manifest: Manifest) -> None:
+        if manifest.seq > self.manifest.seq:
+            self.manifest = manifest
+            self.tables.drop_upto(manifest.wal_seq)
+
+    def switch(self, manifest: Manifest) -> None:
+        """Use `manifest` (newer than ours, its files in place) from now on. Call with `lock` held for writing
+        (the view moves followers this way when it adopts a compaction); the next poll reads on after it."""
+        self._switch_locked(manifest)
+
+    def candidate(self, max_compaction: int, at_least: int) -> Manifest | None:
+        """The node's newest manifest with seq >= `at_least` that pairs with compaction `max_compaction`, newer
+        than ours and with its files in place; None when there is none. Reads only (a listing, GETs)."""
+        keys = [m.key for m in self.store.list(paths.snapshot_prefix(self.node))
+                if (seq := paths.parse_seq(m.key)) is not None and seq > self.manifest.seq and seq >= at_least]
+        for key in reversed(keys):
+            try:
+                manifest = Manifest.from_bytes(self.store.get(key), key)
+            except (NotFound, Corrupt):
+                continue
+            if manifest.compaction <= max_compaction and self._in_place(manifest):
+                return manifest
+        return None
 
     def _skip_gaps(self) -> int:
         """The next segment is missing: if the node has committed later ones, either a newer manifest covers
@@ -266,7 +318,7 @@ class Followers:
     thread; found in the node registry (`discover`, run at start and then periodically)."""
 
     def __init__(self, store: ObjectStore, catalog: Catalog, registry: Registry, interval: float,
-                 relay: Relay | None = None) -> None:
+                 relay: Relay | None = None, view: CompactedView | None = None) -> None:
         self._store = store
         self._catalog = catalog
         self._registry = registry
@@ -279,11 +331,33 @@ class Followers:
         self._stopped = False
         # Shared by the followers to fetch several segments at once when one is behind.
         self._pool = ThreadPoolExecutor(8, thread_name_prefix="lakeflux-follow")
+        # The cluster view lock, shared by every follower and the compacted view (view.py).
+        self._view = view
+        self.lock = view.lock if view is not None else ViewLock()
+        if view is not None:
+            view.followers = self.sources
 
     def sources(self) -> list[Follower]:
-        """The followed nodes, ordered by node id (query sources)."""
+        """The followed nodes that count in queries, ordered by node id (query sources)."""
+        with self._lock:
+            return [f for _, (f, _) in sorted(self._followers.items()) if f.counted]
+
+    def _all(self) -> list[Follower]:
         with self._lock:
             return [f for _, (f, _) in sorted(self._followers.items())]
+
+    def _count(self, follower: Follower) -> None:
+        """Let `follower` count in queries if its manifest pairs with the view's compaction (under the view lock,
+        so no compaction is adopted in between)."""
+        if follower.counted:
+            return
+        if self._view is None:
+            follower.counted = True
+            return
+        with self.lock.write():
+            follower.counted = self._view.consistent(follower)
+        if follower.counted:
+            log.info("node %s counts in queries again", follower.node)
 
     def discover(self) -> None:
         """Follow every ingest node the registry names that is not followed yet (read up to date before it
@@ -301,10 +375,15 @@ class Followers:
             with self._lock:
                 _, job = self._followers.pop(node)
             job.stop()
+        for follower in self._all():
+            self._count(follower)
         for node in new:
-            follower = Follower(self._store, node, self._catalog, pool=self._pool, relay=self._relay)
+            follower = Follower(self._store, node, self._catalog, pool=self._pool, relay=self._relay,
+                                view=self._view, lock=self.lock)
             # Caught up before it counts as a source (bounded: a node far ahead is caught up by its job).
             follower.poll(limit=START_LIMIT)
+            follower.counted = False
+            self._count(follower)
             job = Periodic(f"follow-{node}", self._interval, follower.poll)
             with self._lock:
                 if self._stopped:
@@ -325,5 +404,5 @@ class Followers:
         """A deleted database or table leaves every follower's buffered rows."""
         for op in ops:
             if op.get("op") in ("delete_database", "delete_table"):
-                for follower in self.sources():
+                for follower in self._all():
                     follower.drop(op["db"], op.get("table"))

@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 from datafusion.catalog import Schema, SchemaProvider
 
 from ..buffer import BufferedTables
-from ..buffer.dedupe import Overlaps, Points, dedupe, dirty_ranges
+from ..buffer.dedupe import Overlaps, Points, dedupe, dirty_ranges, layers_meet, time_values
 from ..buffer.manifest import PersistedFile
 from ..buffer.persist import Persister
 from ..buffer.tablefiles import read_parquet, read_parquet_within
@@ -131,7 +132,8 @@ class QueryEngine:
                  *, persister: Persister | None = None, lock: ViewLock | None = None,
                  clock: Callable[[], int] = time.time_ns, query_log_size: int = 1000,
                  limits: QueryLimits | None = None,
-                 remote_sources: Callable[[], list[TableSource]] | None = None) -> None:
+                 remote_sources: Callable[[], list[TableSource]] | None = None,
+                 remote_lock: ViewLock | None = None) -> None:
         self._catalog = catalog
         self._buffer = buffer
         self._system_tables = system_tables
@@ -139,6 +141,9 @@ class QueryEngine:
         self._local = LocalSource(buffer, persister)
         # Other nodes whose data queries read too (a query node of a cluster follows every ingest node).
         self._remote_sources = remote_sources
+        # Held (reading) while a query captures the remote sources, so it sees them all as of one moment (a
+        # cluster's followers and compacted files change together under it: lakeflux/cluster/view.py).
+        self._remote_lock = remote_lock
         self._lock = lock or ViewLock()
         self._clock = clock
         self._log: deque[_LoggedQuery] = deque(maxlen=max(1, query_log_size))
@@ -220,7 +225,8 @@ class QueryEngine:
         try:
             refs = self._references(sql, values)
             named: list[_Named] = []
-            df = self._plan(dbdef, db, sql, values, refs, named)
+            with self._remote_view():
+                df = self._plan(dbdef, db, sql, values, refs, named)
             schema = plain_strings_schema(df.schema())
             stream = df.execute_stream()  # lists the files of every table it scans
             _check_still_there(named)
@@ -267,7 +273,7 @@ class QueryEngine:
         sql = _rewrite_show(sql)
         values = _param_values(params)
         try:
-            with self._lock.read():
+            with self._lock.read(), self._remote_view():
                 refs = self._references(sql, values)
                 return plain_strings_schema(self._plan(dbdef, db, sql, values, refs).schema())
         except BaseException as e:
@@ -368,7 +374,7 @@ class QueryEngine:
         tags = tdef.tags
         lows: list[int] = []
         highs: list[int] = []
-        with self._lock.read():
+        with self._lock.read(), self._remote_view():
             for source in self._sources():
                 files, buffered = source.capture(db, table, _buffered(db, table, plain, tags))
                 lows += [f.min_time for f in files] + ([int(buffered.sorted_times[0])] if len(buffered.sorted_times)
@@ -378,8 +384,11 @@ class QueryEngine:
         return (min(lows), max(highs)) if lows else None
 
     def _sources(self) -> list[TableSource]:
-        """This node's rows, then each followed node's."""
+        """This node's rows, then each followed node's (and a cluster's compacted files)."""
         return [self._local, *(self._remote_sources() if self._remote_sources is not None else [])]
+
+    def _remote_view(self) -> contextlib.AbstractContextManager[None]:
+        return self._remote_lock.read() if self._remote_lock is not None else contextlib.nullcontext()
 
     def _table_provider(self, ctx: SessionContext, scratch: SessionContext, db: str, name: str, tdef: TableDef,
                         cutoff: int | None, named: list[_Named]) -> Any:
@@ -397,13 +406,21 @@ class QueryEngine:
         plain = table_schema(tdef.columns)  # merging runs on plain strings: pyarrow cannot take Utf8View
         tags = tdef.tags
         sources = self._sources()
+        captured = [(source, *source.capture(db, name, _buffered(db, name, plain, tags))) for source in sources]
+        if len(sources) == 1 and not captured[0][1] and cutoff is None:
+            return _provider(scratch, conform(captured[0][2].rows, schema))
         # One scratch context serves every table of the query: each part needs its own name there.
         parts: list[_Part] = []
-        for source in sources:
-            files, buffered = source.capture(db, name, _buffered(db, name, plain, tags))
-            if len(sources) == 1 and not files and cutoff is None:
-                return _provider(scratch, conform(buffered.rows, schema))
-            parts += self._source_parts(ctx, scratch, source, db, name, schema, plain, tags, files, buffered, named)
+        meet = _where_layers_meet(captured)
+        met: list[tuple[bool, str, pa.Table]] = []
+        for source, files, buffered in captured:
+            parts += self._source_parts(ctx, scratch, source, db, name, schema, plain, tags, files, buffered, named,
+                                        meet, met)
+        if met:
+            # Compacted rows first, then each node's (in node-id order): newer rows win each point's fields.
+            ordered = [rows for _, _, rows in sorted(met, key=lambda m: (not m[0], m[1]))]
+            merged = dedupe(pa.concat_tables(ordered), tags)
+            parts.append(_Part(_register_batches(scratch, _scratch_name("m"), conform(merged, schema))))
         if not parts:
             parts = [_Part(_register_batches(scratch, _scratch_name("b"), schema.empty_table()))]
         if len(parts) == 1 and cutoff is None and not parts[0].where:
@@ -414,10 +431,16 @@ class QueryEngine:
 
     def _source_parts(self, ctx: SessionContext, scratch: SessionContext, source: TableSource, db: str, name: str,
                       schema: pa.Schema, plain: pa.Schema, tags: list[str], files: list[PersistedFile],
-                      buffered: Points, named: list[_Named]) -> list[_Part]:
+                      buffered: Points, named: list[_Named], meet: Overlaps | None = None,
+                      met: list[tuple[bool, str, pa.Table]] | None = None) -> list[_Part]:
         """One node's rows of the table: its buffered rows and files, duplicate points merged (each node's
-        rows are merged among themselves, as on a single node)."""
-        overlaps = dirty_ranges([f.min_time for f in files], [f.max_time for f in files], buffered.sorted_times)
+        rows are merged among themselves, as on a single node). Its rows in the ranges of `meet` (where the
+        compacted files meet the nodes' rows), merged among themselves, go to `met` instead, to be merged
+        with the other sources' there."""
+        mins, maxs = [f.min_time for f in files], [f.max_time for f in files]
+        overlaps = dirty_ranges(mins, maxs, buffered.sorted_times)
+        if meet is not None:
+            overlaps = overlaps.widened(meet, mins, maxs)
         inside, outside = overlaps.split(buffered)
         dirty = overlaps.dirty.tolist()
         parts: list[_Part] = []
@@ -426,9 +449,13 @@ class QueryEngine:
         if files:
             parts += self._register_files(ctx, scratch, source, db, name, schema, files, overlaps, named)
         overlapping = sorted((f for f, d in zip(files, dirty, strict=True) if d), key=lambda f: f.wal_seq)
-        if overlapping:
+        if overlapping or inside.num_rows:
             in_range = [overlaps.rows_inside(t) for t in self._read_files(source, db, plain, overlapping, overlaps)]
             merged = dedupe(pa.concat_tables([*in_range, inside]), tags)
+            if meet is not None and met is not None:
+                at = meet.contains(time_values(merged))
+                met.append((getattr(source, "base", False), source.node, merged.filter(pa.array(at))))
+                merged = merged.filter(pa.array(~at))
             parts.append(_Part(_register_batches(scratch, _scratch_name("d"), conform(merged, schema))))
         return parts
 
@@ -454,8 +481,9 @@ class QueryEngine:
                 url_for(f.key) for f in files]
             if not source.listing:
                 # A listing of one missing file is empty, not an error: checked once the scan listed them.
-                named.append(_Named(store, source.node, paths.table_prefix(source.node, db, name),
-                                    frozenset(f.key for f in files)))
+                for root in sorted({paths.table_root_of(f.key) for f in files}):  # the prefix they lie under
+                    named.append(_Named(store, source.node, root, frozenset(
+                        f.key for f in files if paths.table_root_of(f.key) == root)))
             parts = []
             for url in urls:
                 listing = _scratch_name("p")
@@ -491,6 +519,19 @@ class QueryEngine:
             except Exception as e:  # pyarrow raises several kinds for garbled files
                 raise _unreadable(db, f"{f.key}: {e}") from e
         return out
+
+
+def _where_layers_meet(captured: list[tuple[TableSource, list[PersistedFile], Points]]) -> Overlaps | None:
+    """Where a base source's files (a cluster's compacted files) meet the other sources' rows: there the
+    sources' rows are merged together, elsewhere each source's rows are its own. None without base files."""
+    base = [f for source, files, _ in captured if getattr(source, "base", False) for f in files]
+    if not base:
+        return None
+    above = [f for source, files, _ in captured if not getattr(source, "base", False) for f in files]
+    times = [b.sorted_times for source, _, b in captured if not getattr(source, "base", False) and len(b.sorted_times)]
+    meet = layers_meet([f.min_time for f in base], [f.max_time for f in base], [f.min_time for f in above],
+                       [f.max_time for f in above], np.sort(np.concatenate(times)) if times else np.zeros(0, np.int64))
+    return meet if len(meet.lo) else None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,9 +21,10 @@ from ..buffer.writebuffer import SnapshotPolicy
 from ..catalog import INTERNAL_DB, Catalog
 from ..cluster import ClusterNode, NodeRecord, Registry
 from ..cluster.changes import RemoteDeletes
-from ..cluster.compactor import seals
+from ..cluster.compactor import Compactor, seals
 from ..cluster.follower import Followers
 from ..cluster.relay import Relay, WalFloor
+from ..cluster.view import CompactedView
 from ..config import Config
 from ..engine.runtime import Engine
 from ..engine.specs import PluginType, parse_plugin_types
@@ -30,6 +32,7 @@ from ..errors import NotAllowed, Unavailable
 from ..influxql.executor import InfluxQL
 from ..query.priority import lower_this_thread
 from ..query.session import QueryEngine, QueryLimits
+from ..query.sources import TableSource
 from ..store import open_store
 from ..store.base import ObjectStore
 from ..wal import Wal
@@ -53,6 +56,8 @@ class Services:
     plugin_writes: BufferWriteSink
     # This node in its cluster (a single node is a cluster of one): registry record and background jobs.
     cluster: ClusterNode
+    # The cluster compactor, on a node of a cluster in compact mode.
+    compactor: Compactor | None = None
     # Queries and other blocking work run here: Arrow and DataFusion release the GIL.
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lakeflux-work"))
     influxql: InfluxQL | None = None
@@ -148,17 +153,31 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         relay = Relay(store, config.node_id, catalog)
         relay.recover()
     followers: Followers | None = None
+    view: CompactedView | None = None
+    if config.cluster_id is not None:
+        # Queries here read the compactor's files beneath the nodes' own; an ingest node retires the files the
+        # compactor absorbed as its view switches to them (cluster/view.py).
+        view = CompactedView(store, config.cluster, catalog, ViewLock(),
+                             persister=persister if config.has_mode("ingest") else None)
+        cluster.add_job("compacted-view", min(config.heartbeat_interval, DISCOVERY_INTERVAL), view.advance,
+                        at_start=True)
     if config.cluster_id is not None and (config.has_mode("query") or config.has_mode("process")):
         # Queries here (a process node's plugins' too) read every ingest node's data, found in the registry (at
         # start, then every 2 s).
-        followers = Followers(store, catalog, registry, config.replication_interval, relay=relay)
+        followers = Followers(store, catalog, registry, config.replication_interval, relay=relay, view=view)
         cluster.add_job("discover-nodes", min(config.heartbeat_interval, DISCOVERY_INTERVAL), followers.discover,
                         at_start=True, stop=followers.stop)
         catalog.add_listener(followers.catalog_changed)
+    compactor: Compactor | None = None
+    if config.cluster_id is not None and config.has_mode("compact"):
+        compactor = Compactor(store, config.cluster, config.node_id, writer_id, catalog, registry,
+                              cleanup_wait_s=config.compaction_cleanup_wait, row_limit=config.compaction_row_limit)
+        cluster.add_job("compactor", config.compaction_check_interval, compactor.run_once)
     engine_ref: list[Engine] = []
     query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,
                         limits=query_limits(config),
-                        remote_sources=followers.sources if followers is not None else None,
+                        remote_sources=_remote_sources(view, followers),
+                        remote_lock=view.lock if view is not None else None,
                         system_tables=lambda db: {**_system_tables(engine_ref[0], catalog, registry, db),
                                                   "parquet_files": persister.parquet_files(db)})
     plugin_writes = BufferWriteSink(buffer)
@@ -204,7 +223,7 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
         persister.seal = seals(registry)
     services = Services(config=config, store=store, catalog=catalog, wal=wal, buffer=buffer, query=query,
                         engine=engine, plugin_writes=plugin_writes,
-                        cluster=cluster,
+                        cluster=cluster, compactor=compactor,
                         write_bytes=WriteBytes(config.max_write_bytes_in_flight),
                         query_slots=QuerySlots(config.max_concurrent_queries),
                         query_pool=query_pool(config.max_concurrent_queries))
@@ -212,6 +231,15 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
 
     services.influxql = InfluxQL(catalog, query, admin=ServerDatabases(services))
     return services
+
+
+def _remote_sources(view: CompactedView | None, followers: Followers | None) -> Callable[[], list[TableSource]] | None:
+    """What this node's queries read besides its own data: the compacted files and every followed node's."""
+    if view is None:
+        return None
+    if followers is None:
+        return lambda: [view]
+    return lambda: [view, *followers.sources()]
 
 
 def query_pool(threads: int) -> ThreadPoolExecutor:

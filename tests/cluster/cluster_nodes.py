@@ -63,3 +63,8 @@ def lines(table: str, start: int, n: int, tag: str = "a", field: str = "v") -> s
 
 def count(srv: InProcessServer, db: str, table: str) -> int:
     return int(srv.query(db, f'SELECT count(*) AS n FROM "{table}"')[0]["n"])
+
+
+def source(srv: InProcessServer, node: str) -> Any:
+    """The query source of `node`'s data on `srv` (a follower, or the compacted files for "compactor")."""
+    return next(s for s in srv.services.query._sources() if s.node == node)

@@ -94,19 +94,17 @@ def test_files_of_both_nodes_become_one_sorted_duplicate_free_file(cluster):
     i1_files = {f.key for f in i1.services.buffer.persister.manifest.files}
     i2_files = {f.key for f in i2.services.buffer.persister.manifest.files}
     assert len(i1_files) == 2 and len(i2_files) == 1
+    expected = sorted(node_rows(i1) + node_rows(i2), key=lambda r: (r["time"], r["k"]))
     m = c.run_once()
     assert m is not None and m.seq == 1 and m.holder == c.process and m.epoch == 0  # 0 was the takeover
     assert set(m.absorbed["i1"]) == i1_files and set(m.absorbed["i2"]) == i2_files
     assert m.seen == {"i1": i1.services.buffer.persister.manifest.seq, "i2": i2.services.buffer.persister.manifest.seq}
     [f] = m.files
     assert f.rows == 100 and f.key.startswith(f"{CLUSTER}/compacted/db/t/date=")
-    expected = sorted(node_rows(i1) + node_rows(i2), key=lambda r: (r["time"], r["k"]))
     assert compacted_rows(store, m) == expected
     times = [r["time"] for r in compacted_rows(store, m)]
     assert times == sorted(times)
     assert c.run_once() is None  # nothing new
-    # The nodes still answer from their own files (they retire what was absorbed later).
-    assert count(i1, "db", "t") == 70 and count(i2, "db", "t") == 30
 
 
 def test_duplicate_points_merge_in_write_order_and_node_order(cluster):
@@ -253,3 +251,31 @@ def test_files_of_a_deleted_table_leave_the_compaction(cluster):
     snapshot(i1)
     m3 = c.run_once()
     assert m3 is not None and len(compacted_rows(store, m3, "u")) == 3
+
+
+def test_compact_mode_and_its_flags(monkeypatch):
+    from lakeflux.cli.serve import ServeFlags, build_config
+
+    config = build_config(ServeFlags(cluster_id="prod", mode="compact", compaction_check_interval="2s",
+                                     compaction_cleanup_wait="1m", compaction_row_limit=5000))
+    assert config.modes == ("compact",) and config.has_mode("compact") and not config.has_mode("ingest")
+    assert (config.compaction_check_interval, config.compaction_cleanup_wait, config.compaction_row_limit) == (
+        2.0, 60.0, 5000)
+    monkeypatch.setenv("LAKEFLUX_COMPACTION_CLEANUP_WAIT", "30s")
+    monkeypatch.setenv("INFLUXDB3_COMPACTION_CHECK_INTERVAL", "500ms")
+    config = build_config(ServeFlags(cluster_id="prod", mode="ingest,compact"))
+    assert (config.compaction_check_interval, config.compaction_cleanup_wait) == (0.5, 30.0)
+    assert config.modes == ("ingest", "compact")
+
+
+def test_a_compact_mode_node_runs_the_compactor(tmp_path):
+    store = MemoryStore()
+    with running(store, node_config(tmp_path, "i1", "ingest"),
+                 node_config(tmp_path, "c1", "compact", compaction_check_interval=0.05)) as (i1, c1):
+        assert c1.services.compactor is not None and i1.services.compactor is None
+        eventually(lambda: c1.services.compactor.holding, what="c1 holding the compaction")
+        assert i1.write("db", lines("t", 0, 10)).status == 204
+        snapshot(i1)  # sealed: c1 is registered
+        eventually(lambda: i1.services.buffer.persister.manifest.compaction >= 1, what="c1 compacting, i1 retiring")
+        assert count(i1, "db", "t") == 10 and not i1.services.buffer.persister.manifest.files
+        assert c1.request("POST", "/api/v3/write_lp?db=db", "t v=1i 1").status == 405  # compact only: no writes

@@ -8,7 +8,7 @@ import threading
 
 import pyarrow as pa
 import pytest
-from cluster_nodes import T0, count, eventually, lines, node_config, running
+from cluster_nodes import T0, count, eventually, lines, node_config, running, source
 
 from lakeflux.catalog import Catalog
 from lakeflux.cluster.follower import Follower
@@ -47,7 +47,7 @@ def test_query_node_converges_to_the_union_of_the_ingest_nodes(tmp_path, store_a
         eventually(lambda: count(q1, "db", "t") == 90, what="rows after the snapshots")
         expected = sorted(rows(i1) + rows(i2), key=lambda r: (r["time"], r["k"]))
         assert rows(q1) == expected
-        eventually(lambda: q1.services.query._sources()[1].manifest.seq >= 0, what="q1 using i1's manifest")
+        eventually(lambda: source(q1, "i1").manifest.seq >= 0, what="q1 using i1's manifest")
 
 
 def test_duplicate_points_of_one_node_merge_as_on_that_node(tmp_path):
@@ -100,7 +100,7 @@ def test_a_file_swapped_away_is_retried_against_the_newer_manifest(tmp_path, sto
         i1.call(i1.services.buffer.snapshot())
         with running(store, configs[2]) as (q1,):
             assert count(q1, "db", "t") == 10
-            follower = q1.services.query._sources()[1]
+            follower = source(q1, "i1")
             old_files = [f.key for f in follower.manifest.files]
             # An overlapping write and snapshot replace the file q1's manifest names.
             assert i1.write("db", lines("t", 5, 10, tag="b")).status == 204

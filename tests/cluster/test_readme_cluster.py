@@ -60,7 +60,7 @@ def test_the_readme_cluster_runs_as_written(tmp_path):
                 break
             assert time.monotonic() < deadline, result.stdout + result.stderr
             time.sleep(0.5)
-        for node in ("ingest1", "ingest2", "query1", "process1"):
+        for node in ("ingest1", "ingest2", "query1", "process1", "compact1"):
             assert node in result.stdout, result.stdout
         assert (tmp_path / "lake" / "admin-token.demo").exists()
     finally:
