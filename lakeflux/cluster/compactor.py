@@ -199,7 +199,7 @@ class Compactor:
         them any more, and no round of this one is under way."""
         keep = {f.key for f in manifest.files} | {r.key for r in manifest.retired}
         orphans = [m.key for m in self.store.list(paths.compacted_prefix(self.cluster))
-                   if m.key.endswith(".parquet") and m.key not in keep]
+                   if m.key.endswith(".parquet") and "/_delta_log/" not in m.key and m.key not in keep]
         for key in orphans:
             self.store.delete(key)
         if orphans:
