@@ -403,7 +403,9 @@ class WriteBuffer:
         self._next_seq += 1
         started = self._monotonic()
         try:
-            size = await asyncio.to_thread(self.wal.commit, segment)
+            # One trip to a worker thread for both: each hand-off back to the event loop costs the writers
+            # waiting on this commit a wait for the interpreter lock (parses hold it in between).
+            size = await asyncio.to_thread(self._commit_and_apply, segment)
         except Fenced as e:
             self.fenced = e
             log.error("%s", e)
@@ -421,13 +423,19 @@ class WriteBuffer:
         self.stats.rows += segment.rows
         self.stats.bytes += size
         self.stats.last_flush_seconds = self._monotonic() - started
-        await asyncio.to_thread(self._apply, segment)
         self._settled_seq = segment.seq
         if self._oldest_unpersisted is None:
             self._oldest_unpersisted = self._monotonic()
         for entry in batch.entries:
             if entry.done is not None and not entry.done.done():
                 entry.done.set_result(None)
+
+    def _commit_and_apply(self, segment: Segment) -> int:
+        """Commit `segment`, then make its rows queryable; returns its size. Blocking (a worker thread).
+        Returns once both are done; if the commit raises, nothing was applied."""
+        size = self.wal.commit(segment)
+        self._apply(segment)
+        return size
 
     def _fail(self, batch: _Batch, err: Exception) -> None:
         requeue = [e for e in batch.entries if e.done is None and not isinstance(err, Fenced)]

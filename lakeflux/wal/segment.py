@@ -75,11 +75,17 @@ def encode(segment: Segment) -> bytes:
             "min_time": min_all, "max_time": max_all, "tables": entries}
     schema = pa.schema([pa.field(name, kind, nullable=True) for name, kind in sorted(slot_types.items())],
                        metadata={META_KEY: orjson.dumps(meta)})
-    # Strings (tags mostly) repeat a lot: dictionary pages for them, plain pages for numbers.
+    # Encoded on every commit, read back only by replay and followers, deleted after the next snapshot: cheap
+    # to write beats small. Strings (tags mostly) repeat a lot: dictionary pages. Integers (time above all)
+    # are delta-encoded, which shrinks near-sorted timestamps without a codec. No compression: on the 10,000
+    # rows of two mixed benchmark bodies this encodes in 2.7 ms instead of 3.3 (lz4, plain integers) at 246
+    # KiB instead of 265; Telegraf-like rows (random floats) 0.9 vs 1.0 ms, 423 vs 404 KiB. Segments of
+    # earlier versions (lz4) read the same: the codec and encodings are recorded per column chunk.
     strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    integers = {f.name: "DELTA_BINARY_PACKED" for f in schema if pa.types.is_integer(f.type)}
     sink = io.BytesIO()
-    with pq.ParquetWriter(sink, schema, compression="lz4", use_dictionary=strings or False,
-                          write_statistics=False) as writer:
+    with pq.ParquetWriter(sink, schema, compression="none", use_dictionary=strings or False,
+                          column_encoding=integers or None, write_statistics=False) as writer:
         for t, entry in zip(segment.tables, entries, strict=True):
             writer.write_table(_widen(schema, t.data, dict(entry["columns"])),
                                row_group_size=max(1, t.data.num_rows))
