@@ -11,17 +11,36 @@ Retention and deletes: `remove.committed` (manifest committed), `remove.publishe
 published|retiring|swapped`. `publish.table`: after each table's Delta commit when a change touches several. A WAL
 trigger's delivery (engine/waltrigger.py): `engine.called` (a call returned; its write-back not yet sent),
 `engine.written_back` (the write-back committed; the cursor not yet written), `engine.cursor_saved`.
+
+Two-process tests pause a point instead: with LAKEFLUX_FAILPOINT_PAUSE=<name> and LAKEFLUX_FAILPOINT_GATE=<dir>
+the process creates `<dir>/<name>.paused` there and waits until `<dir>/<name>.resume` exists (e.g. a snapshot
+held between staging and commit while a second server starts on the same node id).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 _ARMED = os.environ.get("LAKEFLUX_FAILPOINT") or None
+_PAUSE = os.environ.get("LAKEFLUX_FAILPOINT_PAUSE") or None
+_GATE = os.environ.get("LAKEFLUX_FAILPOINT_GATE") or None
 
 
 def failpoint(name: str) -> None:
-    """SIGKILL this process if the crash test armed `name`; otherwise do nothing."""
+    """SIGKILL this process if the crash test armed `name`, wait at it if a test paused it; otherwise do
+    nothing."""
     if _ARMED is not None and _ARMED == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if _PAUSE is not None and _PAUSE == name and _GATE is not None:
+        _pause(Path(_GATE), name)
+
+
+def _pause(gate: Path, name: str) -> None:
+    """Announce the pause, then wait for the test to open the gate (it stays open for later passes)."""
+    (gate / f"{name}.paused").touch()
+    resume = gate / f"{name}.resume"
+    while not resume.exists():
+        time.sleep(0.02)

@@ -21,7 +21,8 @@ it; once a committed compaction absorbed sealed files, `retire_absorbed` takes t
 (copies under deleted/ first, failpoints `retire.<step>`).
 No manifest is committed before the previous one's step 4 finished, so recovery completes step 4 from
 the newest manifest alone (its Delta commits are found by the manifest they name: never written twice)
-and deletes staging of uncommitted snapshots. Crash tests arm a failpoint at every step:
+and deletes staging of uncommitted snapshots, after fencing any other live process on this node id
+(`Persister.recover`). Crash tests arm a failpoint at every step:
 `snapshot.<step>`, `compaction.<step>` when the snapshot compacts, `remove.<step>` for retention and
 deletes, and `publish.table` after each table's Delta commit.
 """
@@ -43,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog, TableDef
-from ..errors import Fenced, LakefluxError, NotFound
+from ..errors import Fenced, LakefluxError, NotFound, Unavailable
 from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
@@ -81,6 +82,9 @@ IO_THREADS = 8
 # 10M-line ingest (benchmarks/ingest.py --memory-only) to 1,040 MiB peak RSS; within this budget, 810 MiB.
 # Many small tables still stage eight at a time.
 STAGE_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+# Recovery commits a manifest to fence another process using this node id before deleting staged files;
+# each lost race means that process committed one meanwhile. After this many the staged files are kept.
+FENCE_ATTEMPTS = 20
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -170,8 +174,8 @@ class Persister:
         self.wal_segments_to_keep = wal_segments_to_keep
         # The lowest WAL sequence a reader (a WAL trigger's cursor) still needs, if any.
         self.wal_floor = wal_floor
-        # A manifest commit whose outcome is unknown may have landed: its slot is never reused.
-        self._next_manifest_seq = 0
+        # The bytes of each manifest commit whose outcome is unknown, by slot: read before that slot is used.
+        self._unsure: dict[int, bytes] = {}
         # A committed snapshot whose swap into the table prefixes failed; finished before the next change.
         self._pending_swap: _Swap | None = None
         self.clock = clock  # ns since the epoch: when retired files are purged
@@ -191,9 +195,55 @@ class Persister:
 
         Blocking; returns once the table prefixes hold every file the manifest lists and none it retired
         (durable). Call before WAL replay, which starts after the returned sequence.
-        """
-        self.manifest, _ = mf.load_latest(self.store, self.node)
 
+        Another live process may use this node id (a second server started on the same data dir or bucket:
+        a single-node takeover) and be in the middle of a snapshot, so recovery touches nothing that process
+        may still need before fencing it. Step by step:
+        - the newest manifest's files are copied from their staged twins where missing (the same bytes the
+          other process would copy) and its Delta commits are found by the manifest they name: idempotent;
+        - its retired keys are deleted: a table file's key names the WAL sequence of the snapshot that
+          wrote it, so a retired key is never live again and no process reads it after its manifest;
+        - the staged twins of its own new files (`added`) are kept: the other process may still be copying
+          them (its swap, finding one gone, would take the copies out of the table prefixes again). Once a
+          newer manifest is committed they are no longer needed, and a later recovery deletes them;
+        - every other staged file belongs to a snapshot whose manifest is not committed. Before deleting
+          those, this process commits the next manifest slot itself (the newest manifest again, changing
+          nothing): the other process's commit of that slot then fails with Fenced, so no manifest naming
+          a deleted staged file is ever committed, and that process never swaps the snapshot in, trims its
+          WAL or reports the snapshot done. A commit never passes over a slot without reading it
+          (`_commit`), so not even a commit whose outcome it lost can take the other process past the fence.
+          If the slot is taken, the other process committed meanwhile: recovery starts over from its manifest.
+        - legacy moves (`_move_legacy_files`) commit a manifest of their own, so they are fenced the same way.
+        Without other staged files nothing is committed: a clean restart writes no manifest.
+        """
+        for _ in range(FENCE_ATTEMPTS):
+            self.manifest, _ = mf.load_latest(self.store, self.node)
+            self._finish_loaded_swap()
+            added = set(self.manifest.added)
+            needed = {paths.staging_file(self.node, f.wal_seq, f.key) for f in self.manifest.files if f.key in added}
+            leftovers = [meta.key for meta in self.store.list(paths.staging_prefix(self.node))
+                         if meta.key not in needed]
+            if not leftovers:
+                break
+            try:
+                self.manifest = self._commit(replace(self.manifest, added=(), retired=()))
+            except Fenced:
+                log.warning("another process using node id %r committed a snapshot during recovery; recovering "
+                            "from it", self.node)
+                continue
+            log.info("committed snapshot manifest %d before deleting %d staged files of unfinished snapshots",
+                     self.manifest.seq, len(leftovers))
+            _each(self.store.delete, leftovers)
+            break
+        else:
+            log.warning("staged files of unfinished snapshots are kept: another process using node id %r kept "
+                        "committing snapshots during recovery", self.node)
+        self._move_legacy_files()
+        return self.manifest.wal_seq
+
+    def _finish_loaded_swap(self) -> None:
+        """Recovery: the loaded manifest's files into the table prefixes (from staging where missing), its
+        Delta commits, its retired files out. Idempotent; durable on return."""
         def restore(f: PersistedFile) -> None:
             if self.store.exists(f.key):
                 return
@@ -211,9 +261,6 @@ class Persister:
         # (a compaction's rows are in its new files; their trash copies were made before its commit).
         for key in self.manifest.retired:
             self.store.delete(key)
-        _each(self.store.delete, [meta.key for meta in self.store.list(paths.staging_prefix(self.node))])
-        self._move_legacy_files()
-        return self.manifest.wal_seq
 
     def _move_legacy_files(self) -> None:
         """Move files an earlier version persisted under a key the current layout gives another name (a
@@ -415,15 +462,32 @@ class Persister:
         return trash
 
     def _commit(self, new: Manifest) -> Manifest:
-        """Commit `new` at the next unused manifest slot; returns it (with that seq) once durable.
+        """Commit `new` at the slot after the current manifest; returns it (with that seq) once durable.
 
-        Raises Unavailable when the outcome is unknown; that slot is then skipped by every later commit,
-        so our own lost attempt is never taken for another server's manifest (Fenced).
+        Raises Fenced when another process holds the slot, Unavailable when the outcome is unknown. A slot is
+        never passed over unread (it may be the one a process taking over this node committed to fence this
+        one: `recover`): after an unknown outcome the next commit reads that slot first, takes it if empty,
+        passes over it if our lost attempt landed there, and raises Fenced if another process's manifest did.
         """
-        new = replace(new, seq=max(new.seq, self._next_manifest_seq))
-        self._next_manifest_seq = new.seq + 1
-        mf.commit(self.store, self.node, new)
-        return new
+        seq = self.manifest.seq + 1
+        while (lost := self._unsure.get(seq)) is not None:
+            key = paths.snapshot_manifest(self.node, seq)
+            try:
+                there = self.store.get(key)
+            except NotFound:
+                break  # the lost attempt never landed: the slot is free
+            if there != lost:
+                raise Fenced(f"fenced: snapshot manifest {key} was written by another server with node id "
+                             f"{self.node!r}")
+            seq += 1
+        attempt = replace(new, seq=seq)
+        try:
+            mf.commit(self.store, self.node, attempt)
+        except Unavailable:
+            self._unsure[seq] = attempt.to_bytes()
+            raise
+        self._unsure.clear()
+        return attempt
 
     def _finish_swap(self) -> None:
         """Make a committed snapshot visible under the view lock: copy its staged files to their table keys,
