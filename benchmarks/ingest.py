@@ -11,7 +11,9 @@ full-precision floats, one timestamp per batch). Each side sends for --seconds (
 generated before the clock starts, timestamps rewritten so every point is new). Both servers start empty
 with their default settings (file store for lakeflux); lakeflux and the peer alternate run by run, and with
 --repeats N the median run is kept. Also prints the server's peak RSS (VmHWM); `--memory-only --rows
-10000000` is the full-size memory run. Wall-clock figures: on a shared machine they move with its load.
+10000000` is the full-size memory run. Under each lakeflux figure, where its writes' time went (the
+server's /metrics: per request, and per WAL commit its encode, store and apply). Wall-clock figures: on a
+shared machine they move with its load.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -71,12 +74,46 @@ def bench_lakeflux_once(batches: Iterable[bytes], connections: int, lines: int |
             print(srv.log(), file=sys.stderr)
             raise
         rss = peak_rss_kib(srv.proc.pid) if srv.proc else 0
+        stages = write_stages(srv.url)
     finally:
         srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     if lines is None:
         lines = batches.lines if isinstance(batches, Timed) else count_lines(batches)  # type: ignore[arg-type]
-    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds, "peak_rss_mib": rss / 1024}
+    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds, "peak_rss_mib": rss / 1024,
+            "stages": stages}
+
+
+def write_stages(url: str) -> dict:
+    """Where a write's time went, from the server's /metrics: per request (ms: to the answer, and the parse
+    on its own), per WAL commit (ms: encode, store, apply) and how many rows and requests a commit held."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        key = name if "stage=" in name else name.split("{", 1)[0]
+        sums[key] = sums.get(key, 0.0) + float(value)
+    requests = sums.get("lakeflux_write_duration_seconds_count", 0.0)
+    commits = sums.get("lakeflux_wal_flushes_total", 0.0)
+    if not requests or not commits:
+        return {}
+    stage = lambda s: 1000 * sums.get(f'lakeflux_wal_flush_stage_seconds_total{{stage="{s}"}}', 0.0) / commits  # noqa: E731
+    return {"request_ms": 1000 * sums.get("lakeflux_write_duration_seconds_sum", 0.0) / requests,
+            "parse_ms": 1000 * sums.get("lakeflux_write_parse_seconds_total", 0.0) / requests,
+            "encode_ms": stage("encode"), "store_ms": stage("store"), "apply_ms": stage("apply"),
+            "rows_per_commit": sums.get("lakeflux_wal_flush_rows_total", 0.0) / commits,
+            "requests_per_commit": requests / commits}
+
+
+def describe_stages(s: dict) -> str:
+    if not s:
+        return "no write stages"
+    return (f"per request {s['request_ms']:.1f} ms (parse {s['parse_ms']:.1f}); per WAL commit encode "
+            f"{s['encode_ms']:.1f} + store {s['store_ms']:.1f} + apply {s['apply_ms']:.1f} ms for "
+            f"{s['rows_per_commit']:,.0f} rows ({s['requests_per_commit']:.1f} requests)")
 
 
 def bench_memory(rows: int, connections: int = 2) -> dict:
@@ -145,6 +182,7 @@ def run(bodies: list[str], connections: list[int], seconds: float, repeats: int,
             ours = row["lakeflux"]
             print(f"{body:<8} lakeflux  {c:>2} conn: {ours['lines_per_s']:>10,.0f} durable lines/s "
                   f"({ours['lines']:,} lines in {ours['seconds']:.1f}s, peak RSS {ours['peak_rss_mib']:.0f} MiB)")
+            print(f"{'':<8}             {describe_stages(ours.get('stages', {}))}")
             if "influxdb1" in row:
                 print(f"{body:<8} influxdb1 {c:>2} conn: {row['influxdb1']['lines_per_s']:>10,.0f} lines/s  "
                       f"→ lakeflux/peer = {row['ratio']:.2f}× (target ≥ {TARGET_RATIO:g}×)", flush=True)

@@ -68,6 +68,7 @@ class WriteStats:
     bytes: int = 0
     failures: int = 0
     last_flush_seconds: float = 0.0
+    apply_seconds: float = 0.0  # making committed rows queryable (and telling WAL listeners), in total
 
 
 class WriteBuffer:
@@ -434,7 +435,9 @@ class WriteBuffer:
         """Commit `segment`, then make its rows queryable; returns its size. Blocking (a worker thread).
         Returns once both are done; if the commit raises, nothing was applied."""
         size = self.wal.commit(segment)
+        started = time.perf_counter()
         self._apply(segment)
+        self.stats.apply_seconds += time.perf_counter() - started
         return size
 
     def _fail(self, batch: _Batch, err: Exception) -> None:

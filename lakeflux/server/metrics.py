@@ -66,18 +66,23 @@ class Metrics:
         self.write_errors: dict[str, int] = {}
         self.write_lines = 0
         self.write_bytes = 0
+        self.write_parse_seconds = 0.0
         self.queries: dict[str, int] = {}
         self.query_errors: dict[str, int] = {}
         self.latency: dict[str, Histogram] = {}
+        self.write_latency: dict[str, Histogram] = {}
         self.collectors: list[Collector] = []
 
-    def count_write(self, route: str, ok: bool, lines: int, size: int) -> None:
+    def count_write(self, route: str, ok: bool, lines: int, size: int, seconds: float = 0.0,
+                    parse_seconds: float = 0.0) -> None:
         with self._lock:
             self.writes[route] = self.writes.get(route, 0) + 1
             if not ok:
                 self.write_errors[route] = self.write_errors.get(route, 0) + 1
             self.write_lines += lines
             self.write_bytes += size
+            self.write_parse_seconds += parse_seconds
+            self.write_latency.setdefault(route, Histogram()).observe(seconds)
 
     def count_query(self, protocol: str, ok: bool, seconds: float) -> None:
         with self._lock:
@@ -100,6 +105,8 @@ class Metrics:
                 ("lakeflux_write_lines_total", "counter", "Line protocol lines received", [({}, self.write_lines)]),
                 ("lakeflux_write_bytes_total", "counter", "Write request body bytes received (as sent)",
                  [({}, self.write_bytes)]),
+                ("lakeflux_write_parse_seconds_total", "counter", "Seconds spent parsing write bodies (parse threads)",
+                 [({}, self.write_parse_seconds)]),
                 ("lakeflux_query_requests_total", "counter", "Queries by protocol", _labelled("protocol", self.queries)),
                 ("lakeflux_query_errors_total", "counter", "Queries that failed, by protocol",
                  _labelled("protocol", self.query_errors)),
@@ -120,12 +127,16 @@ class Metrics:
         return "\n".join(out) + "\n"
 
     def _latency_lines(self) -> list[str]:
-        name = "lakeflux_query_duration_seconds"
-        lines = [f"# HELP {name} Query latency by protocol", f"# TYPE {name} histogram"]
+        lines = []
         with self._lock:
-            for protocol, hist in sorted(self.latency.items()):
-                for suffix, labels, value in hist.samples({"protocol": protocol}):
-                    lines.append(f"{name}{suffix}{_labels(labels)} {_number(value)}")
+            for name, what, label, hists in (
+                    ("lakeflux_query_duration_seconds", "Query latency by protocol", "protocol", self.latency),
+                    ("lakeflux_write_duration_seconds", "Write request latency (to the answer) by route", "route",
+                     self.write_latency)):
+                lines += [f"# HELP {name} {what}", f"# TYPE {name} histogram"]
+                for key, hist in sorted(hists.items()):
+                    for suffix, labels, value in hist.samples({label: key}):
+                        lines.append(f"{name}{suffix}{_labels(labels)} {_number(value)}")
         return lines
 
 
@@ -150,11 +161,15 @@ def _number(value: float) -> str:
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 # Set by the write routes: how many lines the body held.
 LP_LINES: web.RequestKey[int] = web.RequestKey("lp_lines", int)
+# Set by the write routes: seconds the body's parse took.
+LP_PARSE_SECONDS: web.RequestKey[float] = web.RequestKey("lp_parse_seconds", float)
 
 
-def wal_families(stats: object) -> list[Family]:
-    """WAL flush counters from a `WriteStats`."""
+def wal_families(stats: object, wal: object = None) -> list[Family]:
+    """WAL flush counters from a `WriteStats` and the `Wal` it commits to."""
     get = lambda name: getattr(stats, name, 0)  # noqa: E731 - tiny accessor
+    stages = [("encode", getattr(wal, "encode_seconds", 0.0)), ("store", getattr(wal, "store_seconds", 0.0)),
+              ("apply", get("apply_seconds"))]
     return [
         ("lakeflux_wal_flushes_total", "counter", "WAL segments committed", [({}, get("segments"))]),
         ("lakeflux_wal_flush_rows_total", "counter", "Rows in committed WAL segments", [({}, get("rows"))]),
@@ -162,12 +177,16 @@ def wal_families(stats: object) -> list[Family]:
         ("lakeflux_wal_flush_failures_total", "counter", "WAL commits that failed", [({}, get("failures"))]),
         ("lakeflux_wal_last_flush_seconds", "gauge", "Duration of the last WAL commit",
          [({}, get("last_flush_seconds"))]),
+        ("lakeflux_wal_flush_stage_seconds_total", "counter",
+         "Seconds WAL commits spent encoding segments, storing them (retries included), applying their rows",
+         [({"stage": stage}, seconds) for stage, seconds in stages]),
     ]
 
 
 async def metrics_route(request: web.Request) -> web.StreamResponse:
     """GET /metrics."""
-    text = request.app[METRICS].render(wal_families(request.app[SERVICES].buffer.stats))
+    buffer = request.app[SERVICES].buffer
+    text = request.app[METRICS].render(wal_families(buffer.stats, buffer.wal))
     return web.Response(body=text.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -182,7 +201,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     ok = response.status < 400
     metrics = request.app[METRICS]
     if path in WRITE_PATHS:
-        metrics.count_write(path, ok, request.get(LP_LINES, 0), request.content.total_bytes)
+        metrics.count_write(path, ok, request.get(LP_LINES, 0), request.content.total_bytes,
+                            time.perf_counter() - started, request.get(LP_PARSE_SECONDS, 0.0))
     else:
         metrics.count_query("http", ok, time.perf_counter() - started)
     return response

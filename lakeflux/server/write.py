@@ -13,7 +13,7 @@ from ..lineprotocol import ParseResult, parse
 from ..model import ColumnKind, Precision
 from .body import parse_bool, read_body
 from .errors import json_response
-from .metrics import LP_LINES
+from .metrics import LP_LINES, LP_PARSE_SECONDS
 from .services import SERVICES, Services
 
 
@@ -65,7 +65,7 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
         dbdef = svc.catalog.state.live_db(db)
         known = {name: t.columns for name, t in dbdef.tables.items()} if dbdef is not None else None
         # The parse checks UTF-8 too (Invalid naming the offset), off the event loop and without the GIL.
-        parsed = await svc.run_parse(_parse, body, precision, known)
+        parsed, request[LP_PARSE_SECONDS] = await svc.run_parse(_parse, body, precision, known)
         request[LP_LINES] = parsed.line_count
         errors = await svc.buffer.write(db, parsed, accept_partial=accept_partial, no_sync=no_sync, body=body)
     if errors:
@@ -74,5 +74,9 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
     return web.Response(status=204)
 
 
-def _parse(body: bytes, precision: Precision, known: Mapping[str, Mapping[str, ColumnKind]] | None) -> ParseResult:
-    return parse(body, precision=precision, default_time_ns=time.time_ns(), known=known)
+def _parse(body: bytes, precision: Precision,
+           known: Mapping[str, Mapping[str, ColumnKind]] | None) -> tuple[ParseResult, float]:
+    """The parse result and the seconds it took (for /metrics)."""
+    started = time.perf_counter()
+    parsed = parse(body, precision=precision, default_time_ns=time.time_ns(), known=known)
+    return parsed, time.perf_counter() - started

@@ -33,6 +33,9 @@ class Wal:
         self._attempts = attempts
         self._backoff = backoff
         self._sleep = sleep
+        # Seconds spent in `commit` encoding segments and storing them (retries included), for /metrics.
+        self.encode_seconds = 0.0
+        self.store_seconds = 0.0
 
     def commit(self, segment: Segment) -> int:
         """Durably commit `segment` at its sequence number with put-if-absent; returns its size in bytes.
@@ -43,7 +46,16 @@ class Wal:
         failed after the retries (the caller must not acknowledge, and must not reuse the sequence).
         """
         key = paths.wal_segment(self.node, segment.seq)
+        started = time.perf_counter()
         data = encode(segment)
+        encoded = time.perf_counter()
+        self.encode_seconds += encoded - started
+        try:
+            return self._put(key, data)
+        finally:
+            self.store_seconds += time.perf_counter() - encoded
+
+    def _put(self, key: str, data: bytes) -> int:
         last: Exception | None = None
         for attempt in range(self._attempts):
             if attempt:

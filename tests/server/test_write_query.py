@@ -191,6 +191,25 @@ def test_health_ping_and_unknown_routes(server):
     assert "cluster-uuid" in r.headers and "Request-Id" in r.headers
 
 
+def test_metrics_say_where_write_time_went(server):
+    """/metrics counts parse time, write latency by route, and each WAL commit's encode, store and apply
+    seconds (benchmarks/ingest.py prints them under each figure)."""
+    for i in range(3):
+        assert server.write("db1", f"cpu,host=a usage={i} {i}").status == 204
+    values: dict[str, float] = {}
+    for line in server.request("GET", "/metrics").body.decode().splitlines():
+        if not line.startswith("#") and " " in line:
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    assert values["lakeflux_write_parse_seconds_total"] > 0
+    assert values['lakeflux_write_duration_seconds_count{route="/api/v3/write_lp"}'] == 3
+    assert values['lakeflux_write_duration_seconds_bucket{route="/api/v3/write_lp",le="+Inf"}'] == 3
+    assert values['lakeflux_write_duration_seconds_sum{route="/api/v3/write_lp"}'] > 0
+    assert values["lakeflux_wal_flushes_total"] >= 1
+    for stage in ("encode", "store", "apply"):
+        assert values[f'lakeflux_wal_flush_stage_seconds_total{{stage="{stage}"}}'] > 0
+
+
 def test_configure_databases_and_tables(server):
     def dbs():
         r = server.request("GET", "/api/v3/configure/database?format=json")
