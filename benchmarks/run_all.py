@@ -171,6 +171,11 @@ def engine_load_rows(r: dict[str, Any]) -> list[list[str]]:
         rows.append(["engine: server CPU µs per ingested line, with triggers (peer: without)",
                      f"{w['server_cpu_us_per_line']:.2f}", f"no triggers {n['server_cpu_us_per_line']:.2f}",
                      f"{w['server_cpu_us_per_line'] / n['server_cpu_us_per_line']:.2f}×", "—", "—"])
+        if "with_reading" in load:
+            rd = load["with_reading"]
+            rows.append(["engine: same, the writing trigger reading every row (lines/s; rows are built only when "
+                         "read)", _n(rd["lines_per_s"]), f"no triggers {_n(n['lines_per_s'])}",
+                         f"{load['ratio_reading']:.2f}× (per CPU s {load['cpu_ratio_reading']:.2f}×)", "—", "—"])
         for name, t in w["triggers"].items():
             kind = "writes one line per call" if name == "writer" else "writes nothing"
             rows.append([f"engine: trigger that {kind}, rows/s finished during ingest (peer: rows/s into `{table}`)",
