@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from aiohttp import web
 
-from ..catalog import check_db_name
+from ..catalog import TableDef, check_db_name
 from ..errors import Invalid
 from ..lineprotocol import ParseResult, parse
 from ..model import ColumnKind, Precision
@@ -63,7 +63,7 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
         if not body or body.isspace():  # not strip(): that copies a whole body ending in a newline
             raise Invalid("the request body is empty: expected line protocol")
         dbdef = svc.catalog.state.live_db(db)
-        known = {name: t.columns for name, t in dbdef.tables.items()} if dbdef is not None else None
+        known = _KnownColumns(dbdef.tables) if dbdef is not None else None
         # The parse checks UTF-8 too (Invalid naming the offset), off the event loop and without the GIL.
         parsed, request[LP_PARSE_SECONDS] = await svc.run_parse(_parse, body, precision, known)
         request[LP_LINES] = parsed.line_count
@@ -72,6 +72,24 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
         return json_response({"error": "partial write of line protocol occurred",
                               "data": [e.to_json() for e in errors]}, status=400)
     return web.Response(status=204)
+
+
+class _KnownColumns(Mapping[str, Mapping[str, ColumnKind]]):
+    """The column kinds of a database's tables, looked up as the parse asks for a table (a database of
+    20,000 tables is not copied into a dict for every write). Catalog states are never modified, so a
+    parse thread may read it."""
+
+    def __init__(self, tables: Mapping[str, TableDef]) -> None:
+        self._tables = tables
+
+    def __getitem__(self, name: str) -> Mapping[str, ColumnKind]:
+        return self._tables[name].columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
 
 
 def _parse(body: bytes, precision: Precision,
