@@ -1,5 +1,6 @@
 """Several lakeflux nodes on one store (issue 15): ingest on 2 nodes vs 1, replication lag to a query node, the
-store requests an idle node costs, and a GROUP BY on a query node vs the ingest node over its own files.
+store requests an idle node costs, and a GROUP BY on a query node over compacted files vs one node over its own
+files.
 
     python benchmarks/cluster.py [--rows 1000000] [--lag-samples 100] [--idle-seconds 30] [--query-rows 2000000]
 
@@ -12,18 +13,20 @@ figures are ratios against a peer measured in the same run, not what separate ma
 2. Replication lag, S3 (moto): one ingest and one query node at default settings (`--replication-interval`
    250 ms); one line written at a time, then the query node polled every 5 ms until it answers it;
    lag = time from the 204 to the first query that sees it; p50 and p99 (target p99 ≤ 1 s).
-3. Idle cost, S3 (moto): 2 ingest + 1 query + 1 process node in this process, each on its own counting
-   wrapper of one S3 store; after a warm-up, store requests over `--idle-seconds` with no load, per node
-   per second (target ≤ 5). The query and the process node each follow both ingest nodes.
-4. Query: `--query-rows` rows of benchmarks/query.py's `cpu` table on one ingest node, snapshotted; the
-   same GROUP BY on that node (its own files, one listing per table) and on a query node following it
-   (the files named by its manifest), interleaved, medians (file store). There is no cluster compactor yet,
-   so the query node reads the ingest node's files, not compacted ones.
+3. Idle cost, S3 (moto): 2 ingest + 1 query + 1 process + 1 compact node in this process, each on its own
+   counting wrapper of one S3 store; after a warm-up, store requests over `--idle-seconds` with no load, per
+   node per second (target ≤ 5). The query and the process node each follow both ingest nodes.
+4. Query: `--query-rows` rows of benchmarks/query.py's `cpu` table on one ingest node, snapshotted; and the
+   same rows sent to two ingest nodes of another cluster (alternate batches), snapshotted and merged by its
+   compactor, both nodes having retired what it absorbed. The same GROUP BY on the first node (its own
+   files, one listing per table), on a query node following it (the files named by its manifest) and on a
+   query node of the compacted cluster (the compacted files), interleaved, medians (file store).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -41,7 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import NOISE_NOTE, force_snapshot, http_json, percentile, send_batches  # noqa: E402
 from lpgen import cpu_batches  # noqa: E402
 
+from lakeflux.buffer.manifest import load_latest  # noqa: E402
+from lakeflux.cluster import compaction  # noqa: E402
 from lakeflux.config import Config, S3Settings  # noqa: E402
+from lakeflux.store.file import FileStore  # noqa: E402
 from lakeflux.testing.faulty import CountingStore  # noqa: E402
 from lakeflux.testing.process import ServerProcess  # noqa: E402
 from lakeflux.testing.s3server import MotoServer, S3Endpoint  # noqa: E402
@@ -134,7 +140,7 @@ def bench_lag(endpoint: S3Endpoint, samples: int) -> dict[str, Any]:
 def bench_idle(endpoint: S3Endpoint, seconds: float) -> dict[str, Any]:
     s3 = S3Settings(bucket=endpoint.bucket, endpoint=endpoint.endpoint_url, region=endpoint.region,
                     access_key_id=endpoint.access_key, secret_access_key=endpoint.secret, allow_http=True)
-    roles = {"i1": ("ingest",), "i2": ("ingest",), "q1": ("query",), "p1": ("process",)}
+    roles = {"i1": ("ingest",), "i2": ("ingest",), "q1": ("query",), "p1": ("process",), "c1": ("compact",)}
     stores = {name: CountingStore(endpoint.store()) for name in roles}
     servers = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,8 +168,40 @@ def bench_idle(endpoint: S3Endpoint, seconds: float) -> dict[str, Any]:
 
 
 # --- 4. query ----------------------------------------------------------------------------------------------
+def compacted_cluster(data: Path, rows: int) -> tuple[list[ServerProcess], ServerProcess, int]:
+    """`rows` cpu rows through two ingest nodes of a cluster with a compactor, snapshotted, compacted and retired;
+    returns every node started, its query node, and the compacted files."""
+    nodes = [node(data, "c1", "compact", "--compaction-check-interval", "1s")]
+    try:
+        ingest = [node(data, name, "ingest") for name in ("i1", "i2")]
+        for k, srv in enumerate(ingest):  # alternate batches to each node: the same rows as the single node's
+            send_batches(f"{srv.url}/api/v3/write_lp?db={DB}", itertools.islice(cpu_batches(rows), k, None, 2), 2)
+        for srv in ingest:
+            srv.stop()
+        for name in ("i1", "i2"):  # sealed: the registry names a compact-mode node
+            force_snapshot(data, node=name, cluster_id="bench", modes=("ingest",))
+        nodes += [node(data, name, "ingest") for name in ("i1", "i2")]  # they retire what the compactor absorbs
+        store = FileStore(data)
+        deadline = time.monotonic() + 1800
+        while True:
+            newest = compaction.load_newest(store, "bench")
+            if sum(f.rows for f in newest.files) == rows and not any(
+                    load_latest(store, n)[0].files for n in ("i1", "i2")):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the compactor did not absorb every row")
+            time.sleep(1)
+        q1 = node(data, "q1", "query")
+        nodes.append(q1)
+        return nodes, q1, len(newest.files)
+    except BaseException:
+        for srv in reversed(nodes):
+            srv.stop()
+        raise
+
+
 def bench_query(rows: int, repeats: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp2:
         data = Path(tmp) / "data"
         i1 = node(data, "i1", "ingest")
         try:
@@ -171,25 +209,31 @@ def bench_query(rows: int, repeats: int) -> dict[str, Any]:
         finally:
             i1.stop()
         files = force_snapshot(data, node="i1", cluster_id="bench", modes=("ingest",))
+        started = time.perf_counter()
+        compacted, q2, compacted_files = compacted_cluster(Path(tmp2) / "data", rows)
+        compaction_s = time.perf_counter() - started
         i1 = node(data, "i1", "ingest,query")
         q1 = node(data, "q1", "query")
         try:
             ask = [lambda u=u: http_json(f"{u}/api/v3/query_sql", {"db": DB, "q": QUERY, "format": "json"})
-                   for u in (i1.url, q1.url)]
+                   for u in (i1.url, q1.url, q2.url)]
             answers = [a() for a in ask]  # warm-up, and the answers must agree
-            seconds: list[list[float]] = [[], []]
+            seconds: list[list[float]] = [[], [], []]
             for _ in range(repeats):
                 for k, a in enumerate(ask):
                     started = time.perf_counter()
                     a()
                     seconds[k].append(time.perf_counter() - started)
         finally:
-            q1.stop()
-            i1.stop()
-    own, follower = (statistics.median(s) for s in seconds)
+            for srv in (q1, i1, *reversed(compacted)):
+                srv.stop()
+    own, follower, over_compacted = (statistics.median(s) for s in seconds)
     out = {"rows": rows, "files": files, "own_node_s": own, "query_node_s": follower, "ratio": follower / own,
-           "answers_match": same(answers[0], answers[1])}
-    print(f"GROUP BY: ingest node {own * 1e3:.0f} ms, query node {follower * 1e3:.0f} ms", flush=True)
+           "compacted_files": compacted_files, "compacted_query_node_s": over_compacted,
+           "compacted_ratio": over_compacted / own, "two_nodes_to_compacted_s": compaction_s,
+           "answers_match": same(answers[0], answers[1]) and same(answers[0], answers[2])}
+    print(f"GROUP BY: ingest node over its own files {own * 1e3:.0f} ms, query node following it "
+          f"{follower * 1e3:.0f} ms, query node over compacted files {over_compacted * 1e3:.0f} ms", flush=True)
     return out
 
 

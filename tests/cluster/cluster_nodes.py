@@ -8,8 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from lakeflux.config import Config
 from lakeflux.errors import LakefluxError
+from lakeflux.store import paths
 from lakeflux.store.base import ObjectStore
 from lakeflux.testing.server import InProcessServer
 
@@ -68,3 +71,19 @@ def count(srv: InProcessServer, db: str, table: str) -> int:
 def source(srv: InProcessServer, node: str) -> Any:
     """The query source of `node`'s data on `srv` (a follower, or the compacted files for "compactor")."""
     return next(s for s in srv.services.query._sources() if s.node == node)
+
+
+def compacted_delta_files(store: ObjectStore, db: str, table: str, cluster: str = CLUSTER) -> set[str]:
+    """The files of a compacted table's Delta log, its JSON commits replayed (as full keys)."""
+    root = paths.compacted_table_prefix(cluster, db, table)
+    live: set[str] = set()
+    for meta in store.list(paths.delta_log_prefix(root)):
+        if not meta.key.endswith(".json") or paths.parse_seq(meta.key) is None:
+            continue
+        for line in store.get(meta.key).splitlines():
+            action = orjson.loads(line)
+            if "add" in action:
+                live.add(root + action["add"]["path"])
+            elif "remove" in action:
+                live.discard(root + action["remove"]["path"])
+    return live

@@ -9,11 +9,10 @@ from __future__ import annotations
 import io
 import itertools
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cluster_nodes import CLUSTER, T0, count, eventually, lines, node_config, running
+from cluster_nodes import CLUSTER, T0, compacted_delta_files, count, eventually, lines, node_config, running
 
 from lakeflux.catalog import Catalog
 from lakeflux.cluster import compaction
@@ -38,20 +37,6 @@ def compactor(store, node: str = "c1", clock=None, **kw) -> Compactor:
     catalog.load()
     extra = {"clock": clock} if clock is not None else {}
     return Compactor(store, CLUSTER, node, process, catalog, registry, **extra, **kw)
-
-
-def delta_live(store, table: str = "t") -> set[str]:
-    """The files of the compacted table's Delta log, replayed (as full keys)."""
-    root = paths.compacted_table_prefix(CLUSTER, "db", table)
-    live: set[str] = set()
-    for meta in store.list(paths.delta_log_prefix(root)):
-        for line in store.get(meta.key).splitlines():
-            action = orjson.loads(line)
-            if "add" in action:
-                live.add(root + action["add"]["path"])
-            elif "remove" in action:
-                live.discard(root + action["remove"]["path"])
-    return live
 
 
 def snapshot(srv) -> None:
@@ -141,7 +126,7 @@ def test_later_rounds_merge_new_files_with_the_compacted_ones_and_delete_replace
     rows = compacted_rows(store, second)
     assert len(rows) == 30 and {"k": "a", "v": 100, "time": T0 + 3} in rows
     assert store.exists(old)  # a query planned on the first manifest still finds it
-    assert delta_live(store) == {f.key for f in second.files}  # the compacted table's Delta log follows
+    assert compacted_delta_files(store, "db", "t") == {f.key for f in second.files}  # the compacted table's Delta log follows
     now[0] += 61 * 10**9
     assert i2.write("db", lines("t", 100, 1, tag="b")).status == 204
     snapshot(i2)

@@ -1,9 +1,11 @@
 """The cluster scenario with real `lakeflux serve` processes on one store (issue 15): two ingest nodes, a query
-node and a process node (which ingests its plugins' write-backs), on the file store and on S3 (moto, loopback). Writers keep a ledger of acknowledged
-batches on both ingest nodes while every node is SIGKILLed and restarted in turn; a second process started
-with a running ingest node's id is refused; the query node must converge to exactly the acknowledged union
-(no batch lost, none counted twice, none half-visible); triggers created through an ingest node keep running
-on the process node, and its WAL trigger sees every acknowledged batch of either ingest node at least once."""
+node, a process node (which ingests its plugins' write-backs) and a compactor, on the file store and on S3
+(moto, loopback). Writers keep a ledger of acknowledged batches on both ingest nodes while every node is
+SIGKILLed and restarted in turn; a second process started with a running ingest node's id is refused; the query
+node must converge to exactly the acknowledged union (no batch lost, none counted twice, none half-visible)
+while the compactor merges the ingest nodes' files and they retire them (replaced compacted files are deleted
+after 2 s, so queries meet files gone mid-query); triggers created through an ingest node keep running on the
+process node, and its WAL trigger sees every acknowledged batch of either ingest node at least once."""
 
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from lakeflux.buffer.manifest import load_latest
+from lakeflux.cluster import compaction
+from lakeflux.store.base import ObjectStore
+from lakeflux.store.file import FileStore
 from lakeflux.testing.chaos import Ledger, Writers, check, query
 from lakeflux.testing.process import ServerProcess
 
@@ -86,7 +92,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.1)
 
 
-def run_scenario(tmp_path: Path, store_args: list[str], seed: int) -> None:
+def run_scenario(tmp_path: Path, store_args: list[str], seed: int, observer: ObjectStore) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     shutil.copy(PLUGINS / "rt_request.py", plugins / "rt_request.py")
@@ -96,7 +102,9 @@ def run_scenario(tmp_path: Path, store_args: list[str], seed: int) -> None:
     i2 = Node(tmp_path, store_args, "i2", "ingest", *plugin_dir)
     p1 = Node(tmp_path, store_args, "p1", "process,ingest", *plugin_dir)  # it ingests its plugins' write-backs
     q1 = Node(tmp_path, store_args, "q1", "query")
-    nodes = [i1, i2, p1, q1]
+    c1 = Node(tmp_path, store_args, "c1", "compact", "--compaction-check-interval", "1s",
+              "--compaction-cleanup-wait", "2s")
+    nodes = [c1, i1, i2, p1, q1]  # the compactor first: every ingest node seals its files from the start
     ledger = Ledger(LINES)
     writers: list[Writers] = []
     twin: ServerProcess | None = None
@@ -161,6 +169,13 @@ def run_scenario(tmp_path: Path, store_args: list[str], seed: int) -> None:
         for node in (i1, i2):  # and each ingest node still holds its own share, counted once
             own = check(node.url, ledger)
             assert not own.duplicate_lines and not own.partial_batches, own.problems[:5]
+        # The compactor merged files of both ingest nodes, and they retired what it absorbed.
+        newest = compaction.load_newest(observer, "c1")
+        assert newest.files and newest.holder, newest.seq
+        for node in (i1, i2):
+            assert load_latest(observer, node.name)[0].compaction >= 1, node.name
+        print(f"compaction {newest.seq} (epoch {newest.epoch}): {len(newest.files)} files, "
+              f"{sum(f.rows for f in newest.files)} rows")
     finally:
         for w in writers:
             w.stop()
@@ -172,10 +187,10 @@ def run_scenario(tmp_path: Path, store_args: list[str], seed: int) -> None:
 
 @pytest.mark.slow
 def test_cluster_processes_on_the_file_store(tmp_path):
-    run_scenario(tmp_path, ["--object-store", "file"], seed=1)
+    run_scenario(tmp_path, ["--object-store", "file"], seed=1, observer=FileStore(tmp_path / "data"))
 
 
 @pytest.mark.slow
 @pytest.mark.s3
 def test_cluster_processes_on_s3(tmp_path, s3_endpoint):
-    run_scenario(tmp_path, s3_endpoint.serve_args(), seed=2)
+    run_scenario(tmp_path, s3_endpoint.serve_args(), seed=2, observer=s3_endpoint.store())
