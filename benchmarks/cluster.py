@@ -168,10 +168,11 @@ def bench_idle(endpoint: S3Endpoint, seconds: float) -> dict[str, Any]:
 
 
 # --- 4. query ----------------------------------------------------------------------------------------------
-def compacted_cluster(data: Path, rows: int) -> tuple[list[ServerProcess], ServerProcess, int]:
+def compacted_cluster(data: Path, rows: int, row_limit: int | None) -> tuple[list[ServerProcess], ServerProcess, int]:
     """`rows` cpu rows through two ingest nodes of a cluster with a compactor, snapshotted, compacted and retired;
     returns every node started, its query node, and the compacted files."""
-    nodes = [node(data, "c1", "compact", "--compaction-check-interval", "1s")]
+    limit = ("--compaction-row-limit", str(row_limit)) if row_limit else ()
+    nodes = [node(data, "c1", "compact", "--compaction-check-interval", "1s", *limit)]
     try:
         ingest = [node(data, name, "ingest") for name in ("i1", "i2")]
         for k, srv in enumerate(ingest):  # alternate batches to each node: the same rows as the single node's
@@ -200,7 +201,7 @@ def compacted_cluster(data: Path, rows: int) -> tuple[list[ServerProcess], Serve
         raise
 
 
-def bench_query(rows: int, repeats: int) -> dict[str, Any]:
+def bench_query(rows: int, repeats: int, row_limit: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp2:
         data = Path(tmp) / "data"
         i1 = node(data, "i1", "ingest")
@@ -210,7 +211,7 @@ def bench_query(rows: int, repeats: int) -> dict[str, Any]:
             i1.stop()
         files = force_snapshot(data, node="i1", cluster_id="bench", modes=("ingest",))
         started = time.perf_counter()
-        compacted, q2, compacted_files = compacted_cluster(Path(tmp2) / "data", rows)
+        compacted, q2, compacted_files = compacted_cluster(Path(tmp2) / "data", rows, row_limit)
         compaction_s = time.perf_counter() - started
         i1 = node(data, "i1", "ingest,query")
         q1 = node(data, "q1", "query")
@@ -254,7 +255,7 @@ def same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
 
 
 def run(rows: int, connections: int, lag_samples: int, idle_seconds: float, query_rows: int,
-        repeats: int) -> dict[str, Any]:
+        repeats: int, row_limit: int | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"note": NOISE_NOTE}
     results["ingest"] = bench_ingest(rows, connections)
     moto = MotoServer().start()
@@ -263,7 +264,7 @@ def run(rows: int, connections: int, lag_samples: int, idle_seconds: float, quer
         results["idle"] = bench_idle(moto.endpoint("cluster-idle"), idle_seconds)
     finally:
         moto.stop()
-    results["query"] = bench_query(query_rows, repeats)
+    results["query"] = bench_query(query_rows, repeats, row_limit)
     return results
 
 
@@ -275,9 +276,12 @@ def main() -> None:
     ap.add_argument("--idle-seconds", type=float, default=30.0)
     ap.add_argument("--query-rows", type=int, default=2_000_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--compaction-row-limit", type=int, help="the compactor's --compaction-row-limit [default: "
+                                                               "the server's]")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    results = run(args.rows, args.connections, args.lag_samples, args.idle_seconds, args.query_rows, args.repeats)
+    results = run(args.rows, args.connections, args.lag_samples, args.idle_seconds, args.query_rows, args.repeats,
+                  args.compaction_row_limit)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     else:

@@ -46,6 +46,10 @@ T = TypeVar("T")
 # Rounds of `advance` between listings of the compaction manifests (probing finds the next one otherwise;
 # a listing finds the newest when the ones after ours were deleted meanwhile).
 LIST_EVERY = 30
+# After IDLE_AFTER rounds that found no new compaction, only every IDLE_EVERY-th round looks (an idle cluster,
+# or one without a compactor, costs a node one GET every IDLE_EVERY rounds).
+IDLE_AFTER = 8
+IDLE_EVERY = 4
 
 
 class CompactedView:
@@ -69,6 +73,7 @@ class CompactedView:
         self._empty = BufferedTables()
         self._advancing = threading.Lock()
         self._rounds = 0
+        self._quiet = 0  # rounds in a row that found nothing new
         self._absorbed: dict[str, frozenset[str]] = {}
 
     # --- as a query source ----------------------------------------------------------------------------
@@ -106,10 +111,14 @@ class CompactedView:
     def advance(self, *, listing: bool = False) -> bool:
         """Adopt the newest compaction manifest if every counted node can pair with it; on an ingest node,
         retiring the node's own files it absorbed in the same step. Returns whether the view moved.
-        Blocking (a GET when nothing is new; a listing now and then, or with `listing`)."""
+        Blocking (a GET when nothing is new, in one round of IDLE_EVERY once idle; a listing now and then, or
+        with `listing`)."""
         with self._advancing:
             self._rounds += 1
+            if not listing and self._quiet >= IDLE_AFTER and self._rounds % IDLE_EVERY:
+                return False
             target = self._newest(listing or self._rounds % LIST_EVERY == 1)
+            self._quiet = 0 if target is not None else self._quiet + 1
             if target is None:
                 return False
             plans: dict[str, Manifest] = {}
