@@ -211,9 +211,14 @@ class Follower:
             # sync: catch up first, or the rows would look like a deleted table's.
             self.catalog.sync()
             state = self.catalog.state
-        for t in segment.tables:
-            if rows_belong(state, segment.seq, t):
-                self.tables.add(t.db, t.table, segment.seq, t.data, t.tags)
+        # Under the view lock (the catalog sync above must not be: its listeners may wait for a snapshot that
+        # waits for this lock): the view may have moved this follower past the segment meanwhile.
+        with self.lock.read():
+            if segment.seq <= self.manifest.wal_seq:
+                return
+            for t in segment.tables:
+                if rows_belong(state, segment.seq, t):
+                    self.tables.add(t.db, t.table, segment.seq, t.data, t.tags)
 
     def _probe_manifests(self) -> None:
         """Use the newest manifest after ours whose new files are all in place (and which the view admits)."""
