@@ -24,7 +24,8 @@ stops; the compactor takes only sealed files.
    time range meets, are merged: compacted rows first, then each node's files in node-id order, each node's
    in write order (`wal_seq`), duplicate points merged with the later row winning each field; the result
    is cut into files of at most `row_limit` rows at time boundaries (merged one time window at a time,
-   so memory stays bounded);
+   so memory stays bounded); a round starts no new (table, day) once it wrote ROUND_GROUPS_ROWS times the
+   row limit, leaving the rest to the next round;
 4. write them under `<cluster>/compacted/` (failpoint `compactor.written`), commit the next compaction
    manifest (`compactor.committed`), publish the compacted tables' Delta commits (`compactor.published`),
    delete replaced files whose cleanup wait is over and old manifests (`compactor.cleaned`).
@@ -79,6 +80,8 @@ from .registry import RUNNING, Registry
 log = logging.getLogger("lakeflux.cluster")
 # Rows per compacted file at most (and per time window merged in memory at once).
 ROW_LIMIT = 1_000_000
+# A round starts no new (table, day) once it wrote this many times the row limit.
+ROUND_GROUPS_ROWS = 20
 # Compaction manifests kept (older ones are deleted; readers need only the newest).
 MANIFESTS_TO_KEEP = 20
 # Rounds between sweeps of files no manifest names (a round that failed after writing its files).
@@ -256,6 +259,8 @@ class Compactor:
         written: list[PersistedFile] = []
         replaced: set[str] = set()
         for (db, table, day), by_node in sorted(todo.items()):
+            if sum(f.rows for f in written) >= ROUND_GROUPS_ROWS * self.row_limit:
+                break  # the rest next round: a round's uncommitted work stays bounded (a lake's first compaction)
             tdef = _table(state, db, table)
             assert tdef is not None
             same_day = [f for f in kept if f.db == db and f.table == table and f.min_time // NS_PER_DAY == day

@@ -264,3 +264,18 @@ def test_a_compact_mode_node_runs_the_compactor(tmp_path):
         eventually(lambda: i1.services.buffer.persister.manifest.compaction >= 1, what="c1 compacting, i1 retiring")
         assert count(i1, "db", "t") == 10 and not i1.services.buffer.persister.manifest.files
         assert c1.request("POST", "/api/v3/write_lp?db=db", "t v=1i 1").status == 405  # compact only: no writes
+
+
+def test_a_large_backlog_is_compacted_over_several_rounds(cluster, monkeypatch):
+    from lakeflux.cluster import compactor as module
+
+    store, _, i1, _ = cluster
+    c = compactor(store, row_limit=10)
+    monkeypatch.setattr(module, "ROUND_GROUPS_ROWS", 1)  # a round starts no new day past 10 rows written
+    day = 86_400 * 10**9
+    assert i1.write("db", "\n".join(f"t,k=a v={d}i {T0 + d * day + i}" for d in range(3) for i in range(12))).status == 204
+    snapshot(i1)
+    rounds = [c.run_once() for _ in range(4)]
+    assert [m is not None for m in rounds] == [True, True, True, False]
+    assert rounds[2] is not None and sum(f.rows for f in rounds[2].files) == 36
+    assert len({f.min_time // day for f in rounds[0].files}) == 1  # one day per round
