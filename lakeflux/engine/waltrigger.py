@@ -176,6 +176,7 @@ class WalTrigger(RunningTrigger):
         self._last_save = time.monotonic()
         self._save_due: float | None = None  # when finished calls' position is to be written (delivery thread)
         self._unsaved_write_backs = False  # finished calls with write-backs since the last cursor write
+        self._closed = False  # stop() returned: no cursor write any more (a delete may remove the cursor next)
         self._skipped = 0
         self._rows_finished = 0
 
@@ -284,6 +285,17 @@ class WalTrigger(RunningTrigger):
                     continue
             due = self._save_due
             self._signal.wait(self.limits.idle_save_s if due is None else max(0.0, due - time.monotonic()))
+        # A clean stop keeps what finished: the position the throttled saves had not written yet is
+        # written now, so a restart does not deliver those calls again.
+        self._settle()
+        self._save(stopping=True)
+
+    def stop(self, *, interrupt: bool = True) -> None:
+        """Stop as every trigger does; the delivery thread writes the finished position before it ends.
+        After this returns the cursor is never written again (a stuck call that ends later does not)."""
+        super().stop(interrupt=interrupt)
+        with self._save_lock:
+            self._closed = True
 
     def _load_stored(self) -> None:
         """Catch up after a (re)start: the segments after the cursor join the backlog, read when their turn comes."""
@@ -434,11 +446,14 @@ class WalTrigger(RunningTrigger):
         elif now - self._last_save >= self.limits.idle_save_s:
             self._save()
 
-    def _save(self) -> None:
-        """Persist the position as the cursor now if it moved (never once the trigger is stopping)."""
-        if self.stopped.is_set():
+    def _save(self, *, stopping: bool = False) -> None:
+        """Persist the position as the cursor now if it moved; durable on return. Once the trigger is
+        stopping only the delivery thread's last save writes, and never after stop() returned."""
+        if self.stopped.is_set() and not stopping:
             return
         with self._save_lock:
+            if self._closed:
+                return
             with self._lock:
                 position = self._position_locked()
             self._last_save = time.monotonic()

@@ -269,3 +269,31 @@ def test_the_cursor_is_written_at_most_every_busy_save_s_while_calls_finish(srv,
         assert engine.cursors.get("db", "g") == created  # five calls finished, none wrote the cursor yet
     else:
         wait_for(lambda: engine.cursors.get("db", "g") == position, what="the cursor")
+
+
+def test_a_clean_stop_writes_the_position_the_throttled_saves_had_not(tmp_path):
+    store = MemoryStore()
+    config = engine_config(tmp_path)
+    with InProcessServer(config, store=store) as first:
+        assert first.services is not None
+        engine = first.services.engine
+        engine.delivery = DeliveryLimits(busy_save_s=3600.0)
+        write_ns(first, "setup v=0i 1")
+        gate = Gate(first)
+        gate.open()
+        assert create_trigger(first, "db", "g", "rt_gate.py", "table:a").status == 200
+        created = engine.cursors.get("db", "g")
+        for v in range(3):
+            write_ns(first, f"a v={v}i {v + 1}")
+            gate.wait_calls(v + 1)
+        wait_for(lambda: lag_rows(first)[0]["segments_behind"] == 0, what="the trigger to finish")
+        position = wal_trigger(first, "g").position()
+        assert engine.cursors.get("db", "g") == created  # not written yet: the next save is an hour away
+    with InProcessServer(config, store=store) as second:
+        assert second.services is not None
+        assert second.services.engine.cursors.get("db", "g") == position
+        gate = Gate(second)
+        gate.open()
+        write_ns(second, "a v=7i 8")
+        gate.wait_calls(1)
+        assert [rows_of(call) for call in gate.calls] == [[("a", 7)]]  # nothing delivered twice
