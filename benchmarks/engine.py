@@ -341,7 +341,8 @@ def load_once(seconds: float, connections: int, table: str, triggers: str | None
 
 def _median_by(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     ordered = sorted(runs, key=lambda run: run[key])
-    return {**ordered[len(ordered) // 2], "runs": [run[key] for run in runs]}
+    return {**ordered[len(ordered) // 2], "runs": [run[key] for run in runs],
+            "cpu_runs": [run["server_cpu_us_per_line"] for run in runs]}
 
 
 def triggers_under_load(seconds: float, repeats: int, connections: int = 16, profile: bool = False) -> dict[str, Any]:
