@@ -42,7 +42,8 @@ back, or without rows for the trigger). The engine trims the WAL below the slowe
 the trigger persists it as its cursor at most every `busy_save_s` while calls settle (a cursor write is
 a durable object-store put, and under load calls settle dozens of times a second, so writing one per
 call cost ingest more than the calls did), and every `idle_save_s` while segments without rows for it
-go by. A restart therefore delivers again up to about `busy_save_s` of calls, which at-least-once allows.
+go by. A clean stop writes the position that was still due; after a crash up to about `busy_save_s` of
+finished calls are delivered again, which at-least-once allows.
 """
 
 from __future__ import annotations
