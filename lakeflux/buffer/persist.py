@@ -7,10 +7,13 @@ Protocol (each step is safe to crash after):
 2. copy each retired file to `deleted/<purge at>/…`, where housekeeping purges it after a grace period;
 3. commit manifest n+1 listing every live file, not the retired ones (put-if-absent): the commit point;
 4. under the view lock: copy staged files to their final `tables/…` keys, publish each changed table's
-   Delta commit (its new files and retired files together, lakeflux.tableformat), delete the retired files
-   from the table prefixes, and drop the covered rows from the buffer, so a query sees each row exactly
-   once and an outside reader of the Delta table sees the table before or after the snapshot;
-5. delete the staged files, older manifests, and WAL segments no reader still needs.
+   Delta commit (its new files and retired files together, lakeflux.tableformat), drop the covered rows
+   from the buffer and switch queries to manifest n+1, so a query sees each row exactly once and an outside
+   reader of the Delta table sees the table before or after the snapshot; then delete the retired files
+   from the table prefixes once no query planned before the switch still runs (buffer/viewlock.py: a
+   running query never waits for a swap, nor a swap for it);
+5. delete the staged files, older manifests (not one whose retired files wait for queries), and WAL
+   segments no reader still needs.
 A table whose step 1 fails (its data or its keys) is held: the manifest names it with the first WAL segment
 of its unpersisted rows, which stay buffered and are replayed from the WAL after a restart (the WAL is kept
 from there); the other tables go on, and the held table is retried after a backoff.
@@ -19,9 +22,10 @@ In a cluster with a compactor the node seals its files (`seal`): a sealed file i
 late rows for its time range go to a new file beside it (queries merge them), and the compactor may take
 it; once a committed compaction absorbed sealed files, `retire_absorbed` takes them out as deletes do
 (copies under deleted/ first, failpoints `retire.<step>`).
-No manifest is committed before the previous one's step 4 finished, so recovery completes step 4 from
-the newest manifest alone (its Delta commits are found by the manifest they name: never written twice)
-and deletes staging of uncommitted snapshots, after fencing any other live process on this node id
+No manifest is committed before the previous one's step 4 finished (but for the deletes that wait for
+queries), so recovery completes step 4 from the newest manifest (its Delta commits are found by the
+manifest they name: never written twice), deletes the retired files of every manifest listed, and deletes
+staging of uncommitted snapshots, after fencing any other live process on this node id
 (`Persister.recover`). Crash tests arm a failpoint at every step:
 `snapshot.<step>`, `compaction.<step>` when the snapshot compacts, `remove.<step>` for retention and
 deletes, and `publish.table` after each table's Delta commit.
@@ -44,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog, TableDef
-from ..errors import Fenced, LakefluxError, NotFound, Unavailable
+from ..errors import Corrupt, Fenced, LakefluxError, NotFound, Unavailable
 from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
@@ -176,6 +180,11 @@ class Persister:
         self.wal_floor = wal_floor
         # The bytes of each manifest commit whose outcome is unknown, by slot: read before that slot is used.
         self._unsure: dict[int, bytes] = {}
+        # Retired files not yet deleted (queries planned before their manifest still run), by the manifest
+        # that retired them, and those whose delete failed (tried again at the next change).
+        self._retiring: dict[str, int] = {}
+        self._failed_deletes: set[str] = set()
+        self._retiring_lock = threading.Lock()
         # A committed snapshot whose swap into the table prefixes failed; finished before the next change.
         self._pending_swap: _Swap | None = None
         self.clock = clock  # ns since the epoch: when retired files are purged
@@ -201,8 +210,9 @@ class Persister:
         may still need before fencing it. Step by step:
         - the newest manifest's files are copied from their staged twins where missing (the same bytes the
           other process would copy) and its Delta commits are found by the manifest they name: idempotent;
-        - its retired keys are deleted: a table file's key names the WAL sequence of the snapshot that
-          wrote it, so a retired key is never live again and no process reads it after its manifest;
+        - the keys retired by it and by the older manifests still listed are deleted: a table file's key names
+          the WAL sequence of the snapshot that wrote it, so a retired key is never live again, and a
+          process reads it after its manifest only for queries planned before (a fenced process's);
         - the staged twins of its own new files (`added`) are kept: the other process may still be copying
           them (its swap, finding one gone, would take the copies out of the table prefixes again). Once a
           newer manifest is committed they are no longer needed, and a later recovery deletes them;
@@ -217,8 +227,8 @@ class Persister:
         Without other staged files nothing is committed: a clean restart writes no manifest.
         """
         for _ in range(FENCE_ATTEMPTS):
-            self.manifest, _ = mf.load_latest(self.store, self.node)
-            self._finish_loaded_swap()
+            self.manifest, keys = mf.load_latest(self.store, self.node)
+            self._finish_loaded_swap(keys)
             added = set(self.manifest.added)
             needed = {paths.staging_file(self.node, f.wal_seq, f.key) for f in self.manifest.files if f.key in added}
             leftovers = [meta.key for meta in self.store.list(paths.staging_prefix(self.node))
@@ -241,9 +251,11 @@ class Persister:
         self._move_legacy_files()
         return self.manifest.wal_seq
 
-    def _finish_loaded_swap(self) -> None:
+    def _finish_loaded_swap(self, keys: list[str]) -> None:
         """Recovery: the loaded manifest's files into the table prefixes (from staging where missing), its
-        Delta commits, its retired files out. Idempotent; durable on return."""
+        Delta commits, and the retired files of every listed manifest (`keys`) out: a retired file's delete
+        waits for the queries that read it, so a crash can leave an older manifest's behind. Idempotent;
+        durable on return."""
         def restore(f: PersistedFile) -> None:
             if self.store.exists(f.key):
                 return
@@ -257,10 +269,16 @@ class Persister:
         # Every table gets its Delta commit of this manifest if a crash came first (found by the manifest it
         # names: none is written twice), and tables persisted before publishing began get their first one.
         self._publish_delta(self.manifest, everything=True)
-        # A crash inside a swap: the files the manifest replaced or removed leave the table prefixes now
-        # (a compaction's rows are in its new files; their trash copies were made before its commit).
-        for key in self.manifest.retired:
-            self.store.delete(key)
+        # A crash inside a swap, or before the deletes that waited for queries: the files a manifest replaced
+        # or removed leave the table prefixes now (a compaction's rows are in its new files; their trash
+        # copies were made before its commit).
+        retired = set(self.manifest.retired)
+        for key in keys:
+            if paths.parse_seq(key) != self.manifest.seq:
+                with contextlib.suppress(Corrupt, NotFound):  # unreadable or gone: nothing to learn from it
+                    retired.update(Manifest.from_bytes(self.store.get(key), key).retired)
+        live = {f.key for f in self.manifest.files}
+        _each(self.store.delete, sorted(retired - live))
 
     def _move_legacy_files(self) -> None:
         """Move files an earlier version persisted under a key the current layout gives another name (a
@@ -491,10 +509,13 @@ class Persister:
 
     def _finish_swap(self) -> None:
         """Make a committed snapshot visible under the view lock: copy its staged files to their table keys,
-        delete the files it retires from the table prefixes, drop its rows from the buffer. Returns once
-        those are durable. A failure undoes what this attempt changed in the table prefixes and leaves the
-        swap pending (every step is idempotent): the next change finishes it first, as recovery would after
-        a crash, and queries meanwhile see the old manifest's files beside the buffered rows."""
+        drop its rows from the buffer, switch queries to its manifest. Returns once those are durable; the
+        files it retires are deleted from the table prefixes once no query planned before the switch still
+        runs (at once when none does, else when the last such query closes: `_delete_retired`). A failure
+        undoes what this attempt changed in the table prefixes and leaves the swap pending (every step is
+        idempotent): the next change finishes it first, as recovery would after a crash, and queries
+        meanwhile see the old manifest's files beside the buffered rows."""
+        self._delete_retired(self._undeleted())  # retired deletes that failed earlier: their readers are gone
         swap = self._pending_swap
         if swap is None:
             return
@@ -507,12 +528,17 @@ class Persister:
                 raise
             if swap.files or swap.manifest.retired:
                 _step("published", bool(swap.manifest.retired) and bool(swap.files), swap.operation, swap.points)
-            self._retire(swap)
             self.tables.drop_upto(swap.upto, held={(h.db, h.table) for h in swap.manifest.held})
             if swap.inside is not None:
                 swap.inside()
+            with self._retiring_lock:
+                # Until deleted, queries read those tables' files by name, not by listing their prefix.
+                self._retiring.update(dict.fromkeys(swap.manifest.retired, swap.manifest.seq))
             self.manifest = swap.manifest
         self._pending_swap = None
+        retired, points = list(swap.manifest.retired), swap.points
+        if retired:
+            self.lock.after_readers(lambda: self._delete_retired(retired, points))
 
     def _publish_delta(self, manifest: Manifest, *, operation: str = "WRITE", everything: bool = False) -> None:
         """One Delta commit per table `manifest` changed (every table it lists too, with `everything`:
@@ -565,29 +591,44 @@ class Persister:
 
         _each(unpublish, swap.files)
 
-    def _retire(self, swap: _Swap) -> None:
-        """Delete the files the swap retires from the table prefixes (their rows are in its new files);
-        returns once the deletes are durable. On failure put back those already touched from their trash
-        copies, take the new files out, and raise: the old manifest's view is whole again."""
-        touched: list[str] = []
-        try:
-            for key in swap.manifest.retired:
-                touched.append(key)
+    def _delete_retired(self, keys: list[str], points: str = "") -> None:
+        """Delete retired files from the table prefixes (no query reads them any more: their manifest's
+        successor is in use and every query planned before it has closed); returns once the deletes are
+        durable. One that fails is logged and tried again at the next change, and its manifest is kept
+        meanwhile: a recovery deletes the retired files of every manifest it finds."""
+        for i, key in enumerate(keys):
+            try:
                 self.store.delete(key)
-                if len(touched) == 1:
-                    failpoint(f"{swap.points or 'compaction'}.retiring")
-        except Exception:
-            for key in touched:
-                with contextlib.suppress(Exception):
-                    self.store.copy(swap.trash[key], key)
-            self._unpublish(swap)
-            raise
+            except Exception as e:
+                with self._retiring_lock:
+                    self._failed_deletes.add(key)
+                log.error("deleting retired file %s failed (tried again at the next snapshot): %s", key, e)
+                continue
+            with self._retiring_lock:
+                self._retiring.pop(key, None)
+                self._failed_deletes.discard(key)
+            if i == 0:
+                failpoint(f"{points or 'compaction'}.retiring")
+
+    def _undeleted(self) -> list[str]:
+        with self._retiring_lock:
+            return sorted(self._failed_deletes)
+
+    def retiring_roots(self) -> frozenset[str]:
+        """Table prefixes still holding files a newer manifest retired: a query planned now reads those
+        tables' files by name, since a listing of the prefix would find the retired files beside their
+        replacements. Empty unless a query planned before the retirement is still running."""
+        with self._retiring_lock:
+            return frozenset(paths.table_root_of(k) for k in self._retiring)
 
     def _clean_up(self, upto: int, new_files: list[PersistedFile]) -> None:
         _each(self.store.delete, [paths.staging_file(self.node, upto, f.key) for f in new_files])
         _, keys = mf.load_latest(self.store, self.node)
+        with self._retiring_lock:
+            retiring = {paths.snapshot_manifest(self.node, seq) for seq in self._retiring.values()}
         for key in keys[:-MANIFESTS_TO_KEEP]:
-            self.store.delete(key)
+            if key not in retiring:  # a recovery deletes what it retired, if this process cannot
+                self.store.delete(key)
         floor = min(upto - self.wal_segments_to_keep, self.manifest.first_unpersisted - 1)
         if self.wal_floor is not None:
             needed = self.wal_floor()
@@ -617,7 +658,8 @@ class Persister:
         out of this node's manifest and table prefixes (copied under deleted/ first, purged after the retired
         files' grace period); the new manifest names `compaction`. `inside` runs under the view lock as the
         files leave the view, and must not fail (the node's queries switch to the compacted files there). Returns
-        how many files went; durable on return (the manifest and the moves). Unsealed keys are refused
+        how many files went; durable on return (the manifest and the copies; the files leave the table
+        prefixes once no query planned before still runs: `_finish_swap`). Unsealed keys are refused
         (ValueError): their node may still rewrite them."""
         with self._changing:
             self._finish_swap()  # build on the newest committed manifest
@@ -660,7 +702,8 @@ class Persister:
     def remove_files(self, doomed: Callable[[PersistedFile], bool]) -> int:
         """Drop matching files from a new manifest, then delete them; returns how many.
 
-        Returns once the new manifest is durable and the objects are deleted.
+        Returns once the new manifest is durable and in use; the objects are deleted once no query planned
+        before still runs (at once when none does).
         """
         with self._changing:
             return self._remove_files_unlocked(doomed)
@@ -669,7 +712,8 @@ class Persister:
         """Take matching files out of the manifest and the table prefixes (a re-created table starts
         empty); they wait under `deleted/` until `purge_at_ns` (None: never). Returns how many.
 
-        Returns once the new manifest is durable and the files are moved.
+        Returns once the new manifest and the trash copies are durable; the files leave the table prefixes
+        once no query planned before still runs (at once when none does).
         """
         with self._changing:
             return self._move_to_trash_unlocked(doomed, purge_at_ns)

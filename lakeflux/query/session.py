@@ -215,31 +215,30 @@ class QueryEngine:
     def _start_once(self, dbdef: DatabaseDef, db: str, sql: str, values: dict[str, Any] | None,
                     entry: _LoggedQuery, deadline: float | None) -> _Query:
         """Plan and start one attempt of a query (see `start`)."""
-        # Buffered rows and the persisted file list are captured, files listed by planning, and the
-        # files read, under the view lock: a snapshot swapping files in cannot make a row appear twice
-        # or vanish, and a file a compaction or retention retires is not deleted while DataFusion is
-        # still reading it (it reads lazily, as the stream is consumed). The lock is held until close.
-        view = self._lock.read()
-        view.__enter__()
+        # Buffered rows and the persisted file list are captured, and files listed by planning, under the
+        # view lock's read side: a snapshot swapping files in cannot make a row appear twice or vanish. The
+        # query then pins that view until it closes, instead of holding the lock: DataFusion reads the files
+        # lazily, as the stream is consumed, and a file a compaction or retention retires is deleted only
+        # once no query pinned before it runs any more, while later swaps and queries go on meanwhile.
         refs: set[tuple[str, str]] = set()
         try:
-            refs = self._references(sql, values)
-            named: list[_Named] = []
-            with self._remote_view():
+            with self._lock.read():
+                refs = self._references(sql, values)
+                named: list[_Named] = []
                 df = self._plan(dbdef, db, sql, values, refs, named)
-            schema = plain_strings_schema(df.schema())
-            stream = df.execute_stream()  # lists the files of every table it scans
-            _check_still_there(named)
-            lower_engine_threads()  # DataFusion's threads yield the CPU to writes (query/priority.py)
+                schema = plain_strings_schema(df.schema())
+                stream = df.execute_stream()  # lists the files of every table it scans
+                _check_still_there(named)
+                lower_engine_threads()  # DataFusion's threads yield the CPU to writes (query/priority.py)
+                release = self._lock.pin()
         except BaseException as e:
-            view.__exit__(None, None, None)
             entry.finish(success=False)
             raise self._query_error(e, db, refs) from None
 
         running: list[RunningQuery] = []
 
         def on_close(completed: bool) -> None:
-            view.__exit__(None, None, None)
+            release()
             entry.finish(success=completed)
             with self._log_lock:
                 self._running.difference_update(running)
@@ -477,8 +476,12 @@ class QueryEngine:
                     c.register_object_store("s3://", native, bucket)
             outside = " AND ".join(f"(time < {_timestamp(lo)} OR time > {_timestamp(hi)})"
                                    for lo, hi in zip(overlaps.lo.tolist(), overlaps.hi.tolist(), strict=True))
-            urls = [url_for(paths.table_prefix(source.node, db, name))] if source.listing else [
-                url_for(f.key) for f in files]
+            prefix = paths.table_prefix(source.node, db, name)
+            # This node's prefix holds exactly its manifest's files, except files a newer manifest retired
+            # while a query planned before it still reads them: then this table's files are read by name.
+            listing = source.listing and not (source is self._local and self._persister is not None
+                                              and prefix in self._persister.retiring_roots())
+            urls = [url_for(prefix)] if listing else [url_for(f.key) for f in files]
             if not source.listing:
                 # A listing of one missing file is empty, not an error: checked once the scan listed them.
                 for root in sorted({paths.table_root_of(f.key) for f in files}):  # the prefix they lie under

@@ -5,7 +5,7 @@ Checked through HTTP writes and queries with forced snapshots, on the file store
 files natively), the memory store (files read through the store) and S3 (moto): answers are unchanged
 and duplicates merged, the manifest lists one file per overlapping group and the table prefix holds
 exactly the manifest's files, restarts give the same answers, replaced files wait in the trash, a group
-over the size limit is left to the query-time merge, and a failed swap leaves the old view whole.
+over the size limit is left to the query-time merge, and a failed delete of a replaced file is finished later.
 """
 
 from __future__ import annotations
@@ -239,7 +239,10 @@ def test_unreadable_file_is_not_compacted_and_the_snapshot_succeeds(tmp_path, ca
         assert len(cpu_files(srv)) == 2
 
 
-def test_failed_swap_leaves_the_old_view_whole_and_is_finished_later(tmp_path):
+def test_failed_retired_deletes_are_tried_again_and_finished_by_a_restart(tmp_path):
+    """The swap is done once queries switched to the new manifest: a retired file whose delete fails stays
+    in the prefix (queries read that table's files by name meanwhile, so no row is counted twice), the
+    next changes try it again, its manifest is kept, and a restart deletes it."""
     faulty = FaultyStore(FileStore(tmp_path / "d"))
     cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02, without_auth=True)
     with InProcessServer(cfg, store=faulty) as srv:
@@ -250,21 +253,28 @@ def test_failed_swap_leaves_the_old_view_whole_and_is_finished_later(tmp_path):
         first, second = sorted(cpu_files(srv), key=lambda f: f.min_time)
         ok(srv, hours(5, 10, 100.0))  # overlaps both files
         expected = answers(srv)
-        # The first retired file is deleted but the reply is lost; the second delete fails.
+        # The first retired file is deleted but the reply is lost; the second's delete keeps failing.
         faulty.lose_response("delete", prefix=first.key, times=1)
-        faulty.fail_before("delete", prefix=second.key, times=1)
-        snapshot(srv)  # fails inside the swap (logged); the rows stay buffered
-        assert srv.services.buffer.tables.rows > 0
-        assert faulty.exists(first.key) and faulty.exists(second.key)  # put back from the trash
-        assert answers(srv) == expected
-        faulty.clear()
-        snapshot(srv)  # finishes the pending swap first
+        faulty.fail_before("delete", prefix=second.key)
+        snapshot(srv)
+        retiring = persister(srv).manifest.seq
         assert srv.services.buffer.tables.rows == 0
-        assert len(cpu_files(srv)) == 1
+        assert len(cpu_files(srv)) == 1 and not faulty.exists(first.key) and faulty.exists(second.key)
+        assert answers(srv) == expected
+        for i in range(4):  # more snapshots than manifests kept: the one retiring the file stays
+            ok(srv, hours(100 + 30 * i, 1, 0.0))
+            snapshot(srv)
+        assert faulty.exists(second.key)
+        assert faulty.exists(paths.snapshot_manifest(NODE, retiring))
+        expected = answers(srv)
+    with InProcessServer(cfg, store=FileStore(tmp_path / "d")) as srv:
+        assert not (tmp_path / "d" / second.key).exists()
         assert answers(srv) == expected
         assert_no_overlaps(srv)
-    with InProcessServer(cfg, store=FileStore(tmp_path / "d")) as srv:
-        assert answers(srv) == expected
+        faulty.clear()
+        ok(srv, hours(300, 1, 0.0))
+        snapshot(srv)  # nothing left to retry; older manifests go
+        assert not faulty.exists(paths.snapshot_manifest(NODE, retiring))
 
 
 def test_duckdb_glob_sees_no_duplicates_after_compaction(tmp_path):

@@ -208,9 +208,9 @@ def test_housekeeping_sweeps_temp_files_left_by_a_crashed_writer(tmp_path):
         assert not stale.exists() and persisted.exists()
 
 
-def test_persisted_files_are_read_while_the_view_lock_is_held(tmp_path, monkeypatch):
-    """DataFusion reads Parquet lazily as the result stream is consumed: a compaction or retention swap
-    (which deletes retired files under the lock's write side) must wait until those reads are done."""
+def test_persisted_files_are_read_while_the_view_is_pinned(tmp_path, monkeypatch):
+    """DataFusion reads Parquet lazily as the result stream is consumed: the query pins its view while it
+    reads, so the files a compaction or retention swap retires are deleted only after those reads."""
     import lakeflux.query.session as session
 
     cfg = Config(data_dir=tmp_path / "d", object_store="file", wal_flush_interval=0.02, without_auth=True)
@@ -222,7 +222,7 @@ def test_persisted_files_are_read_while_the_view_lock_is_held(tmp_path, monkeypa
         real = session.plain_strings
 
         def recording(batch):
-            held_while_reading.append(lock._readers > 0)
+            held_while_reading.append(lock.pinned() > 0)
             return real(batch)
 
         monkeypatch.setattr(session, "plain_strings", recording)
