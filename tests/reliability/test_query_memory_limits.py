@@ -58,6 +58,14 @@ def assert_refused_naming_the_limit(outcome: Outcome) -> None:
     "SELECT repeat('x', 100000) AS s FROM range(30000)",
     "SELECT length(repeat('x', 3000000000)) AS n",
     "SELECT count(*) AS n FROM m WHERE v < length(repeat('y', 2000000000))",
+    "SELECT lpad('x', 2000000000) AS s",
+    "SELECT length(rpad('x', 100000, 'ab')) AS n FROM range(30000)",
+    "SELECT length(lpad('é', 1000000000, 'ü')) AS n",
+    "SELECT lpad('a', 2) AS a, lpad('x', 1000000000, 'y') AS b",
+    "SELECT range(1000000000) AS r",
+    "SELECT cardinality(generate_series(1, 500000000 + 500000000)) AS n",
+    "SELECT cardinality(range(0, v * 1000000000, 1)) AS n FROM m",
+    "SELECT range(5) AS a, cardinality(range(1, 1000000000)) AS n",
 ])
 def test_size_setting_functions_are_refused_before_they_allocate(srv, text):
     assert_refused_naming_the_limit(sql(srv, text))
@@ -77,6 +85,28 @@ def test_small_results_of_the_same_functions_still_work(srv):
     assert query(srv.url, "db", "SELECT repeat(NULL, 2) AS s, array_repeat(1, NULL) AS a") == [{}]
     wide = query(srv.url, "db", "SELECT length(repeat('x', 100000)) AS n FROM range(300)")
     assert len(wide) == 300 and wide[0] == {"n": 100000}
+
+
+def test_small_results_of_the_padding_and_range_functions_are_datafusions(srv):
+    """The checked lpad, rpad, range and generate_series compute with DataFusion's own functions: the same
+    answers (its character counting, nulls and negative counts included), dates still range."""
+    assert query(srv.url, "db", "SELECT lpad('hi', 5) AS a, lpad('hello', 2) AS b, lpad('hi', 5, 'xy') AS c, "
+                                "rpad('hi', 5) AS d, rpad('hi', 5, 'xy') AS e, lpad('hi', -1) AS f, "
+                                "lpad('e\u0301x', 4, '*') AS g, rpad('é', 3, 'ü') AS h") == [
+        {"a": "   hi", "b": "he", "c": "xyxhi", "d": "hi   ", "e": "hixyx", "f": "", "g": "*e\u0301x", "h": "éüü"}]
+    assert query(srv.url, "db", "SELECT lpad(NULL, 3) AS a, rpad('x', NULL, 'y') AS b, lpad('x', 3, NULL) AS c") == [{}]
+    padded = query(srv.url, "db", "SELECT lpad(CAST(value AS VARCHAR), 4, '0') AS p, lpad('x', 2) AS q, "
+                                  "\"rpad\"('y', 2, 'z') AS r FROM range(3000) ORDER BY value")
+    assert [r["p"] for r in padded[:3]] == ["0000", "0001", "0002"] and padded[-1]["p"] == "2999"
+    assert padded[0]["q"] == " x" and padded[0]["r"] == "yz"
+    assert query(srv.url, "db", "SELECT range(3) AS a, range(2, 5) AS b, range(5, 1, -2) AS c, generate_series(2) AS d, "
+                                "generate_series(1, 7, 3) AS e, range(1, 1) AS f, range(NULL) AS g") == [
+        {"a": [0, 1, 2], "b": [2, 3, 4], "c": [5, 3], "d": [0, 1, 2], "e": [1, 4, 7], "f": []}]
+    assert query(srv.url, "db", "SELECT range(2) AS a, range(1, 3) AS b FROM range(2)") == [
+        {"a": [0, 1], "b": [1, 2]}, {"a": [0, 1], "b": [1, 2]}]
+    days = query(srv.url, "db", "SELECT range(DATE '2024-01-01', DATE '2024-01-03', INTERVAL '1 day') AS d")
+    assert days == [{"d": ["2024-01-01", "2024-01-02"]}]
+    assert query(srv.url, "db", "SELECT count(*) AS n FROM range(100000)") == [{"n": 100000}]
 
 
 def test_a_wide_result_streams_in_bounded_memory(srv):
