@@ -225,7 +225,8 @@ class QueryEngine:
             with self._lock.read():
                 refs = self._references(sql, values)
                 named: list[_Named] = []
-                df = self._plan(dbdef, db, sql, values, refs, named)
+                with self._remote_view():  # every source captured as of one moment (cluster/view.py)
+                    df = self._plan(dbdef, db, sql, values, refs, named)
                 schema = plain_strings_schema(df.schema())
                 stream = df.execute_stream()  # lists the files of every table it scans
                 _check_still_there(named)

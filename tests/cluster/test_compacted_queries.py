@@ -154,3 +154,25 @@ def test_a_restarted_ingest_node_retires_what_was_absorbed_while_it_was_down(lak
         assert retired(i1, m.seq)  # at start, before it answers
         assert count(i1, "db", "t") == 20
         eventually(lambda: count(q1, "db", "t") == 20, what="q1")
+
+
+def test_queries_capture_every_source_under_the_cluster_view_lock(lake, monkeypatch):
+    """The compacted files and each followed node's manifest are one consistent pair only as of one moment:
+    a query captures all of them while it holds the cluster view lock (which the view's switches take)."""
+    store, config = lake
+    with running(store, config("i1", "ingest"), config("q1", "query")) as (i1, q1):
+        assert i1.write("db", lines("t", 0, 5)).status == 204
+        eventually(lambda: count(q1, "db", "t") == 5, what="q1")
+        view = source(q1, "compactor")
+        held: list[bool] = []
+        for src in q1.services.query._sources()[1:]:
+            real = src.capture
+
+            def capture(db, table, buffered, real=real):
+                with view.lock._cond:
+                    held.append(view.lock._readers > 0)
+                return real(db, table, buffered)
+
+            monkeypatch.setattr(src, "capture", capture)
+        assert count(q1, "db", "t") == 5
+        assert held and all(held), held
