@@ -88,9 +88,10 @@ class Config:
     # oldest segments (an ERROR row names them); None: no limit.
     plugin_wal_backlog_limit: int | None = 2**30
     wal_flush_interval: float = 1.0
-    # Flush early once the open batch holds this many rows: a few concurrent writers of 5,000-line
-    # batches then commit as fast as the store allows instead of waiting for the timer.
-    wal_flush_size: int = 10_000
+    # Flush early once the open batch holds this many rows and no other client write is on its way in (or
+    # twice this many): a lone writer of 5,000-line batches, or a few concurrent ones, then commits as fast as
+    # the store allows instead of waiting for the timer (buffer/writebuffer.py).
+    wal_flush_size: int = 5_000
     wal_max_write_buffer_size: int = 100_000
     gen1_duration: float = 600.0
     # Snapshot early once buffered rows take this much memory (bounded memory under heavy ingest).

@@ -1,7 +1,11 @@
 """The write path: validate against the catalog, group-commit to the WAL, make rows queryable.
 
 Writers append to the open batch and wait; a flush commits the whole batch as one WAL segment
-when the flush interval has passed or the batch reached the flush size. Only after the commit are
+when the flush interval has passed, or early once the batch reached the flush size: at once when no
+other client write is on its way in (its body being read, parsed or checked), else when the batch
+holds twice the flush size. A lone writer of large bodies so commits each body at once instead of
+one per interval, while writers whose bodies arrive together (two connections in step) still share
+a commit: splitting theirs measured slower, each commit has fixed costs. Only after the commit are
 the rows queryable, waiting writers answered, and WAL listeners (the engine) told.
 
 Background writes (plugin write-backs) are committed like any other, but a commit that holds only
@@ -35,6 +39,9 @@ from .validate import CheckedWrite, check_write
 log = logging.getLogger("lakeflux.buffer")
 # Temp files older than this are a crashed writer's leftovers (a live write finishes in seconds).
 TEMP_GRACE_S = 3_600.0
+# A batch past the flush size with no client write on its way waits this long for one to start before it
+# commits alone (module docstring).
+FLUSH_LINGER_S = 0.002
 
 
 @dataclass
@@ -61,6 +68,20 @@ class _Batch:
         return first
 
 
+class Arrival:
+    """A client write on its way to the open batch (see `WriteBuffer.arriving`)."""
+
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
+        self._open = True
+
+    def joined(self) -> None:
+        """The write joined the open batch or gave up (idempotent)."""
+        if self._open:
+            self._open = False
+            self._buffer._arrived()
+
+
 @dataclass
 class WriteStats:
     segments: int = 0
@@ -75,16 +96,19 @@ class WriteBuffer:
     """Owns the open WAL batch, the flush loop and the queryable in-memory rows."""
 
     def __init__(self, catalog: Catalog, wal: Wal, *, flush_interval: float = 1.0, flush_size: int = 10_000,
-                 max_pending_writes: int = 100_000, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 max_pending_writes: int = 100_000, monotonic: Callable[[], float] = time.monotonic,
+                 flush_linger: float = FLUSH_LINGER_S) -> None:
         self.catalog = catalog
         self.wal = wal
         self.tables = BufferedTables()
         self.stats = WriteStats()
         self._flush_interval = flush_interval
         self._flush_size = flush_size
+        self._flush_linger = flush_linger
         self._max_pending_writes = max_pending_writes
         self._monotonic = monotonic
         self._batch = _Batch()
+        self._arriving = 0  # client writes between the start of their request and joining the batch
         self._next_seq = 0
         # Every segment ≤ this is settled (applied to the buffer, or failed): a snapshot must never cover
         # the segment still being committed, or drop_upto would drop rows chunks_upto never saw.
@@ -285,15 +309,34 @@ class WriteBuffer:
         self._oldest_unpersisted = None if self.tables.rows == 0 else started
 
     # --- writing -----------------------------------------------------------------------------------
+    def arriving(self) -> Arrival:
+        """Count a client write as on its way in from the start of its request (call on the event loop);
+        `write(arrival=…)` or the caller's `joined()` ends it. While one is counted, a batch past the flush
+        size waits for it (up to twice the flush size) instead of committing without it."""
+        self._arriving += 1
+        return Arrival(self)
+
+    def _arrived(self) -> None:
+        self._arriving -= 1
+        if self._wake is not None and self._arriving == 0 and self._full():
+            self._wake.set()
+
+    def _full(self) -> bool:
+        """Whether the open batch commits now rather than at the next interval."""
+        rows = self._batch.rows
+        return rows >= 2 * self._flush_size or (rows >= self._flush_size and self._arriving == 0)
+
     async def write(self, db: str, parsed: ParseResult, *, accept_partial: bool, no_sync: bool,
-                    body: bytes | None = None, background: bool = False) -> list[LineError]:
+                    body: bytes | None = None, background: bool = False,
+                    arrival: Arrival | None = None) -> list[LineError]:
         """Validate and write; returns the line errors of a partial write.
 
         Returns after the WAL segment holding the accepted rows is committed and queryable, or, with
         `no_sync`, once they are buffered. Raises Invalid (nothing written) when `accept_partial` is
         false and any line is bad, Unavailable when the buffer is full or the commit failed, Fenced
         when another server owns this node's WAL. `background` marks a plugin's write-back (see the
-        module docstring); writes are committed in arrival order either way.
+        module docstring); writes are committed in arrival order either way. `arrival` (from `arriving`)
+        ends when the rows join the open batch.
         """
         if db == INTERNAL_DB:
             raise Invalid("cannot modify internal db")
@@ -313,7 +356,9 @@ class WriteBuffer:
         entry = _Pending(db, [(t.name, t.data, t.tags, self._table_seq(db, t.name)) for t in checked.tables],
                          checked.rows, done, background)
         replan = self._batch.add(entry)
-        if self._wake is not None and (replan or self._batch.rows >= self._flush_size):
+        if arrival is not None:
+            arrival.joined()
+        if self._wake is not None and (replan or self._full()):
             self._wake.set()
         if done is not None:
             await done
@@ -361,8 +406,9 @@ class WriteBuffer:
             self._wake.set()
 
     async def _flush_loop(self) -> None:
-        """Commit the open batch at most once per flush interval, or at once when it reaches the flush
-        size. A write arriving after a quiet interval commits immediately instead of waiting a tick.
+        """Commit the open batch at most once per flush interval, or early once it is full (`_full`: the
+        module docstring). A write arriving after a quiet interval commits immediately instead of
+        waiting a tick.
 
         The interval runs from the last commit holding a client write when the batch holds one, else
         from the last commit of any kind (background writes: module docstring)."""
@@ -381,9 +427,17 @@ class WriteBuffer:
                     pass
                 self._wake.clear()
             left = remaining()
-            while left > 0 and not self._stopping and self._batch.rows < self._flush_size:
+            lingered = False
+            while left > 0 and not self._stopping and self._batch.rows < 2 * self._flush_size:
+                timeout = left
+                if self._batch.rows >= self._flush_size and self._arriving == 0:
+                    if lingered:
+                        break
+                    # Past the flush size and no write on its way: one short wait for a request that is
+                    # about to start (the other of two connections answered by the same commit).
+                    timeout, lingered = min(left, self._flush_linger), True
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=left)
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
                 except TimeoutError:
                     pass
                 self._wake.clear()

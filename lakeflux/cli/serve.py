@@ -479,7 +479,8 @@ def serve_command(
     wal_flush_interval: Annotated[str | None, _opt("--wal-flush-interval", env_name="WAL_FLUSH_INTERVAL",
                                                    help="WAL commit interval [default: 1s]")] = None,
     wal_flush_size: Annotated[int | None, _opt("--wal-flush-size", env_name="WAL_FLUSH_SIZE",
-                                               help="Commit early at this many buffered rows [default: 10000]")] = None,
+                                               help="Commit early at this many buffered rows when no other write is arriving, "
+                                                    "at twice this many in any case [default: 5000]")] = None,
     wal_max_write_buffer_size: Annotated[int | None, _opt(
         "--wal-max-write-buffer-size", env_name="WAL_MAX_WRITE_BUFFER_SIZE",
         help="Buffered rows before writes get 503 [default: 100000]")] = None,

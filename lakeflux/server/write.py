@@ -56,18 +56,24 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
                  no_sync: bool) -> web.StreamResponse:
     svc: Services = request.app[SERVICES]
     check_db_name(db)
-    # The body's bytes count against --max-write-bytes-in-flight until the write is answered.
-    with svc.write_bytes.hold() as held:
-        body = await read_body(request, svc.config.max_http_request_size, hold=held.grow)
-        held.answering()
-        if not body or body.isspace():  # not strip(): that copies a whole body ending in a newline
-            raise Invalid("the request body is empty: expected line protocol")
-        dbdef = svc.catalog.state.live_db(db)
-        known = _KnownColumns(dbdef.tables) if dbdef is not None else None
-        # The parse checks UTF-8 too (Invalid naming the offset), off the event loop and without the GIL.
-        parsed, request[LP_PARSE_SECONDS] = await svc.run_parse(_parse, body, precision, known)
-        request[LP_LINES] = parsed.line_count
-        errors = await svc.buffer.write(db, parsed, accept_partial=accept_partial, no_sync=no_sync, body=body)
+    # The body's bytes count against --max-write-bytes-in-flight until the write is answered. Until its rows
+    # join the open batch, a batch past the flush size waits for them rather than committing without them.
+    arrival = svc.buffer.arriving()
+    try:
+        with svc.write_bytes.hold() as held:
+            body = await read_body(request, svc.config.max_http_request_size, hold=held.grow)
+            held.answering()
+            if not body or body.isspace():  # not strip(): that copies a whole body ending in a newline
+                raise Invalid("the request body is empty: expected line protocol")
+            dbdef = svc.catalog.state.live_db(db)
+            known = _KnownColumns(dbdef.tables) if dbdef is not None else None
+            # The parse checks UTF-8 too (Invalid naming the offset), off the event loop and without the GIL.
+            parsed, request[LP_PARSE_SECONDS] = await svc.run_parse(_parse, body, precision, known)
+            request[LP_LINES] = parsed.line_count
+            errors = await svc.buffer.write(db, parsed, accept_partial=accept_partial, no_sync=no_sync, body=body,
+                                            arrival=arrival)
+    finally:
+        arrival.joined()
     if errors:
         return json_response({"error": "partial write of line protocol occurred",
                               "data": [e.to_json() for e in errors]}, status=400)
