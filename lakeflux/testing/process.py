@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import http.client
 import os
 import signal
 import socket
@@ -75,7 +76,9 @@ class ServerProcess:
             except urllib.error.HTTPError as e:
                 if e.code == 401:  # auth is on: the server is up and answering
                     return
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError, http.client.HTTPException):
+                # Not up yet, or not an HTTP answer (BadStatusLine from whatever held the port a moment
+                # ago): keep polling; a server of ours that could not bind exits, which the check above sees.
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"server on {self.url} not ready after {timeout}s; log:\n{self.log()}")
