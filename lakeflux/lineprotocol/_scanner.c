@@ -91,7 +91,8 @@ typedef struct {
     uint32_t type; /* index of its field types in `types` */
     uint32_t tags, fields;
     uint32_t count; /* lines */
-    uint32_t first; /* position of its first line in `order` */
+    uint32_t group;  /* the group its lines go to (second pass) */
+    uint32_t map_at; /* where its columns' positions in that group start, in the group's `column_of` */
     int ok;         /* keys distinct and none named `time` */
 } Shape;
 
@@ -100,7 +101,7 @@ typedef struct {
 } Span;
 
 typedef struct {
-    Buf lines, slots, leftovers, shapes, keys, types, order, table;
+    Buf lines, slots, leftovers, shapes, keys, types, order, table, measurements;
     size_t table_mask;
 } Scratch;
 
@@ -109,7 +110,8 @@ static pthread_key_t scratch_key;
 static void scratch_free(void *p) {
     Scratch *s = p;
     if (s == NULL) return;
-    Buf *bufs[] = {&s->lines, &s->slots, &s->leftovers, &s->shapes, &s->keys, &s->types, &s->order, &s->table};
+    Buf *bufs[] = {&s->lines, &s->slots, &s->leftovers, &s->shapes, &s->keys, &s->types, &s->order, &s->table,
+                   &s->measurements};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]->data);
     free(s);
 }
@@ -124,7 +126,7 @@ static Scratch *scratch_get(void) {
         }
     }
     s->lines.size = s->slots.size = s->leftovers.size = s->shapes.size = 0;
-    s->keys.size = s->types.size = s->order.size = s->table.size = 0;
+    s->keys.size = s->types.size = s->order.size = s->table.size = s->measurements.size = 0;
     return s;
 }
 
@@ -385,13 +387,21 @@ static int to_nanoseconds(int64_t value, int64_t multiplier, int64_t *out) {
     return !__builtin_mul_overflow(value, multiplier, out);
 }
 
+/* Shapes compared byte for byte before a line's keys are hashed. Bodies interleave a few measurements
+ * (cpu, mem, disk, ... line after line), so the previous line's shape alone rarely matches, while hashing
+ * every key of every line was a fifth of the scan (the mixed benchmark body). A miss costs a length
+ * compare per entry: different measurements almost always differ in some key's length or first bytes. */
+#define RECENT_SHAPES 8
+
 /* ---- one line ------------------------------------------------------------------------------------- */
 typedef struct {
     const uint8_t *b;
     size_t n;
     int64_t multiplier, default_time;
     Scratch *s;
-    uint32_t last_shape; /* the previous line's, UINT32_MAX before the first */
+    uint32_t recent[RECENT_SHAPES]; /* the shapes of the latest lines, most recent first */
+    uint32_t recent_count;
+    int merge;           /* one group per measurement where its shapes agree (see build_groups) */
     int failed;          /* out of memory */
 } Ctx;
 
@@ -561,6 +571,15 @@ static int same_keys(const uint8_t *b, const Span *x, const Span *y, size_t coun
     return 1;
 }
 
+/* Move `shape` (at position `at` of the recent list, or not in it: at == recent_count) to the front. */
+static inline uint32_t remember(Ctx *ctx, uint32_t at, uint32_t shape) {
+    if (at == ctx->recent_count && ctx->recent_count < RECENT_SHAPES) ctx->recent_count++;
+    if (at >= ctx->recent_count) at = ctx->recent_count - 1;
+    memmove(ctx->recent + 1, ctx->recent, at * sizeof(uint32_t));
+    ctx->recent[0] = shape;
+    return shape;
+}
+
 /* The shape of the line whose keys and types were just appended; a new one if unseen. UINT32_MAX: no memory. */
 static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags, uint32_t fields) {
     Scratch *s = ctx->s;
@@ -568,14 +587,14 @@ static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags,
     const uint8_t *types = (const uint8_t *)s->types.data + type_at;
     size_t nkeys = 1 + tags + fields;
     Shape *shapes = (Shape *)s->shapes.data;
-    if (ctx->last_shape != UINT32_MAX) { /* runs of one shape are common: try the last one before hashing */
-        Shape *last = &shapes[ctx->last_shape];
-        if (last->tags == tags && last->fields == fields && !memcmp(s->types.data + last->type, types, fields) &&
-            same_keys(ctx->b, (const Span *)(s->keys.data) + last->key, keys, nkeys)) {
+    for (uint32_t r = 0; r < ctx->recent_count; r++) {
+        Shape *seen = &shapes[ctx->recent[r]];
+        if (seen->tags == tags && seen->fields == fields && !memcmp(s->types.data + seen->type, types, fields) &&
+            same_keys(ctx->b, (const Span *)(s->keys.data) + seen->key, keys, nkeys)) {
             s->keys.size = key_at;
             s->types.size = type_at;
-            last->count++;
-            return ctx->last_shape;
+            seen->count++;
+            return remember(ctx, r, ctx->recent[r]);
         }
     }
     uint64_t h = mix(tags, fields);
@@ -596,7 +615,7 @@ static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags,
         s->keys.size = key_at; /* a known shape: forget this line's copy of its keys */
         s->types.size = type_at;
         shape->count++;
-        return ctx->last_shape = slots[at] - 1;
+        return remember(ctx, ctx->recent_count, slots[at] - 1);
     }
     if (buf_reserve(&s->shapes, sizeof(Shape)) < 0) return UINT32_MAX;
     shapes = (Shape *)s->shapes.data;
@@ -604,7 +623,7 @@ static uint32_t shape_of(Ctx *ctx, size_t key_at, size_t type_at, uint32_t tags,
                             .tags = tags, .fields = fields, .count = 1, .ok = 1};
     s->shapes.size += sizeof(Shape);
     slots[at] = (uint32_t)count + 1;
-    return ctx->last_shape = (uint32_t)count;
+    return remember(ctx, ctx->recent_count, (uint32_t)count);
 }
 
 /* Keys of a shape must be distinct and none may be `time` (raw bytes compare like names: each name
@@ -685,9 +704,30 @@ static int scan_records(Ctx *ctx) {
 }
 
 /* ---- the second pass: Arrow buffers --------------------------------------------------------------- */
+/* A group is one shape of line or, when merging, every shape of a measurement whose keys agree on their
+ * kinds: its columns are the first shape's keys, then each later shape's new keys (shapes taken in order
+ * of their first line), its rows the lines in line order, a key a line lacks null. That is the table the
+ * assembler would build from the shapes' groups, without the concatenation and the reordering by line
+ * number (a take of every column) that cost a third of the Python side of a parse on the mixed benchmark
+ * body (its disk lines come in two shapes, some without two fields). A shape that disagrees with the
+ * measurement's group on a key's kind keeps a group of its own, and so does every later shape of that
+ * measurement: the assembler then checks each against the columns of exactly the shapes before it, so
+ * its errors name the same column as without merging. */
+#define MAX_COLUMNS (MAX_KEYS * 2)
+
 typedef struct {
-    uint32_t shape;
-    int64_t rows;
+    uint32_t shape;   /* its first shape */
+    uint32_t members; /* shapes in it */
+    uint32_t first;   /* position of its first line in `order` */
+    uint32_t count;   /* its lines */
+    int closed;       /* a later shape of the measurement disagreed: no more shapes join */
+    size_t columns;   /* value columns, time excluded */
+    size_t base;      /* how many of them are the first shape's */
+    Span *names;      /* each column's key */
+    uint8_t *kinds;   /* each column's kind, then room for time's */
+    size_t name_cap;
+    uint16_t *column_of; /* per member, per value of its lines: the column it goes to */
+    size_t map_size, map_cap;
     struct ArrowArray *array; /* malloc'd: a capsule owns it until pyarrow moves it out */
     int64_t *line_numbers;    /* rows, then 2 x rows record spans (start, end) */
 } Group;
@@ -726,40 +766,101 @@ static uint8_t *copy_unescaped(uint8_t *to, const uint8_t *b, Value v) {
     return to;
 }
 
+static uint8_t shape_kind(const Scratch *s, const Shape *shape, size_t value) {
+    return value < shape->tags ? K_TAG : ((const uint8_t *)s->types.data)[shape->type + value - shape->tags];
+}
+
+static int same_span(const uint8_t *b, Span x, Span y) {
+    return x.len == y.len && !memcmp(b + x.start, b + y.start, x.len & ~ESCAPED);
+}
+
+/* Add `shape` to `g` as its next member; 0 (g unchanged) if a key's kind disagrees with the group's or the
+ * columns would be too many; -1 if out of memory. */
+static int join_group(Ctx *ctx, Group *g, Shape *shape, uint32_t index) {
+    const Scratch *s = ctx->s;
+    const Span *keys = (const Span *)s->keys.data + shape->key + 1;
+    size_t values = shape->tags + shape->fields;
+    uint16_t map[MAX_COLUMNS];
+    size_t columns = g->columns;
+    for (size_t v = 0; v < values; v++) {
+        uint8_t kind = shape_kind(s, shape, v);
+        size_t c = 0;
+        while (c < columns && !same_span(ctx->b, g->names[c], keys[v])) c++;
+        if (c < columns && c < g->columns && g->kinds[c] != kind) return 0;
+        if (c == columns) {
+            if (columns == MAX_COLUMNS) return 0;
+            if (columns == g->name_cap) {
+                size_t cap = columns + values;
+                Span *names = realloc(g->names, cap * sizeof(Span));
+                if (names != NULL) g->names = names;
+                uint8_t *grown = names != NULL ? realloc(g->kinds, cap + 1) : NULL;
+                if (grown == NULL) return -1;
+                g->kinds = grown;
+                g->name_cap = cap;
+            }
+            g->names[columns] = keys[v];
+            g->kinds[columns++] = kind;
+        }
+        map[v] = (uint16_t)c;
+    }
+    if (g->map_size + values > g->map_cap) {
+        size_t cap = g->map_cap ? g->map_cap * 2 : 64;
+        while (cap < g->map_size + values) cap *= 2;
+        uint16_t *grown = realloc(g->column_of, cap * sizeof(uint16_t));
+        if (grown == NULL) return -1;
+        g->column_of = grown;
+        g->map_cap = cap;
+    }
+    memcpy(g->column_of + g->map_size, map, values * sizeof(uint16_t));
+    shape->map_at = (uint32_t)g->map_size;
+    shape->group = index;
+    g->map_size += values;
+    g->columns = columns;
+    g->members++;
+    return 1;
+}
+
 /* Build one group's block and struct array; 0 on success. */
 static int build_group(Ctx *ctx, Group *g) {
     Scratch *s = ctx->s;
     const uint8_t *b = ctx->b;
-    const Shape *shape = (const Shape *)s->shapes.data + g->shape;
+    const Shape *shapes = (const Shape *)s->shapes.data;
     const Line *lines = (const Line *)s->lines.data;
-    const uint32_t *order = (const uint32_t *)s->order.data + shape->first;
+    const uint32_t *order = (const uint32_t *)s->order.data + g->first;
     const Value *slots = (const Value *)s->slots.data;
-    const uint8_t *types = (const uint8_t *)s->types.data + shape->type;
-    size_t rows = shape->count, values = shape->tags + shape->fields, columns = values + 1;
-    g->rows = (int64_t)rows;
-    size_t kinds[MAX_KEYS * 2 + 1];
-    for (size_t c = 0; c < values; c++) kinds[c] = c < shape->tags ? K_TAG : types[c - shape->tags];
-    kinds[values] = K_TIME;
-    /* sizes: offsets per string column, data per column */
+    size_t rows = g->count, values = g->columns, columns = values + 1;
+    const uint8_t *kinds = g->kinds;
+    g->kinds[values] = K_TIME;
+    /* what each column holds: values present (fewer than rows: a validity bitmap) and string bytes */
+    size_t present[MAX_COLUMNS + 1], data_size[MAX_COLUMNS + 1];
+    memset(present, 0, columns * sizeof(size_t));
+    memset(data_size, 0, columns * sizeof(size_t));
+    for (size_t r = 0; r < rows; r++) {
+        const Line *line = &lines[order[r]];
+        const Shape *shape = &shapes[line->shape];
+        const uint16_t *column_of = g->column_of + shape->map_at;
+        const Value *v = slots + line->slot;
+        for (size_t k = 0, n = shape->tags + shape->fields; k < n; k++) {
+            size_t c = column_of[k];
+            present[c]++;
+            if (kinds[c] == K_TAG || kinds[c] == K_STRING) data_size[c] += unescaped_length(b, v[k]);
+        }
+    }
+    present[values] = rows;
+    size_t bitmap = (rows + 7) / 8;
     size_t header = align64(columns * sizeof(struct ArrowArray) + columns * sizeof(struct ArrowArray *) +
                             columns * 3 * sizeof(void *) + sizeof(void *));
     size_t total = header;
-    size_t data_size[MAX_KEYS * 2 + 1];
     for (size_t c = 0; c < columns; c++) {
         size_t k = kinds[c];
         if (k == K_TAG || k == K_STRING) {
-            size_t bytes = 0;
-            for (size_t r = 0; r < rows; r++) bytes += unescaped_length(b, slots[lines[order[r]].slot + c]);
-            if (bytes > INT32_MAX) return -1;
-            data_size[c] = bytes;
-            total += align64((rows + 1) * sizeof(int32_t)) + align64(bytes ? bytes : 1);
-        } else if (k == K_BOOL) {
-            data_size[c] = (rows + 7) / 8;
-            total += align64(data_size[c] ? data_size[c] : 1);
+            if (data_size[c] > INT32_MAX) return -1;
+            total += align64((rows + 1) * sizeof(int32_t));
         } else {
-            data_size[c] = rows * 8;
-            total += align64(data_size[c] ? data_size[c] : 1);
+            data_size[c] = k == K_BOOL ? bitmap : rows * 8;
         }
+        total += align64(data_size[c] ? data_size[c] : 1);
+        if (present[c] < rows) total += align64(bitmap ? bitmap : 1);
     }
     uint8_t *block = NULL;
     if (posix_memalign((void **)&block, 64, total) != 0) return -1;
@@ -768,57 +869,74 @@ static int build_group(Ctx *ctx, Group *g) {
     const void **buffers = (const void **)(child_ptrs + columns);
     const void **parent_buffers = buffers + columns * 3;
     uint8_t *cursor = block + header;
-    int32_t *offsets[MAX_KEYS * 2 + 1];
-    uint8_t *data[MAX_KEYS * 2 + 1];
+    int32_t *offsets[MAX_COLUMNS + 1];
+    uint8_t *data[MAX_COLUMNS + 1], *valid[MAX_COLUMNS + 1];
     for (size_t c = 0; c < columns; c++) {
         size_t k = kinds[c];
         int strings = k == K_TAG || k == K_STRING;
         offsets[c] = NULL;
+        valid[c] = NULL;
         if (strings) {
             offsets[c] = (int32_t *)cursor;
             cursor += align64((rows + 1) * sizeof(int32_t));
+            offsets[c][0] = 0;
         }
         data[c] = cursor;
         cursor += align64(data_size[c] ? data_size[c] : 1);
+        if (present[c] < rows) {
+            valid[c] = cursor;
+            cursor += align64(bitmap ? bitmap : 1);
+            memset(valid[c], 0, bitmap);
+            if (!strings) memset(data[c], 0, data_size[c]); /* defined bytes under the nulls */
+        } else if (k == K_BOOL) {
+            memset(data[c], 0, data_size[c]);
+        }
         const void **own = buffers + 3 * c;
-        own[0] = NULL;
+        own[0] = valid[c];
         own[1] = strings ? (const void *)offsets[c] : data[c];
         own[2] = data[c];
-        children[c] = (struct ArrowArray){.length = (int64_t)rows, .n_buffers = strings ? 3 : 2,
-                                          .buffers = own, .release = release_child};
+        children[c] = (struct ArrowArray){.length = (int64_t)rows, .null_count = (int64_t)(rows - present[c]),
+                                          .n_buffers = strings ? 3 : 2, .buffers = own, .release = release_child};
         child_ptrs[c] = &children[c];
-        if (k == K_BOOL) memset(data[c], 0, data_size[c]);
     }
     /* fill, row by row */
     int64_t *numbers = g->line_numbers;
     int64_t *spans = numbers + rows;
-    size_t string_at[MAX_KEYS * 2 + 1] = {0};
-    for (size_t c = 0; c < columns; c++)
-        if (offsets[c]) offsets[c][0] = 0;
+    size_t string_at[MAX_COLUMNS + 1];
+    memset(string_at, 0, columns * sizeof(size_t));
     for (size_t r = 0; r < rows; r++) {
         const Line *line = &lines[order[r]];
+        const Shape *shape = &shapes[line->shape];
+        const uint16_t *column_of = g->column_of + shape->map_at;
         const Value *v = slots + line->slot;
         numbers[r] = line->line_number;
         spans[2 * r] = line->start;
         spans[2 * r + 1] = line->end;
-        for (size_t c = 0; c < values; c++) {
+        for (size_t k = 0, n = shape->tags + shape->fields; k < n; k++) {
+            size_t c = column_of[k];
+            if (valid[c]) valid[c][r >> 3] |= (uint8_t)(1u << (r & 7));
             switch (kinds[c]) {
             case K_TAG:
             case K_STRING: {
-                uint8_t *to = copy_unescaped(data[c] + string_at[c], b, v[c]);
+                uint8_t *to = copy_unescaped(data[c] + string_at[c], b, v[k]);
                 string_at[c] = (size_t)(to - data[c]);
                 offsets[c][r + 1] = (int32_t)string_at[c];
                 break;
             }
             case K_BOOL:
-                if (v[c].i) data[c][r >> 3] |= (uint8_t)(1u << (r & 7));
+                if (v[k].i) data[c][r >> 3] |= (uint8_t)(1u << (r & 7));
                 break;
             default:
-                memcpy(data[c] + 8 * r, &v[c], 8);
+                memcpy(data[c] + 8 * r, &v[k], 8);
             }
         }
         memcpy(data[values] + 8 * r, &line->time, 8);
     }
+    /* a null string's offsets: empty, where the previous value ended */
+    for (size_t c = 0; c < values; c++)
+        if (offsets[c] && valid[c])
+            for (size_t r = 0; r < rows; r++)
+                if (!(valid[c][r >> 3] & (1u << (r & 7)))) offsets[c][r + 1] = offsets[c][r];
     parent_buffers[0] = NULL;
     struct ArrowArray *array = malloc(sizeof *array);
     if (array == NULL) {
@@ -832,7 +950,18 @@ static int build_group(Ctx *ctx, Group *g) {
     return 0;
 }
 
-/* Order lines by shape (a counting sort) and build every group with plain keys. */
+/* A new group holding `shape` alone (its index `index`); -1 if out of memory. */
+static int start_group(Ctx *ctx, Group *g, Shape *shape, uint32_t k, uint32_t index) {
+    g->shape = k;
+    if (join_group(ctx, g, shape, index) != 1) return -1; /* a shape has at most MAX_COLUMNS distinct keys */
+    g->base = g->columns;
+    return 0;
+}
+
+/* Form the groups (merging a measurement's shapes: see above), order the lines by group (a counting
+ * sort, line order kept within a group) and build every group. Shapes with keys repeated or named
+ * `time` go to the exact parser; any line left to it turns merging off for the body, as the assembler
+ * must then place its columns among the groups' in line order. */
 static int build_groups(Ctx *ctx, Group **out, size_t *group_count, int64_t *line_count) {
     Scratch *s = ctx->s;
     const uint8_t *b = ctx->b;
@@ -840,40 +969,83 @@ static int build_groups(Ctx *ctx, Group **out, size_t *group_count, int64_t *lin
     size_t nshapes = s->shapes.size / sizeof(Shape);
     const Line *lines = (const Line *)s->lines.data;
     size_t nlines = s->lines.size / sizeof(Line);
-    uint32_t at = 0;
+    const Span *keys = (const Span *)s->keys.data;
     size_t good = 0;
     for (size_t k = 0; k < nshapes; k++) {
-        shapes[k].first = at;
-        at += shapes[k].count;
-        shapes[k].ok = plain_keys(b, (const Span *)s->keys.data + shapes[k].key + 1, shapes[k].tags + shapes[k].fields);
+        shapes[k].ok = plain_keys(b, keys + shapes[k].key + 1, shapes[k].tags + shapes[k].fields);
         good += shapes[k].ok;
     }
-    if (buf_reserve(&s->order, nlines * sizeof(uint32_t)) < 0) return -1;
-    uint32_t *order = (uint32_t *)s->order.data;
-    for (size_t k = 0; k < nshapes; k++) shapes[k].count = 0; /* refilled as a cursor */
-    for (size_t i = 0; i < nlines; i++) {
-        Shape *shape = &shapes[lines[i].shape];
-        order[shape->first + shape->count++] = (uint32_t)i;
+    if (good < nshapes) {
+        for (size_t i = 0; i < nlines; i++) {
+            const Line *line = &lines[i];
+            if (shapes[line->shape].ok) continue;
+            size_t raw_end = line->end < ctx->n && ctx->b[line->end] == '\r' ? line->end + 1 : line->end;
+            if (add_leftover(ctx, line->line_number, line->start, raw_end) < 0) return -1;
+        }
     }
+    int merge = ctx->merge && s->leftovers.size == 0;
     Group *groups = calloc(good ? good : 1, sizeof(Group));
     if (groups == NULL) return -1;
     *out = groups;
     *group_count = 0;
     *line_count = 0;
+    /* measurement -> its group, by hash (a body may hold thousands of measurements) */
+    size_t mask = 0;
+    uint32_t *by_name = NULL;
+    if (merge) {
+        size_t size = 16;
+        while (size < good * 2) size *= 2;
+        if (buf_reserve(&s->measurements, size * sizeof(uint32_t)) < 0) return -1;
+        by_name = (uint32_t *)s->measurements.data;
+        memset(by_name, 0, size * sizeof(uint32_t));
+        mask = size - 1;
+    }
     for (size_t k = 0; k < nshapes; k++) {
-        if (!shapes[k].ok) {
-            for (uint32_t r = 0; r < shapes[k].count; r++) {
-                const Line *line = &lines[order[shapes[k].first + r]];
-                size_t raw_end = line->end < ctx->n && ctx->b[line->end] == '\r' ? line->end + 1 : line->end;
-                if (add_leftover(ctx, line->line_number, line->start, raw_end) < 0) return -1;
+        Shape *shape = &shapes[k];
+        if (!shape->ok) continue;
+        Span name = keys[shape->key];
+        size_t at = 0;
+        Group *found = NULL;
+        if (merge) {
+            for (at = hash_span(0, b + name.start, name.len & ~ESCAPED) & mask; by_name[at]; at = (at + 1) & mask) {
+                Group *other = &groups[by_name[at] - 1];
+                if (same_span(b, keys[shapes[other->shape].key], name)) {
+                    found = other;
+                    break;
+                }
             }
-            continue;
+            if (found != NULL && !found->closed) {
+                int joined = join_group(ctx, found, shape, (uint32_t)(found - groups));
+                if (joined < 0) return -1;
+                if (joined) continue;
+                found->closed = 1;
+            }
         }
-        Group *g = &groups[(*group_count)++];
-        g->shape = (uint32_t)k;
-        g->line_numbers = malloc(3 * sizeof(int64_t) * (shapes[k].count ? shapes[k].count : 1));
+        uint32_t index = (uint32_t)(*group_count)++;
+        if (start_group(ctx, &groups[index], shape, (uint32_t)k, index) < 0) return -1;
+        if (merge && found == NULL) by_name[at] = index + 1;
+    }
+    if (buf_reserve(&s->order, nlines * sizeof(uint32_t)) < 0) return -1;
+    uint32_t *order = (uint32_t *)s->order.data;
+    for (size_t i = 0; i < nlines; i++)
+        if (shapes[lines[i].shape].ok) groups[shapes[lines[i].shape].group].count++;
+    uint32_t at = 0;
+    for (size_t k = 0; k < *group_count; k++) {
+        groups[k].first = at;
+        at += groups[k].count;
+        groups[k].count = 0; /* refilled as a cursor */
+    }
+    for (size_t i = 0; i < nlines; i++) {
+        const Shape *shape = &shapes[lines[i].shape];
+        if (!shape->ok) continue;
+        Group *g = &groups[shape->group];
+        order[g->first + g->count++] = (uint32_t)i;
+    }
+    for (size_t k = 0; k < *group_count; k++) {
+        Group *g = &groups[k];
+        g->line_numbers = malloc(3 * sizeof(int64_t) * (g->count ? g->count : 1));
         if (g->line_numbers == NULL || build_group(ctx, g) < 0) return -1;
-        *line_count += shapes[k].count;
+        *line_count += g->count;
     }
     return 0;
 }
@@ -886,6 +1058,9 @@ static void free_groups(Group *groups, size_t count) {
             free(groups[k].array);
         }
         free(groups[k].line_numbers);
+        free(groups[k].names);
+        free(groups[k].kinds);
+        free(groups[k].column_of);
     }
     free(groups);
 }
@@ -919,18 +1094,18 @@ static PyObject *name_object(const uint8_t *b, Span span, int escape_equals) {
 static PyObject *group_object(Ctx *ctx, Group *g) {
     const Shape *shape = (const Shape *)ctx->s->shapes.data + g->shape;
     const Span *keys = (const Span *)ctx->s->keys.data + shape->key;
-    size_t values = shape->tags + shape->fields;
+    size_t values = g->columns;
     PyObject *names = PyTuple_New((Py_ssize_t)values + 1);
     if (names == NULL) return NULL;
-    char kinds[MAX_KEYS * 2 + 1];
+    char kinds[MAX_COLUMNS + 1];
     for (size_t c = 0; c < values; c++) {
-        PyObject *name = name_object(ctx->b, keys[1 + c], 1);
+        PyObject *name = name_object(ctx->b, g->names[c], 1);
         if (name == NULL) {
             Py_DECREF(names);
             return NULL;
         }
         PyTuple_SET_ITEM(names, (Py_ssize_t)c, name);
-        kinds[c] = (char)(c < shape->tags ? K_TAG : ((const uint8_t *)ctx->s->types.data)[shape->type + c - shape->tags]);
+        kinds[c] = (char)g->kinds[c];
     }
     PyObject *time_name = PyUnicode_FromString("time");
     if (time_name == NULL) {
@@ -946,31 +1121,35 @@ static PyObject *group_object(Ctx *ctx, Group *g) {
     }
     struct ArrowArray *array = g->array;
     g->array = NULL; /* the capsule owns it now */
-    return Py_BuildValue("(NNy#NKy#y#)", name_object(ctx->b, keys[0], 0), names, kinds, (Py_ssize_t)values + 1,
+    return Py_BuildValue("(NNy#NKy#y#nI)", name_object(ctx->b, keys[0], 0), names, kinds, (Py_ssize_t)values + 1,
                          capsule, (unsigned long long)(uintptr_t)array, (const char *)g->line_numbers,
-                         (Py_ssize_t)(g->rows * (Py_ssize_t)sizeof(int64_t)),
-                         (const char *)(g->line_numbers + g->rows),
-                         (Py_ssize_t)(2 * g->rows * (Py_ssize_t)sizeof(int64_t)));
+                         (Py_ssize_t)(g->count * (Py_ssize_t)sizeof(int64_t)),
+                         (const char *)(g->line_numbers + g->count),
+                         (Py_ssize_t)(2 * g->count * (Py_ssize_t)sizeof(int64_t)), (Py_ssize_t)g->base,
+                         (unsigned int)g->members);
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(body, multiplier, default_time_ns) -> (groups, leftovers, line_count) | int | None\n\n"
+"scan(body, multiplier, default_time_ns, merge=True) -> (groups, leftovers, line_count) | int | None\n\n"
 "Scan a line-protocol body without the GIL. `multiplier` is nanoseconds per timestamp unit (0: AUTO).\n"
-"groups: (table, column names, kinds, capsule, struct array address, line numbers, record spans) per\n"
-"shape of line, the time column last; leftovers: int64 (line number, start, end) triples of records for\n"
+"groups: (table, column names, kinds, capsule, struct array address, line numbers, record spans, base,\n"
+"members) per shape of line, or with `merge` per measurement where its shapes agree (rows in line order,\n"
+"absent keys null; `base`: how many columns are its first shape's, `members`: shapes merged), the time\n"
+"column last; leftovers: int64 (line number, start, end) triples of records for\n"
 "the exact parser; line_count: lines in groups. An int is the offset of the first invalid UTF-8 byte;\n"
 "None means the body is too large for 32-bit offsets.");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
     long long multiplier, default_time;
-    if (!PyArg_ParseTuple(args, "y*LL", &view, &multiplier, &default_time)) return NULL;
+    int merge = 1;
+    if (!PyArg_ParseTuple(args, "y*LL|p", &view, &multiplier, &default_time, &merge)) return NULL;
     if (view.len >= INT32_MAX) {
         PyBuffer_Release(&view);
         Py_RETURN_NONE;
     }
     Ctx ctx = {.b = view.buf, .n = (size_t)view.len, .multiplier = multiplier, .default_time = default_time,
-               .last_shape = UINT32_MAX};
+               .merge = merge};
     Group *groups = NULL;
     size_t group_count = 0;
     int64_t line_count = 0;

@@ -45,6 +45,11 @@ class LineGroup:
     line_numbers: np.ndarray
     original_line: Callable[[int], str]
     """The text of the group's row i, for error messages."""
+    base: int | None = None
+    """How many of `columns` come first in the table, before `time` (None: all)."""
+    uniform: bool = True
+    """Every row has every column. Otherwise (the scanner merged several shapes of line) absent values
+    are null, and a group rejected at its first line is re-parsed line by line."""
 
 
 @dataclass
@@ -73,9 +78,12 @@ def _conflict(established: Mapping[str, ColumnKind], columns: Columns) -> str | 
 class Assembler:
     """Collects groups, single lines and syntax errors; `result()` applies the schema rule."""
 
-    def __init__(self, known: Mapping[str, Mapping[str, ColumnKind]] | None = None) -> None:
+    def __init__(self, known: Mapping[str, Mapping[str, ColumnKind]] | None = None,
+                 reparse: Callable[[int, str], object] | None = None) -> None:
         # Column kinds already fixed outside this body (the catalog): they win over the body's first line.
         self._known = known or {}
+        # Parses one line into this assembler with the exact parser: the rows of a rejected merged group.
+        self._reparse = reparse
         self._queue: list[tuple[int, int, object]] = []
         self._errors: list[LineError] = []
         self._tables: dict[str, _TableState] = {}
@@ -103,13 +111,16 @@ class Assembler:
             state = self._tables[table] = _TableState()
         return state
 
-    def _accept_columns(self, table: str, columns: Columns) -> _TableState:
+    def _accept_columns(self, table: str, columns: Columns, base: int | None = None) -> _TableState:
+        """Fix the kinds of `columns`; a table's first unit places `time` after its first `base` columns."""
         state = self._state(table)
         first = not state.columns
-        for name, kind in columns:
+        for name, kind in columns[:base]:
             state.columns.setdefault(name, kind)
         if first:
             state.columns["time"] = ColumnKind.TIME
+        for name, kind in columns[len(columns) if base is None else base:]:
+            state.columns.setdefault(name, kind)
         return state
 
     def _conflict(self, table: str, columns: Columns) -> str | None:
@@ -124,7 +135,13 @@ class Assembler:
         first_line = int(group.line_numbers[0])
         message = self._conflict(group.table, group.columns)
         if message is None:
-            self._accept_columns(group.table, group.columns).groups.append(group)
+            self._accept_columns(group.table, group.columns, group.base).groups.append(group)
+            return
+        if not group.uniform:
+            # Lines of several shapes: each may or may not have the conflicting column.
+            assert self._reparse is not None, "merged groups come with a way to re-parse their lines"
+            for row in range(len(group.line_numbers)):
+                self._reparse(int(group.line_numbers[row]), group.original_line(row))
             return
         self.add_error(first_line, message, group.original_line(0))
         for row in range(1, len(group.line_numbers)):
@@ -212,7 +229,7 @@ def _build_table(name: str, state: _TableState) -> ParsedTable:
         numbers.append(line_numbers)
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     line_numbers = numbers[0] if len(numbers) == 1 else np.concatenate(numbers)
-    if len(line_numbers) > 1 and np.any(line_numbers[1:] < line_numbers[:-1]):
+    if len(numbers) > 1 and np.any(line_numbers[1:] < line_numbers[:-1]):  # one piece: in line order
         order = np.argsort(line_numbers, kind="stable")
         table = table.take(pa.array(order))
         line_numbers = line_numbers[order]

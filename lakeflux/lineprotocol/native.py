@@ -1,7 +1,8 @@
 """The fast parser: the native scanner (`_scanner.c`) for the common lines, the exact parser for the rest.
 
-The scanner runs without the GIL and returns one Arrow struct array per shape of line (table, keys and
-field types), exported through the Arrow C Data Interface, plus the records it left to the exact parser
+The scanner runs without the GIL and returns one Arrow struct array per measurement (its shapes of line
+merged where their keys agree on kinds; otherwise per shape: table, keys and field types), exported
+through the Arrow C Data Interface, plus the records it left to the exact parser
 (escapes other than separators, multi-line strings, odd numbers, anything invalid). Here each group is
 imported with one pyarrow call and handed to the `Assembler` with those leftover records, so the
 schema rule, the tables and every error message are the same code for both parsers.
@@ -63,12 +64,14 @@ def parse(body: bytes, *, precision: Precision, default_time_ns: int,
         check_utf8(body)  # raises Invalid naming the offset
         raise AssertionError(f"the scanner rejected valid UTF-8 at byte {scanned}")
     groups, leftovers, line_count = scanned
-    assembler = Assembler(known)
-    for table, names, codes, _capsule, address, numbers, spans in groups:
+    assembler = Assembler(known, reparse=lambda number, text: add_record(
+        assembler, number, text, precision, default_time_ns))
+    for table, names, codes, _capsule, address, numbers, spans, base, members in groups:
         schema, columns = _schema(names, codes)
         batch = pa.RecordBatch._import_from_c(address, schema)
         line_numbers = np.frombuffer(numbers, dtype=np.int64)
-        assembler.add_group(LineGroup(table, columns, batch, line_numbers, _original_line(body, spans)))
+        assembler.add_group(LineGroup(table, columns, batch, line_numbers, _original_line(body, spans), base,
+                                      uniform=members == 1))
     if leftovers:
         records = np.frombuffer(leftovers, dtype=np.int64).reshape(-1, 3).tolist()
         for line_number, start, end in records:

@@ -76,7 +76,8 @@ def exact_records(body: str) -> list[str]:
     return seen
 
 
-def native_groups(body: str) -> list[list[int]]:
-    """The line numbers of each group of equally shaped lines the scanner found, sorted."""
-    groups, _, _ = _scanner.scan(body.encode(), 1, 0)
+def native_groups(body: str, merge: bool = False) -> list[list[int]]:
+    """The line numbers of each group the scanner found, sorted: groups of equally shaped lines, or with
+    `merge` (what the parser asks for) a measurement's shapes merged where they agree."""
+    groups, _, _ = _scanner.scan(body.encode(), 1, 0, merge)
     return sorted(np.frombuffer(group[5], dtype=np.int64).tolist() for group in groups)
