@@ -52,7 +52,7 @@ from ..errors import Corrupt, Fenced, LakefluxError, NotFound, Unavailable
 from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
-from ..tableformat import DataFile, Publisher, TableChange
+from ..tableformat import LOG_RETENTION_S, DataFile, Publisher, TableChange
 from ..wal import Wal
 from . import manifest as mf
 from .dedupe import dedupe
@@ -165,7 +165,8 @@ class Persister:
     def __init__(self, store: ObjectStore, node: str, catalog: Catalog, tables: BufferedTables, wal: Wal,
                  lock: ViewLock, *, wal_segments_to_keep: int = 300,
                  wal_floor: Callable[[], int | None] | None = None, clock: Callable[[], int] = time.time_ns,
-                 compact_max_rows: int = COMPACT_MAX_ROWS, compact_max_bytes: int = COMPACT_MAX_BYTES) -> None:
+                 compact_max_rows: int = COMPACT_MAX_ROWS, compact_max_bytes: int = COMPACT_MAX_BYTES,
+                 delta_log_retention_s: float = LOG_RETENTION_S) -> None:
         self.store = store
         self.node = node
         self.catalog = catalog
@@ -190,7 +191,7 @@ class Persister:
         self.clock = clock  # ns since the epoch: when retired files are purged
         self.compact_max_rows = compact_max_rows
         self.compact_max_bytes = compact_max_bytes
-        self.publisher = Publisher(store)
+        self.publisher = Publisher(store, log_retention_s=delta_log_retention_s)
         # Held tables (their snapshot failed) and when each is tried again, on this clock (seconds).
         self._retry: dict[tuple[str, str], _Retry] = {}
         self.monotonic: Callable[[], float] = time.monotonic

@@ -216,8 +216,10 @@ class WriteBuffer:
             self._snapshot_task = asyncio.create_task(self.housekeep(), name="housekeeping")
 
     async def housekeep(self) -> None:
-        """Delete files past their database's retention, trashed files past their hard-delete time, and
-        temp files that crashed writers left behind (stores that write through temp files)."""
+        """Delete files past their database's retention, trashed files past their hard-delete time, temp
+        files that crashed writers left behind (stores that write through temp files), and the Delta log
+        files past the log retention of tables checkpointed since (lakeflux.tableformat.publish). Returns
+        once those deletes are durable; failures are logged and retried at the next round."""
         if self.persister is None:
             return
         now = self._now_ns()
@@ -228,6 +230,7 @@ class WriteBuffer:
         try:
             expired = await asyncio.to_thread(self.persister.expire, now)
             purged = await asyncio.to_thread(self.persister.purge_trash, now)
+            cleaned = await asyncio.to_thread(self.persister.publisher.clean_logs, now)  # never raises
             swept = 0
             if sweep is not None:
                 swept = await asyncio.to_thread(sweep, TEMP_GRACE_S, now / 1e9)
@@ -235,9 +238,9 @@ class WriteBuffer:
         except Exception:
             log.exception("housekeeping failed; it is retried on the next round")
             return
-        if expired or purged or swept:
+        if expired or purged or swept or cleaned:
             log.info("housekeeping: %d files past retention, %d deleted files purged, %d orphaned temp files "
-                     "removed", expired, purged, swept)
+                     "removed, %d expired Delta log files deleted", expired, purged, swept, cleaned)
 
     async def persist(self) -> Manifest | None:
         """Snapshot now: commit the open batch (no_sync writes included), then persist every buffered row

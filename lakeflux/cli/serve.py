@@ -117,6 +117,7 @@ class ServeFlags:
     http_max_connections: int | None = None
     shutdown_grace_period: str | None = None
     hard_delete_default_duration: str | None = None
+    delta_log_retention: str | None = None
     force_snapshot_mem_threshold: str | None = None
     snapshotted_wal_files_to_keep: int | None = None
     wal_snapshot_size: int | None = None
@@ -371,6 +372,8 @@ def build_config(flags: ServeFlags) -> Config:
             _text(flags.hard_delete_default_duration, "HARD_DELETE_DEFAULT_DURATION", default="72h") or "72h",
             "--hard-delete-default-duration",
         ),
+        delta_log_retention=_seconds(
+            _text(flags.delta_log_retention, "DELTA_LOG_RETENTION", default="30d") or "30d", "--delta-log-retention"),
     )
     try:
         config.host_port  # noqa: B018 - validates --http-bind now rather than when the server binds
@@ -526,6 +529,10 @@ def serve_command(
     hard_delete_default_duration: Annotated[str | None, _opt(
         "--hard-delete-default-duration", env_name="HARD_DELETE_DEFAULT_DURATION",
         help="Delay before a soft-deleted object is removed [default: 72h]")] = None,
+    delta_log_retention: Annotated[str | None, _opt(
+        "--delta-log-retention", env_name="DELTA_LOG_RETENTION",
+        help="Delta log files (old commits, checkpoints) older than this go after a newer checkpoint "
+             "[default: 30d]")] = None,
     force_snapshot_mem_threshold: Annotated[str | None, _opt(
         "--force-snapshot-mem-threshold", env_name="FORCE_SNAPSHOT_MEM_THRESHOLD",
         help="Snapshot once buffered rows use this much memory: bytes, 256MiB or 10% [default: 256MiB]")] = None,

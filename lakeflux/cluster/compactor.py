@@ -72,7 +72,7 @@ from ..errors import Fenced, LakefluxError, NotFound
 from ..failpoints import failpoint
 from ..store import paths
 from ..store.base import ObjectStore
-from ..tableformat import DataFile, Publisher, TableChange
+from ..tableformat import LOG_RETENTION_S, DataFile, Publisher, TableChange
 from . import compaction
 from .compaction import CompactionManifest, Retired
 from .registry import RUNNING, Registry
@@ -95,7 +95,7 @@ class Compactor:
 
     def __init__(self, store: ObjectStore, cluster: str, node: str, process: str, catalog: Catalog,
                  registry: Registry, *, cleanup_wait_s: float = 600.0, row_limit: int = ROW_LIMIT,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, delta_log_retention_s: float = LOG_RETENTION_S) -> None:
         self.store = store
         self.cluster = cluster
         self.node = node
@@ -105,7 +105,7 @@ class Compactor:
         self.cleanup_wait_ns = int(cleanup_wait_s * 1e9)
         self.row_limit = max(1, row_limit)
         self.clock = clock
-        self.publisher = Publisher(store)
+        self.publisher = Publisher(store, log_retention_s=delta_log_retention_s)
         self.current: CompactionManifest | None = None  # the newest committed manifest known
         self._rounds = 0
         self._standing_by: str | None = None
@@ -209,9 +209,11 @@ class Compactor:
             log.info("compactor: deleted %d compacted files of rounds that never committed", len(orphans))
 
     def _clean(self, manifest: CompactionManifest) -> None:
-        """Delete the retired compacted files whose cleanup wait is over, and manifests older than the kept
-        ones; durable on return (deleting again after a crash is harmless)."""
+        """Delete the retired compacted files whose cleanup wait is over, manifests older than the kept ones,
+        and the compacted tables' expired Delta log files; durable on return (deleting again after a crash is
+        harmless; a failed log delete is logged and retried at the next round)."""
         now = self.clock()
+        self.publisher.clean_logs(now)
         for r in manifest.retired:
             if r.delete_at_ns <= now:
                 self.store.delete(r.key)

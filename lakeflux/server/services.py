@@ -138,7 +138,8 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
             "to a node in ingest mode (lakeflux show nodes)")
     lock = ViewLock()
     persister = Persister(store, config.node_id, catalog, buffer.tables, wal, lock,
-                          wal_segments_to_keep=config.snapshotted_wal_files_to_keep)
+                          wal_segments_to_keep=config.snapshotted_wal_files_to_keep,
+                          delta_log_retention_s=config.delta_log_retention)
     covered = persister.recover()
     buffer.persister = persister
     buffer.snapshot_policy = SnapshotPolicy(
@@ -171,7 +172,8 @@ def build_services(config: Config, store: ObjectStore | None = None) -> Services
     compactor: Compactor | None = None
     if config.cluster_id is not None and config.has_mode("compact"):
         compactor = Compactor(store, config.cluster, config.node_id, writer_id, catalog, registry,
-                              cleanup_wait_s=config.compaction_cleanup_wait, row_limit=config.compaction_row_limit)
+                              cleanup_wait_s=config.compaction_cleanup_wait, row_limit=config.compaction_row_limit,
+                              delta_log_retention_s=config.delta_log_retention)
         cluster.add_job("compactor", config.compaction_check_interval, compactor.run_once)
     engine_ref: list[Engine] = []
     query = QueryEngine(catalog, buffer.tables, persister=persister, lock=lock, query_log_size=config.query_log_size,

@@ -233,6 +233,20 @@ def delta_last_checkpoint(table_root: str) -> str:
     return f"{delta_log_prefix(table_root)}_last_checkpoint"
 
 
+_DELTA_LOG_FILE_RE = re.compile(r"^(\d{20})\.([^/]+)$")
+
+
+def delta_log_file(table_root: str, key: str) -> tuple[int, str] | None:
+    """(version, the rest of the name) of a file directly in the table's Delta log named for a version:
+    `json` for a commit, `checkpoint.parquet` for a checkpoint, others for what other writers add
+    (checksums, multi-part checkpoints). None for `_last_checkpoint`, subfolders and anything else."""
+    prefix = delta_log_prefix(table_root)
+    if not key.startswith(prefix):
+        return None
+    m = _DELTA_LOG_FILE_RE.match(key[len(prefix):])
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
 def staging_prefix(node: str, seq: int | None = None) -> str:
     """Snapshot files before their manifest commits; never read by queries or external engines."""
     return f"{node}/staging/" if seq is None else f"{node}/staging/{_seq(seq)}/"

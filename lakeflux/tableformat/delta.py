@@ -11,6 +11,13 @@ many JSON commits however long the log grows. A checkpoint holds the protocol, t
 per live file; no `remove` tombstones (lakeflux deletes removed files at once, so there is nothing for a
 vacuum to find) and no `txn` (lakeflux is the only writer).
 
+Log cleanup follows the protocol's "Metadata Cleanup" (`expired_log_files`): with the cut-off time now minus
+the log retention, the cut-off commit is the newest commit written before it, the cut-off checkpoint the
+newest checkpoint not newer than that commit; every log file of an older version goes, the cut-off
+checkpoint, its commit and everything after stay. The retention is recorded in the metaData's configuration
+as `delta.logRetentionDuration` (Delta's name for it; 30 days by default there and here), so a Delta tool
+that cleans the log itself keeps as much as lakeflux does.
+
 Column types (lakeflux → Delta): tag and string → string, int64 → long, float64 → double, bool → boolean,
 uint64 → decimal(20,0) (Delta has no unsigned type; every uint64 fits), time → long nanoseconds since the
 epoch, UTC (Delta's timestamp types hold microseconds: a cast would drop the last three digits).
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +37,8 @@ import pyarrow.parquet as pq
 
 from ..errors import Corrupt
 from ..model import ColumnKind
+from ..store import paths
+from ..store.base import ObjectMeta
 
 READER_VERSION = 1
 WRITER_VERSION = 2
@@ -48,6 +57,9 @@ _DELTA_TYPES = {
 }
 # Delta's own default (`delta.checkpointInterval`): one checkpoint every ten versions.
 CHECKPOINT_INTERVAL = 10
+# Delta's default `delta.logRetentionDuration`: log files older than this may be deleted (after a checkpoint).
+LOG_RETENTION_S = 30 * 86_400.0
+RETENTION_KEY = "delta.logRetentionDuration"
 _TIME_COMMENT = "nanoseconds since 1970-01-01T00:00:00Z (lakeflux time)"
 
 
@@ -96,6 +108,7 @@ class Commit:
     removes: tuple[str, ...] = ()  # object keys
     schema: str | None = None  # a metaData action with this schema string
     first: bool = False  # version 0: protocol action too
+    configuration: dict[str, str] = field(default_factory=dict)  # the metaData's table properties
 
     def to_bytes(self) -> bytes:
         """Newline-delimited JSON actions, commitInfo first."""
@@ -105,7 +118,8 @@ class Commit:
         if self.first:
             actions.append({"protocol": {"minReaderVersion": READER_VERSION, "minWriterVersion": WRITER_VERSION}})
         if self.schema is not None:
-            actions.append({"metaData": _metadata(self.table_root, self.schema, self.timestamp_ms)})
+            actions.append({"metaData": _metadata(self.table_root, self.schema, self.timestamp_ms,
+                                                   self.configuration)})
         for key in self.removes:
             actions.append({"remove": {"path": relative_path(self.table_root, key),
                                        "deletionTimestamp": self.timestamp_ms, "dataChange": True}})
@@ -114,9 +128,18 @@ class Commit:
         return b"".join(orjson.dumps(a) + b"\n" for a in actions)
 
 
-def _metadata(table_root: str, schema: str, created_ms: int | None) -> dict[str, Any]:
+def _metadata(table_root: str, schema: str, created_ms: int | None,
+              configuration: dict[str, str]) -> dict[str, Any]:
     return {"id": table_id(table_root), "format": {"provider": "parquet", "options": {}}, "schemaString": schema,
-            "partitionColumns": [], "configuration": {}, "createdTime": created_ms}
+            "partitionColumns": [], "configuration": dict(configuration), "createdTime": created_ms}
+
+
+def table_configuration(log_retention_s: float) -> dict[str, str]:
+    """The table properties lakeflux records in a metaData action: its log retention, in Delta's interval
+    syntax (`interval 30 days`; whole seconds otherwise), which Spark and delta-rs both parse."""
+    seconds = max(0, round(log_retention_s))
+    text = f"interval {seconds // 86_400} days" if seconds and seconds % 86_400 == 0 else f"interval {seconds} seconds"
+    return {RETENTION_KEY: text}
 
 
 def _add(table_root: str, f: DataFile, timestamp_ms: int) -> dict[str, Any]:
@@ -153,13 +176,14 @@ class Checkpoint:
     schema: str  # the schemaString of the table's newest metaData
     files: tuple[DataFile, ...]  # every live file
     timestamp_ms: int
+    configuration: dict[str, str] = field(default_factory=dict)  # the newest metaData's table properties
 
     def to_parquet(self) -> bytes:
         """The `<version>.checkpoint.parquet` object: one row per action, the other columns null."""
         def maps(d: dict[str, str]) -> list[tuple[str, str]]:
             return list(d.items())
 
-        meta = _metadata(self.table_root, self.schema, None)
+        meta = _metadata(self.table_root, self.schema, None, self.configuration)
         meta["format"]["options"] = maps(meta["format"]["options"])
         meta["configuration"] = maps(meta["configuration"])
         actions: list[dict[str, Any]] = [
@@ -187,11 +211,13 @@ class LogHead:
     version: int
     marker: int | None  # the lakeflux manifest it published (None: not a lakeflux commit)
     schema: str | None  # its metaData's schema string, if it carried one
+    configuration: dict[str, str] | None = None  # its metaData's table properties, if it carried one
 
 
 def read_head(version: int, data: bytes, key: str) -> LogHead:
     """Parse commit `version` (the newest of its log). Raises Corrupt if it is not newline-delimited JSON."""
     marker = schema = None
+    configuration: dict[str, str] | None = None
     try:
         for line in data.splitlines():
             if not line.strip():
@@ -203,9 +229,49 @@ def read_head(version: int, data: bytes, key: str) -> LogHead:
             meta = action.get("metaData")
             if isinstance(meta, dict):
                 schema = str(meta["schemaString"])
-    except (ValueError, KeyError, TypeError) as e:
+                configuration = {str(k): str(v) for k, v in (meta.get("configuration") or {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise Corrupt(f"Delta commit {key} is unreadable: {e}") from e
-    return LogHead(version, marker, schema)
+    return LogHead(version, marker, schema, configuration)
+
+
+def expired_log_files(table_root: str, listing: list[ObjectMeta], until_version: int, cutoff_ns: int) -> list[str]:
+    """The keys of a table's log files that cleanup deletes, oldest version first (the Delta protocol's
+    metadata cleanup). `listing` is the log prefix as listed; `cutoff_ns` the newest modification time a
+    file may have to count as past retention; `until_version` the newest checkpoint `_last_checkpoint`
+    names (an older pointer, left by a failed put, must still find its checkpoint).
+
+    The cut-off commit is the newest commit such that it and every older one were modified at or before
+    the cut-off (a commit modified later, whatever the clocks did, keeps itself and what follows); the
+    cut-off checkpoint is the newest single-file checkpoint not newer than it and `until_version` whose
+    commit is listed too. Every file named `<version>.<anything>` of a lower version goes (commits,
+    checkpoints, checksums); `_last_checkpoint` and subfolders are never touched. None without a cut-off
+    checkpoint. So whoever listed the log less than the retention ago finds the checkpoint it started
+    from, or a newer one, and every commit after it.
+    """
+    commits: dict[int, int] = {}
+    checkpoints: set[int] = set()
+    entries: list[tuple[int, str]] = []
+    for meta in listing:
+        parsed = paths.delta_log_file(table_root, meta.key)
+        if parsed is None:
+            continue
+        version, rest = parsed
+        entries.append((version, meta.key))
+        if rest == "json":
+            commits[version] = meta.last_modified_ns
+        elif rest == "checkpoint.parquet":
+            checkpoints.add(version)
+    cutoff_commit = -1
+    for version in sorted(commits):
+        if commits[version] > cutoff_ns:
+            break
+        cutoff_commit = version
+    candidates = [v for v in checkpoints if v <= min(cutoff_commit, until_version) and v in commits]
+    if not candidates:
+        return []
+    keep_from = max(candidates)
+    return [key for version, key in sorted(entries) if version < keep_from]
 
 
 def delta_type(kind: ColumnKind) -> str:
@@ -213,5 +279,6 @@ def delta_type(kind: ColumnKind) -> str:
     return _DELTA_TYPES[kind]
 
 
-__all__ = ["CHECKPOINT_INTERVAL", "Checkpoint", "Commit", "DataFile", "LogHead", "delta_type", "read_head",
-           "relative_path", "schema_string", "table_id"]
+__all__ = ["CHECKPOINT_INTERVAL", "LOG_RETENTION_S", "RETENTION_KEY", "Checkpoint", "Commit", "DataFile", "LogHead",
+           "delta_type", "expired_log_files", "read_head", "relative_path", "schema_string", "table_configuration",
+           "table_id"]

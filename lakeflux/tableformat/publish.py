@@ -12,6 +12,15 @@ took the version. Every tenth version adds two puts: its checkpoint, then `_last
 is a reader's shortcut, not part of the commit: one that fails is logged and skipped (readers replay the
 JSON commits from the previous one), and a crash between the two puts leaves a complete checkpoint the
 pointer does not name yet, which readers that list the log use and the others do without.
+
+Log cleanup (`clean_logs`): once a table's checkpoint and pointer are written, the table is due for cleanup,
+which deletes the log files the Delta protocol lets go (delta.expired_log_files: older than the retention
+and than the newest checkpoint at least that old). It runs later, from housekeeping, not at checkpoint
+time: publishing happens inside a snapshot's swap, where one list and about ten deletes more per
+checkpointed table would lengthen every tenth snapshot (all tables checkpoint at once when they are
+written alike), while cleanup is never urgent and its failures are only retried. A table stays due until
+its cleanup succeeds; after a restart it is due again at its next checkpoint, whose cleanup takes
+everything older too. Requests: one list per checkpoint, then one delete per file that goes.
 """
 
 from __future__ import annotations
@@ -20,17 +29,32 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import Corrupt, NotFound
 from ..model import ColumnKind
 from ..store import paths
 from ..store.base import ObjectStore
-from .delta import CHECKPOINT_INTERVAL, Checkpoint, Commit, DataFile, LogHead, read_head, schema_string
+from .delta import (
+    CHECKPOINT_INTERVAL,
+    LOG_RETENTION_S,
+    Checkpoint,
+    Commit,
+    DataFile,
+    LogHead,
+    expired_log_files,
+    read_head,
+    schema_string,
+    table_configuration,
+)
 
 log = logging.getLogger("lakeflux.tableformat")
 # Each lost race for a version means another writer committed one: give up (and retry later) after a few.
 _MAX_RACES = 8
+# Tables cleaned per `clean_logs` call at most (the others stay due for the next), and at once.
+CLEAN_TABLES_PER_CALL = 1_000
+_CLEAN_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -52,9 +76,17 @@ class Publisher:
     store: ObjectStore
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     checkpoint_interval: int = CHECKPOINT_INTERVAL  # versions between checkpoints; 0: none
+    log_retention_s: float = LOG_RETENTION_S  # log files younger than this are never deleted
     # The newest version of each table's log this process knows of (its own commits, or read).
     _heads: dict[str, LogHead | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Tables due for log cleanup: the newest checkpoint `_last_checkpoint` was pointed at by this process.
+    _clean_due: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def configuration(self) -> dict[str, str]:
+        """The table properties every table's metaData records."""
+        return table_configuration(self.log_retention_s)
 
     def publish(self, marker: int, changes: list[TableChange],
                 after_each: Callable[[], None] | None = None) -> int:
@@ -100,7 +132,11 @@ class Publisher:
                 self._heads.pop(change.root, None)  # the commit may have landed: read the log next time
                 raise
             if created:
-                new_head = LogHead(version, marker, commit.schema or (head.schema if head else None))
+                if commit.schema is not None:
+                    new_head = LogHead(version, marker, commit.schema, commit.configuration)
+                else:
+                    new_head = LogHead(version, marker, head.schema if head else None,
+                                       head.configuration if head else None)
                 self._heads[change.root] = new_head
                 if self.checkpoint_interval and version and version % self.checkpoint_interval == 0:
                     self._checkpoint(change, new_head, commit.timestamp_ms)
@@ -115,31 +151,76 @@ class Publisher:
             return None  # published already (by an attempt whose reply was lost, or before a crash)
         schema = schema_string(change.columns) if change.columns is not None else None
         now = self.clock_ms()
+        config = self.configuration
         if head is None:
             # The table's first commit: every live file (a lake persisted before publishing started too).
             if schema is None or not change.live:
                 return None
-            return Commit(change.root, marker, change.operation, now, adds=change.live, schema=schema, first=True)
+            return Commit(change.root, marker, change.operation, now, adds=change.live, schema=schema, first=True,
+                          configuration=config)
         live = {f.key for f in change.live}
         adds = tuple(f for f in change.added if f.key in live)
         removes = tuple(k for k in change.removed if k not in live)
         if not adds and not removes:
             return None  # files make a commit; a column nobody persisted yet waits for its first file
-        # The schema goes with a commit when it changed, or when the log's is unknown (read after a restart).
-        new_schema = schema if schema is not None and schema != head.schema else None
-        return Commit(change.root, marker, change.operation, now, adds=adds, removes=removes, schema=new_schema)
+        # The metaData goes with a commit when the schema or the table properties changed (a new retention),
+        # or when the log's are unknown (read after a restart).
+        changed = schema != head.schema or config != head.configuration
+        new_schema = schema if schema is not None and changed else None
+        return Commit(change.root, marker, change.operation, now, adds=adds, removes=removes, schema=new_schema,
+                      configuration=config)
 
     def _checkpoint(self, change: TableChange, head: LogHead, timestamp_ms: int) -> None:
         """Write the checkpoint of `head.version` (the table's state is `change.live`), then point
         `_last_checkpoint` at it; both durable on return. Failures are logged, never raised."""
         if head.schema is None:
             return  # the log's schema is unknown here: a checkpoint must carry it
-        checkpoint = Checkpoint(change.root, head.version, head.schema, change.live, timestamp_ms)
+        checkpoint = Checkpoint(change.root, head.version, head.schema, change.live, timestamp_ms,
+                                head.configuration or {})
         try:
             self.store.put(paths.delta_checkpoint(change.root, head.version), checkpoint.to_parquet())
             self.store.put(paths.delta_last_checkpoint(change.root), checkpoint.pointer())
         except Exception as e:  # a reader's shortcut only: the commit is made, readers replay instead
             log.warning("Delta checkpoint %d of %s not written: %s", head.version, change.root, e)
+            return
+        self._clean_due[change.root] = head.version
+
+    def cleanup_due(self) -> int:
+        """How many tables wait for log cleanup. No store request."""
+        with self._lock:
+            return len(self._clean_due)
+
+    def clean_logs(self, now_ns: int) -> int:
+        """Delete the expired log files (module docstring) of up to CLEAN_TABLES_PER_CALL tables due for
+        cleanup, oldest due first, a few tables at once; returns how many files were deleted. Returns once
+        those deletes are durable. Never raises: a table whose list or delete failed is logged and stays
+        due (the next call tries again; files it deleted stay deleted, oldest first, so the log it leaves
+        has no gap). Safe beside `publish`: a checkpoint written meanwhile only makes the table due again."""
+        with self._lock:
+            due = list(self._clean_due.items())[:CLEAN_TABLES_PER_CALL]
+            for root, _ in due:
+                del self._clean_due[root]
+        if not due:
+            return 0
+        cutoff_ns = now_ns - int(self.log_retention_s * 1e9)
+        if len(due) == 1:
+            return self._clean_log(due[0][0], due[0][1], cutoff_ns)
+        with ThreadPoolExecutor(min(_CLEAN_THREADS, len(due)), thread_name_prefix="delta-clean") as pool:
+            return sum(pool.map(lambda item: self._clean_log(item[0], item[1], cutoff_ns), due))
+
+    def _clean_log(self, root: str, until_version: int, cutoff_ns: int) -> int:
+        deleted = 0
+        try:
+            listing = self.store.list(paths.delta_log_prefix(root))
+            for key in expired_log_files(root, listing, until_version, cutoff_ns):
+                self.store.delete(key)
+                deleted += 1
+        except Exception as e:
+            with self._lock:  # due again (or still: a newer checkpoint is due as it is)
+                self._clean_due[root] = max(until_version, self._clean_due.get(root, until_version))
+            log.warning("Delta log cleanup of %s stopped after %d deletes (retried at the next housekeeping): %s",
+                        root, deleted, e)
+        return deleted
 
     def _head(self, root: str) -> LogHead | None:
         """The newest commit of the table's log (None: no log yet), from memory or read from the store."""

@@ -31,7 +31,7 @@ def test_every_flag_maps_to_config() -> None:
         virtual_env_location="/srv/venv", package_manager="uv", restrict_plugin_triggers_to="wal,request",
         plugin_timeout="30s", wal_flush_interval="250ms", wal_flush_size=500, wal_max_write_buffer_size=7,
         gen1_duration="5m", max_http_request_size=1024, wal_replay_fail_on_error=True, query_log_size=9,
-        hard_delete_default_duration="1d", wal_snapshot_size=50,
+        hard_delete_default_duration="1d", wal_snapshot_size=50, delta_log_retention="7d",
     )
     assert build_config(flags) == Config(
         node_id="n1", object_store="s3", data_dir=Path("/srv/lf"),
@@ -42,7 +42,7 @@ def test_every_flag_maps_to_config() -> None:
         package_manager="uv", restrict_plugin_triggers_to=("wal", "request"), plugin_timeout=30.0,
         wal_flush_interval=0.25, wal_flush_size=500, wal_max_write_buffer_size=7, gen1_duration=300.0,
         max_http_request_size=1024, wal_replay_fail_on_error=True, query_log_size=9,
-        hard_delete_default_duration=86400.0, wal_snapshot_size=50,
+        hard_delete_default_duration=86400.0, wal_snapshot_size=50, delta_log_retention=7 * 86400.0,
     )
 
 
