@@ -8,7 +8,8 @@ or recovery after a crash at any step) finds it and writes nothing twice.
 
 Requests: one put-if-absent per changed table; a table's newest version is read (one list, one get) only
 the first time it is published by this process, after a failed or lost commit, or when another writer
-took the version. Every tenth version adds two puts: its checkpoint, then `_last_checkpoint`. A checkpoint
+took the version. The heads a publish needs are read 8 tables at a time first (recovery reads every
+table's). Every tenth version adds two puts: its checkpoint, then `_last_checkpoint`. A checkpoint
 is a reader's shortcut, not part of the commit: one that fails is logged and skipped (readers replay the
 JSON commits from the previous one), and a crash between the two puts leaves a complete checkpoint the
 pointer does not name yet, which readers that list the log use and the others do without.
@@ -52,9 +53,10 @@ from .delta import (
 log = logging.getLogger("lakeflux.tableformat")
 # Each lost race for a version means another writer committed one: give up (and retry later) after a few.
 _MAX_RACES = 8
-# Tables cleaned per `clean_logs` call at most (the others stay due for the next), and at once.
+# Tables cleaned per `clean_logs` call at most (the others stay due for the next).
 CLEAN_TABLES_PER_CALL = 1_000
-_CLEAN_THREADS = 8
+# Store calls at once when cleaning logs or reading many tables' log heads (each waits on the store).
+_IO_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Publisher:
         """
         written = 0
         with self._lock:
+            self._read_heads([c.root for c in changes])
             for change in changes:
                 if self._publish_table(marker, change):
                     written += 1
@@ -205,7 +208,7 @@ class Publisher:
         cutoff_ns = now_ns - int(self.log_retention_s * 1e9)
         if len(due) == 1:
             return self._clean_log(due[0][0], due[0][1], cutoff_ns)
-        with ThreadPoolExecutor(min(_CLEAN_THREADS, len(due)), thread_name_prefix="delta-clean") as pool:
+        with ThreadPoolExecutor(min(_IO_THREADS, len(due)), thread_name_prefix="delta-clean") as pool:
             return sum(pool.map(lambda item: self._clean_log(item[0], item[1], cutoff_ns), due))
 
     def _clean_log(self, root: str, until_version: int, cutoff_ns: int) -> int:
@@ -226,17 +229,33 @@ class Publisher:
         """The newest commit of the table's log (None: no log yet), from memory or read from the store."""
         if root in self._heads:
             return self._heads[root]
+        head, keep = self._read_head(root)
+        if keep:
+            self._heads[root] = head
+        return head
+
+    def _read_heads(self, roots: list[str]) -> None:
+        """Read the newest commits of the tables not known yet, _IO_THREADS at a time (a restart reads
+        every table's: one list and one get each, waiting on the store, not the CPU). Call with the lock."""
+        missing = [root for root in dict.fromkeys(roots) if root not in self._heads]
+        if len(missing) <= 1:
+            return  # `_head` reads it
+        with ThreadPoolExecutor(min(_IO_THREADS, len(missing)), thread_name_prefix="delta-head") as pool:
+            for root, (head, keep) in zip(missing, pool.map(self._read_head, missing), strict=True):
+                if keep:
+                    self._heads[root] = head
+
+    def _read_head(self, root: str) -> tuple[LogHead | None, bool]:
+        """The newest commit of the table's log read from the store, and whether to keep it in memory."""
         versions = [(seq, m.key) for m in self.store.list(paths.delta_log_prefix(root))
                     if (seq := paths.parse_seq(m.key)) is not None and m.key.endswith(".json")]
-        head = None
-        if versions:
-            version, key = max(versions)
-            try:
-                head = read_head(version, self.store.get(key), key)
-            except NotFound:  # deleted under us: read the log again next time
-                return LogHead(version, None, None)
-        self._heads[root] = head
-        return head
+        if not versions:
+            return None, True
+        version, key = max(versions)
+        try:
+            return read_head(version, self.store.get(key), key), True
+        except NotFound:  # deleted under us: read the log again next time
+            return LogHead(version, None, None), False
 
 
 __all__ = ["Publisher", "TableChange"]

@@ -23,7 +23,7 @@ from lakeflux.store.base import ObjectMeta, ObjectStore
 from lakeflux.store.file import FileStore
 from lakeflux.tableformat import LOG_RETENTION_S, DataFile, Publisher, TableChange
 from lakeflux.tableformat.delta import CHECKPOINT_INTERVAL, RETENTION_KEY, expired_log_files
-from lakeflux.testing.faulty import FaultyStore
+from lakeflux.testing.faulty import CountingStore, FaultyStore
 
 pytest.importorskip("deltalake")
 lake = test_open_tables.lake  # the fixture (file and S3 here)
@@ -220,3 +220,28 @@ def test_housekeeping_cleans_the_log_and_outside_readers_read_every_row(lake):
         snapshot(srv)
         assert persister(srv).publisher.version_of(cpu) == newest + 2
     assert len(lake.reader.rows("lake", "cpu")) == len(ours) + 1
+
+
+def test_a_new_process_reads_each_tables_log_head_once_many_at_a_time(tmp_path):
+    """Recovery publishes every table: the heads are read up front, several at once, one list and one get
+    each (a cleaned log is shorter to list), and each table then gets its commit after its own head."""
+    store = CountingStore(FileStore(tmp_path), record_keys=True)
+    first = Publisher(store)
+    roots = [paths.table_prefix("node0", "db", f"t{i}") for i in range(20)]
+
+    def changes(marker: int) -> list[TableChange]:
+        out = []
+        for i, table_root in enumerate(roots):
+            f = DataFile(paths.table_file("node0", "db", f"t{i}", "2026-01-01", f"{marker:020d}"), 100, 1, T0, T0)
+            out.append(TableChange(table_root, KINDS, (f,), (f,)))
+        return out
+
+    for marker in range(1, 4):
+        assert first.publish(marker, changes(marker)) == len(roots)
+    store.calls.clear()
+    restarted = Publisher(store)
+    assert restarted.publish(3, changes(3)) == 0  # published already: found by the marker, nothing written
+    assert dict(store.calls) == {"list": len(roots), "get": len(roots)}
+    assert restarted.publish(4, changes(4)) == len(roots)
+    assert dict(store.calls) == {"list": len(roots), "get": len(roots), "put_if_absent": len(roots)}
+    assert {restarted.version_of(r) for r in roots} == {3}
