@@ -28,8 +28,16 @@ def by_day(node: str, db: str, table: str, upto: int, data: pa.Table) -> Iterato
     """Split rows by UTC day; each part sorted by time, keyed by its final table-file key.
 
     One day at a time, and without copying a part that is already one day or already sorted (the usual
-    case): a snapshot holds the buffered rows while it runs, so every extra copy is peak memory."""
+    case): a snapshot holds the buffered rows while it runs, so every extra copy is peak memory. Rows
+    sorted by time (most buffers) are cut into their days as slices, not filtered copies."""
     times = data.column("time").cast(pa.int64()).to_numpy()
+    if len(times) > 1 and not bool(np.any(times[1:] < times[:-1])):
+        first, last = int(times[0]) // NS_PER_DAY, int(times[-1]) // NS_PER_DAY
+        for day in range(first, last + 1):
+            lo, hi = np.searchsorted(times, [day * NS_PER_DAY, (day + 1) * NS_PER_DAY])
+            if hi > lo:
+                yield _day_key(node, db, table, upto, day), data.slice(int(lo), int(hi - lo))
+        return
     days = np.floor_divide(times, NS_PER_DAY)
     for day in np.unique(days):
         in_day = days == day
@@ -37,8 +45,12 @@ def by_day(node: str, db: str, table: str, upto: int, data: pa.Table) -> Iterato
         part_times = times if in_day.all() else times[in_day]
         if len(part_times) > 1 and bool(np.any(part_times[1:] < part_times[:-1])):
             part = part.take(pa.array(np.argsort(part_times, kind="stable")))
-        date = datetime.fromtimestamp(int(day) * 86_400, tz=UTC).strftime("%Y-%m-%d")
-        yield paths.table_file(node, db, table, date, paths.snapshot_file_name(upto)), part
+        yield _day_key(node, db, table, upto, int(day)), part
+
+
+def _day_key(node: str, db: str, table: str, upto: int, day: int) -> str:
+    date = datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%d")
+    return paths.table_file(node, db, table, date, paths.snapshot_file_name(upto))
 
 
 def encode_parquet(data: pa.Table, tags: list[str]) -> bytes:

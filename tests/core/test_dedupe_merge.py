@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lakeflux.buffer.dedupe as dedupe_module
 from lakeflux.buffer.dedupe import Points, dedupe, dirty_ranges
 
 TAGS = ["host", "region"]
@@ -109,6 +111,22 @@ def test_matches_the_reference_model(rows, views):
     assert plain(out) == expected
     if len(expected) == len(rows):
         assert out is t
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(rows_strategy, st.integers(1, 8))
+def test_candidates_compared_in_windows_merge_the_same(rows, window):
+    """Big buffers compare their candidate rows a window at a time (whole runs of one time per window)."""
+    with mock.patch.object(dedupe_module, "WINDOW_ROWS", window):
+        out = dedupe(table(rows), TAGS)
+        windows = list(dedupe_module._windows(np.array([r["time"] for r in rows] or [0], dtype=np.int64),
+                                              np.argsort([r["time"] for r in rows] or [0], kind="stable")))
+    assert plain(out) == reference(rows)
+    if rows:
+        ends = [int(w[-1]) for w in windows[:-1]]
+        starts = [int(w[0]) for w in windows[1:]]
+        assert all(rows[a]["time"] != rows[b]["time"] for a, b in zip(ends, starts, strict=True))
+        assert sum(len(w) for w in windows) == len(rows)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
