@@ -35,7 +35,7 @@ from ..buffer.persist import Persister
 from ..buffer.tablefiles import read_parquet, read_parquet_within
 from ..buffer.viewlock import ViewLock
 from ..catalog import Catalog, DatabaseDef, TableDef
-from ..errors import Corrupt, Invalid, LakefluxError, NotFound
+from ..errors import Corrupt, Invalid, LakefluxError, NotFound, TimedOut
 from ..store import paths
 from .guards import RANGES, native_ranges, register_guards, sized_calls
 from .priority import lower_engine_threads
@@ -244,16 +244,27 @@ class QueryEngine:
             with self._log_lock:
                 self._running.difference_update(running)
 
-        timeout = self.limits.timeout
         query = _Query(stream, schema, convert=plain_strings, deadline=deadline, on_close=on_close,
-                             timeout_text=f"query exceeded the query timeout of {_seconds_text(timeout)} "
-                                          "(--query-timeout)" if timeout else "query exceeded its deadline",
+                             timeout_text=self.timed_out().message,
                              memory_limit=self.limits.memory_text or None,
                              error_hook=lambda e: self._query_error(e, db, refs))
         running.append(query)
         with self._log_lock:
             self._running.add(query)
         return query
+
+    def deadline(self) -> float | None:
+        """When a query starting now must be over (monotonic seconds): now + the timeout limit, None without
+        one. A caller that sends the answer on takes it once, passes it to `start` and holds its sending to
+        it as well (a client that stops reading must not keep a query, and the view it pinned, for ever)."""
+        return None if self.limits.timeout is None else time.monotonic() + self.limits.timeout
+
+    def timed_out(self) -> TimedOut:
+        """The error of a query stopped at its deadline (naming --query-timeout)."""
+        timeout = self.limits.timeout
+        if timeout is None:
+            return TimedOut("query exceeded its deadline")
+        return TimedOut(f"query exceeded the query timeout of {_seconds_text(timeout)} (--query-timeout)")
 
     def cancel_all(self, error: LakefluxError) -> int:
         """Cancel every query started and not yet closed (shutdown); each stops at its next batch boundary

@@ -25,7 +25,7 @@ from .body import read_json
 from .errors import stamp_headers
 from .query import _params_from_text
 from .services import SERVICES, Services
-from .streaming import Cancel, stream_answer
+from .streaming import Cancel, cut_off_at_deadline, stream_answer
 
 NO_QUERY = "expected a query to be provided in the query string or body"
 _CSV_TYPES = ("application/csv", "text/csv")
@@ -85,15 +85,23 @@ async def v1_query(request: web.Request) -> web.StreamResponse:
             return [v1_json(results, encoder, pretty)]
         return list(v1_json_chunks(results, encoder, chunk_size, pretty))
 
+    deadline = svc.query.deadline()  # sending the answer counts too: a client that stops reading is cut off
     chunks = await svc.run_query(answer)
+    response = web.StreamResponse(status=200, headers={
+        **headers, "Content-Type": "application/csv" if csv else "application/json"})
     if csv or not chunked:
-        content_type = "application/csv" if csv else "application/json"
-        return web.Response(body=chunks[0], headers={**headers, "Content-Type": content_type})
-    response = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
-    await response.prepare(request)
-    for chunk in chunks:
-        await response.write(chunk)
-    await response.write_eof()
+        response.content_length = len(chunks[0])
+    cut = cut_off_at_deadline(request, response, deadline, svc.query.timed_out)
+    try:
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left, or the deadline closed the connection (and logged it)
+    finally:
+        if cut is not None:
+            cut.cancel()
     return response
 
 

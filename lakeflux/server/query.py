@@ -38,7 +38,7 @@ async def query_sql(request: web.Request) -> web.StreamResponse:
 def _sql_chunks(svc: Services, cancel: Cancel, db: str, sql: str, params: dict[str, Any] | None,
                 fmt: Format) -> Iterator[bytes]:
     """The answer's body chunks, as DataFusion produces the batches (on a query thread)."""
-    running = svc.query.start(db, sql, params)
+    running = svc.query.start(db, sql, params, deadline=cancel.deadline)
     cancel.attach(running)
     try:
         # The first batch before the first byte (a format's opening bracket): errors up to the first rows

@@ -11,7 +11,12 @@ after the first bytes can only cut the response short: the connection is closed 
 so the client sees an incomplete response, never a complete-looking wrong one.
 
 A client that goes away cancels its query: the loop watches the connection while it waits for a chunk,
-and a failed write stops the producer. The query's `--max-concurrent-queries` slot is given back by the
+and a failed write stops the producer. A client that stays but stops reading would leave the loop in a write
+nobody drains and the producer waiting for room, with its query (and the view it pinned, so the files a
+snapshot retired) kept for as long as the connection lasts: `--query-timeout` counts from the query's start
+to the answer's last byte instead. Once the deadline passes, one timer per answer stops the query and closes
+the connection (the status line is gone, so the body is cut short and the cut logged); nothing is added per
+chunk or per row. The query's `--max-concurrent-queries` slot is given back by the
 producer thread when it is done, so a slot is free only once its thread is.
 """
 
@@ -20,7 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -53,12 +61,14 @@ class _ClientGone(Exception):
 
 
 class Cancel:
-    """Where a producer's running query can be reached, from any thread, to cancel it."""
+    """Where a producer's running query can be reached, from any thread, to cancel it; `deadline` (monotonic
+    seconds, None: none) is the answer's, for the producer to start its query with."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None) -> None:
         self._lock = threading.Lock()
         self._query: RunningQuery | None = None
         self.error: LakefluxError | None = None
+        self.deadline = deadline
 
     def attach(self, query: RunningQuery) -> None:
         """The producer's query (cancelled at once if `cancel` came first)."""
@@ -137,11 +147,12 @@ async def stream_answer(request: web.Request, svc: Services, content_type: str,
                         produce: Callable[[Cancel], Iterator[bytes]],
                         headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Run `produce(cancel)` on the query pool under a query slot and stream its chunks as a 200 response
-    of `content_type`; errors before the first chunk are raised here (the error middleware answers them)."""
+    of `content_type`; errors before the first chunk are raised here (the error middleware answers them).
+    The query's deadline (`cancel.deadline`, from now) holds for sending the answer too."""
+    cancel = Cancel(svc.query.deadline())
     svc.query_slots.take()
     loop = asyncio.get_running_loop()
     pipe = ChunkPipe(loop)
-    cancel = Cancel()
 
     def work() -> None:
         try:
@@ -155,10 +166,13 @@ async def stream_answer(request: web.Request, svc: Services, content_type: str,
         svc.query_slots.give_back()
         raise Unavailable("server is shutting down") from None
     response: web.StreamResponse | None = None
+    cut: asyncio.TimerHandle | None = None
     try:
         chunk = await _next_chunk(request, pipe, cancel)
-        response = web.StreamResponse(status=200, headers={**stamp_headers(request), **(headers or {}),
-                                                           "Content-Type": content_type})
+        answer = web.StreamResponse(status=200, headers={**stamp_headers(request), **(headers or {}),
+                                                         "Content-Type": content_type})
+        cut = cut_off_at_deadline(request, answer, cancel.deadline, lambda: _stop(svc, cancel))
+        response = answer
         await response.prepare(request)
         while chunk is not None:
             await response.write(chunk)
@@ -175,15 +189,52 @@ async def stream_answer(request: web.Request, svc: Services, content_type: str,
         cancel.cancel(e if isinstance(e, LakefluxError) else Invalid(CLIENT_GONE))
         if response is None:
             raise
-        # The status line is gone: all that is left is to cut the body short.
-        log.warning("query answer to %s cut short after it started: %s", request.remote,
-                    e.message if isinstance(e, LakefluxError) else repr(e))
-        response.force_close()
-        if request.transport is not None:
-            request.transport.abort()
+        _cut_short(request, response, e.message if isinstance(e, LakefluxError) else repr(e))
         return response
     finally:
+        if cut is not None:
+            cut.cancel()
         pipe.close()
+
+
+def cut_off_at_deadline(request: web.Request, response: web.StreamResponse, deadline: float | None,
+                        stop: Callable[[], LakefluxError]) -> asyncio.TimerHandle | None:
+    """Call before preparing `response`: past `deadline` (monotonic seconds), `stop()` ends the query (it
+    returns the error naming the deadline), the cut is logged and the connection closed, wherever the answer
+    is (a write the client does not drain, or waiting for the next chunk). Raises `stop()`'s error at once
+    when the deadline passed before the status line was sent. The caller cancels the timer when the answer
+    is complete. None when there is no deadline."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise stop()
+
+    return asyncio.get_running_loop().call_later(
+        left, lambda: _cut_short(request, response, stop().message, reset=True))
+
+
+def _cut_short(request: web.Request, response: web.StreamResponse, why: str, *, reset: bool = False) -> None:
+    """The status line is gone: all that is left is to cut the body short (the client sees it incomplete).
+    `reset`: what the kernel still holds for the client is dropped too (a reset, not a close after it): a
+    client that does not read would otherwise keep megabytes of the server's memory waiting for it."""
+    log.warning("query answer to %s cut short after it started: %s", request.remote, why)
+    response.force_close()
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket") if reset else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _stop(svc: Services, cancel: Cancel) -> LakefluxError:
+    """Cancel the producer's query at its deadline; the error that names it."""
+    error = svc.query.timed_out()
+    cancel.cancel(error)
+    return error
 
 
 async def _next_chunk(request: web.Request, pipe: ChunkPipe, cancel: Cancel) -> bytes | None:
