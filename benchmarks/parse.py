@@ -3,13 +3,17 @@
 Run: python benchmarks/parse.py [lines] [--json out.json]
 
 For each body, cut into 5,000-line bodies as the server sees them (per-body costs included):
-- one thread: lines per CPU second of `parse` (CPU time: what a loaded machine cannot inflate), and the
-  exact parser's for scale;
+- one thread: lines per CPU second of `parse`, and the exact parser's for scale. CPU time is what other
+  processes on the machine inflate least, but not at all only on bare metal: on a virtual machine whose
+  host is busy, a thread's CPU seconds stretch too (the same run measured 2.1M-3.6M mixed lines per CPU
+  second minutes apart). So every figure is the best of `--runs` runs: noise only ever adds time;
 - two threads parsing bodies at once: aggregate lines per wall second, its ratio to one thread's lines
-  per wall second, and the CPU seconds the process used per wall second (how many cores the parse kept
-  busy: a parse that holds the GIL cannot go past 1.0, whatever else runs on the machine);
-- the share of one thread's CPU time spent holding the GIL (all but the native scan, which releases it),
-  and the two-thread speedup that share allows (Amdahl): a load-independent view of the same question.
+  per wall second (the median over pairs of runs, one thread then two, so both see the same machine),
+  and the CPU seconds the process used per wall second (how many cores the parse kept busy: a parse
+  that holds the GIL cannot go past 1.0, whatever else runs on the machine);
+- the share of one thread's CPU time spent holding the GIL (all but the native scan, which releases it;
+  each body scanned alone right after its parse), and the two-thread speedup that share allows (Amdahl):
+  a view of the same question that a busy machine moves less.
 """
 
 from __future__ import annotations
@@ -41,60 +45,70 @@ def _parse_all(batches: list[bytes], function=parse) -> None:
         function(batch, precision=Precision.NANOSECOND, default_time_ns=0)
 
 
-def one_thread(batches: list[bytes], runs: int) -> tuple[float, float]:
-    """Median (CPU, wall) seconds to parse every batch once on this thread."""
+def one_thread(batches: list[bytes], runs: int) -> tuple[float, float, float]:
+    """Least CPU and wall seconds to parse every batch once on this thread, over `runs` runs, and the
+    share of the CPU time the native scan (no GIL) took. The share comes from each batch scanned alone
+    right after its parse, summed over every run: the two halves see the same machine, however it
+    changes meanwhile."""
     cpu, wall = [], []
+    parse_cpu = scan_cpu = 0.0
     for _ in range(runs):
         started, started_cpu = time.perf_counter(), time.thread_time()
         _parse_all(batches)
         cpu.append(time.thread_time() - started_cpu)
         wall.append(time.perf_counter() - started)
-    return statistics.median(cpu), statistics.median(wall)
-
-
-def native_only(batches: list[bytes], runs: int) -> float:
-    """Median CPU seconds of the native scan alone (the part that runs without the GIL)."""
-    cpu = []
-    for _ in range(runs):
-        started = time.thread_time()
         for batch in batches:
+            at = time.thread_time()
+            parse(batch, precision=Precision.NANOSECOND, default_time_ns=0)
+            mid = time.thread_time()
             _scanner.scan(batch, 1, 0)
-        cpu.append(time.thread_time() - started)
-    return statistics.median(cpu)
+            parse_cpu += mid - at
+            scan_cpu += time.thread_time() - mid
+    return min(cpu), min(wall), scan_cpu / parse_cpu
 
 
-def threads(batches: list[bytes], count: int, runs: int) -> tuple[float, float]:
-    """Median (wall seconds, process CPU seconds per wall second) for `count` threads each parsing every batch."""
-    wall, busy = [], []
+def _wall(batches: list[bytes], count: int) -> tuple[float, float]:
+    """Wall seconds for `count` threads each parsing every batch, and process CPU seconds per wall second."""
+    workers = [threading.Thread(target=_parse_all, args=(batches,)) for _ in range(count)]
+    started, started_cpu = time.perf_counter(), time.process_time()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    return elapsed, (time.process_time() - started_cpu) / elapsed
+
+
+def two_threads(batches: list[bytes], runs: int) -> tuple[float, float, float]:
+    """Two threads each parsing every batch vs one thread, in pairs of runs one right after the other:
+    the median ratio of the pairs' throughputs (what a drifting machine moves least), the best two-thread
+    wall seconds and that run's process CPU seconds per wall second."""
+    ratios, two = [], []
     for _ in range(runs):
-        workers = [threading.Thread(target=_parse_all, args=(batches,)) for _ in range(count)]
-        started, started_cpu = time.perf_counter(), time.process_time()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        elapsed = time.perf_counter() - started
-        wall.append(elapsed)
-        busy.append((time.process_time() - started_cpu) / elapsed)
-    return statistics.median(wall), statistics.median(busy)
+        one_wall, _ = _wall(batches, 1)
+        two_wall, busy = _wall(batches, 2)
+        ratios.append(2 * one_wall / two_wall)
+        two.append((two_wall, busy))
+    best = min(two)
+    return statistics.median(ratios), best[0], best[1]
 
 
 def bench_body(name: str, lines: int, runs: int) -> dict:
     batches = list(BODIES[name](lines, BATCH_LINES))
     _parse_all(batches)  # warm: scratch memory, schema cache
-    cpu, wall = one_thread(batches, runs)
+    cpu, wall, native_share = one_thread(batches, runs)
     exact_started = time.thread_time()
     _parse_all(batches[: max(1, len(batches) // 10)], parse_exact)
     exact_lines = sum(b.count(b"\n") + 1 for b in batches[: max(1, len(batches) // 10)])
     exact_cpu = time.thread_time() - exact_started
-    two_wall, two_busy = threads(batches, 2, runs)
-    gil_share = max(0.0, 1 - native_only(batches, runs) / cpu)
+    speedup, two_wall, two_busy = two_threads(batches, runs)
+    gil_share = max(0.0, 1 - native_share)
     result = {
         "lines": lines, "batch": BATCH_LINES,
         "one_thread_lines_per_cpu_s": lines / cpu, "one_thread_lines_per_wall_s": lines / wall,
         "exact_lines_per_cpu_s": exact_lines / exact_cpu,
         "two_threads_lines_per_wall_s": 2 * lines / two_wall,
-        "two_threads_speedup": (2 * lines / two_wall) / (lines / wall),
+        "two_threads_speedup": speedup,
         "two_threads_cpu_per_wall": two_busy,
         "gil_share": gil_share, "two_threads_amdahl_bound": 2 / (1 + gil_share),
         "target_lines_per_cpu_s": TARGET_LINES_PER_CPU_S, "target_two_threads": TARGET_TWO_THREADS,
@@ -103,7 +117,7 @@ def bench_body(name: str, lines: int, runs: int) -> dict:
           f"({cpu / len(batches) * 1000:.2f} ms CPU per {BATCH_LINES:,}-line body; exact parser "
           f"{result['exact_lines_per_cpu_s']:,.0f})")
     print(f"{name:<9} 2 threads: {result['two_threads_lines_per_wall_s']:>10,.0f} lines/s aggregate = "
-          f"{result['two_threads_speedup']:.2f}x one thread (wall), {two_busy:.2f} cores busy "
+          f"{result['two_threads_speedup']:.2f}x one thread (wall, median of paired runs), {two_busy:.2f} cores busy "
           f"(targets: {TARGET_LINES_PER_CPU_S / 1e6:g}M lines/CPU-s, {TARGET_TWO_THREADS}x)")
     print(f"{name:<9} GIL held {gil_share:.0%} of a parse's CPU time: two threads can reach at most "
           f"{result['two_threads_amdahl_bound']:.2f}x")
