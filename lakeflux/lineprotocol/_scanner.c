@@ -573,9 +573,10 @@ static int same_keys(const uint8_t *b, const Span *x, const Span *y, size_t coun
 
 /* Move `shape` (at position `at` of the recent list, or not in it: at == recent_count) to the front. */
 static inline uint32_t remember(Ctx *ctx, uint32_t at, uint32_t shape) {
+    if (at == 0 && ctx->recent_count) return shape; /* the previous line's shape again: the usual case */
     if (at == ctx->recent_count && ctx->recent_count < RECENT_SHAPES) ctx->recent_count++;
     if (at >= ctx->recent_count) at = ctx->recent_count - 1;
-    memmove(ctx->recent + 1, ctx->recent, at * sizeof(uint32_t));
+    for (uint32_t k = at; k > 0; k--) ctx->recent[k] = ctx->recent[k - 1];
     ctx->recent[0] = shape;
     return shape;
 }
@@ -833,20 +834,27 @@ static int build_group(Ctx *ctx, Group *g) {
     g->kinds[values] = K_TIME;
     /* what each column holds: values present (fewer than rows: a validity bitmap) and string bytes */
     size_t present[MAX_COLUMNS + 1], data_size[MAX_COLUMNS + 1];
-    memset(present, 0, columns * sizeof(size_t));
     memset(data_size, 0, columns * sizeof(size_t));
-    for (size_t r = 0; r < rows; r++) {
-        const Line *line = &lines[order[r]];
-        const Shape *shape = &shapes[line->shape];
-        const uint16_t *column_of = g->column_of + shape->map_at;
-        const Value *v = slots + line->slot;
-        for (size_t k = 0, n = shape->tags + shape->fields; k < n; k++) {
-            size_t c = column_of[k];
-            present[c]++;
-            if (kinds[c] == K_TAG || kinds[c] == K_STRING) data_size[c] += unescaped_length(b, v[k]);
+    if (g->members == 1) { /* one shape: every line has every column, in the group's order */
+        for (size_t c = 0; c < columns; c++) present[c] = rows;
+        for (size_t c = 0; c < values; c++)
+            if (kinds[c] == K_TAG || kinds[c] == K_STRING)
+                for (size_t r = 0; r < rows; r++) data_size[c] += unescaped_length(b, slots[lines[order[r]].slot + c]);
+    } else {
+        memset(present, 0, columns * sizeof(size_t));
+        for (size_t r = 0; r < rows; r++) {
+            const Line *line = &lines[order[r]];
+            const Shape *shape = &shapes[line->shape];
+            const uint16_t *column_of = g->column_of + shape->map_at;
+            const Value *v = slots + line->slot;
+            for (size_t k = 0, n = shape->tags + shape->fields; k < n; k++) {
+                size_t c = column_of[k];
+                present[c]++;
+                if (kinds[c] == K_TAG || kinds[c] == K_STRING) data_size[c] += unescaped_length(b, v[k]);
+            }
         }
+        present[values] = rows;
     }
-    present[values] = rows;
     size_t bitmap = (rows + 7) / 8;
     size_t header = align64(columns * sizeof(struct ArrowArray) + columns * sizeof(struct ArrowArray *) +
                             columns * 3 * sizeof(void *) + sizeof(void *));
@@ -907,13 +915,13 @@ static int build_group(Ctx *ctx, Group *g) {
     for (size_t r = 0; r < rows; r++) {
         const Line *line = &lines[order[r]];
         const Shape *shape = &shapes[line->shape];
-        const uint16_t *column_of = g->column_of + shape->map_at;
+        const uint16_t *column_of = g->members == 1 ? NULL : g->column_of + shape->map_at;
         const Value *v = slots + line->slot;
         numbers[r] = line->line_number;
         spans[2 * r] = line->start;
         spans[2 * r + 1] = line->end;
         for (size_t k = 0, n = shape->tags + shape->fields; k < n; k++) {
-            size_t c = column_of[k];
+            size_t c = column_of ? column_of[k] : k;
             if (valid[c]) valid[c][r >> 3] |= (uint8_t)(1u << (r & 7));
             switch (kinds[c]) {
             case K_TAG:
