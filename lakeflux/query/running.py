@@ -84,6 +84,7 @@ class RunningQuery:
         self._waiting: tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]] | None = None
         self._finished = False
         self._closed = False
+        self._pulling = False
         self.batches = 0
         self.rows = 0
 
@@ -103,6 +104,28 @@ class RunningQuery:
     def cancelled(self) -> LakefluxError | None:
         return self._error
 
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    def expire(self) -> bool:
+        """The deadline passed (call from any thread): a batch being pulled fails with TimedOut as it would
+        anyway; when none is, the query is closed now, so what planning took (its view's pin) is given back
+        without waiting for a pull that may never come (a caller stuck sending earlier batches to a client
+        that does not read), and the next pull raises TimedOut. True when it closed the query."""
+        error = TimedOut(self._timeout_text or "the query timed out")
+        with self._lock:
+            if self._closed or self._finished:
+                return False
+            if self._error is None:
+                self._error = error  # set under the lock: no pull starts after this
+            pulling = self._pulling
+        if pulling:
+            self.cancel(error)  # wakes the pull under way, which raises the first error
+            return False
+        self.close()
+        return True
+
     def close(self) -> None:
         """Drop the stream (DataFusion's tasks stop) and run `on_close(completed)`; idempotent."""
         with self._lock:
@@ -119,11 +142,13 @@ class RunningQuery:
         past the deadline, or the query's own error. `poll` returning True cancels the query."""
         if self._finished:
             return None
-        if self._error is not None:
-            raise self._error
-        stream = self._stream
-        if stream is None:
-            raise Invalid("the query was closed")
+        with self._lock:  # `expire` closes the query only while no pull is under way
+            if self._error is not None:
+                raise self._error
+            stream = self._stream
+            if stream is None:
+                raise Invalid("the query was closed")
+            self._pulling = True
         loop = _thread_loop()
         try:
             batch = loop.run_until_complete(self._await_next(loop, stream, poll))
@@ -140,6 +165,9 @@ class RunningQuery:
             if self._error_hook is not None:
                 raise self._error_hook(e) from None
             raise engine_error(e, self._memory_limit) from None
+        finally:
+            with self._lock:
+                self._pulling = False
         converted = self._convert(batch.to_pyarrow())
         self.batches += 1
         self.rows += converted.num_rows

@@ -271,15 +271,16 @@ class FlightService(flight.FlightServerBase):
         # error after the first batch ends the batches; the C-level iterator chained after them raises it,
         # so the client gets its message and no Python frames (as error_stream does before the first).
         failure: list[Exception] = []
-        batches = self._batches(context, query, running, first, tags, started, failure)
+        batches = self._batches(context, query, running, first, tags, started, failure,
+                                _expire_at_deadline(running, query.database))
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(
             schema, itertools.chain(batches, map(codecs.strict_errors, failure))))
 
     def _batches(self, context: flight.ServerCallContext, query: TicketQuery, running: RunningQuery,
                  batch: pa.RecordBatch | None, tags: set[str], started: float,
-                 failure: list[Exception]) -> Iterator[pa.RecordBatch]:
-        """The stream's batches (tags as dictionaries); closes the query and gives the slot back at the end.
-        An error stops the batches and is put in `failure` for the stream to raise."""
+                 failure: list[Exception], expiry: threading.Timer | None) -> Iterator[pa.RecordBatch]:
+        """The stream's batches (tags as dictionaries); closes the query, stops its `expiry` and gives the
+        slot back at the end. An error stops the batches and is put in `failure` for the stream to raise."""
         ok = False
         try:
             while batch is not None:
@@ -292,6 +293,8 @@ class FlightService(flight.FlightServerBase):
                     return
             ok = True
         finally:
+            if expiry is not None:
+                expiry.cancel()
             running.close()
             self._services.query_slots.give_back()
             self._count(ok, started)
@@ -381,6 +384,26 @@ class FlightService(flight.FlightServerBase):
         except Exception:
             log.exception("unexpected error running a Flight query on %s", query.database)
             raise flight.FlightInternalError("internal error") from None
+
+
+def _expire_at_deadline(running: RunningQuery, database: str) -> threading.Timer | None:
+    """gRPC sends a stream's batches and waits for a client that stops reading without a word to us, and
+    the server cannot end the call: past the query's deadline the query is stopped all the same (its view
+    unpinned, so retired files go) even though no batch is being pulled; the client gets the timeout error
+    if it reads on. None without a deadline."""
+    deadline = running.deadline
+    if deadline is None:
+        return None
+
+    def expire() -> None:
+        if running.expire():
+            log.warning("Flight query on %s stopped while its client was not taking the answer: %s", database,
+                        running.cancelled.message if running.cancelled is not None else "past its deadline")
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _call(context: flight.ServerCallContext) -> CallContext:

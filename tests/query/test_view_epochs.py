@@ -7,10 +7,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from lakeflux.buffer.manifest import PersistedFile
 from lakeflux.buffer.persist import Persister
 from lakeflux.buffer.viewlock import ViewLock
 from lakeflux.config import Config
+from lakeflux.errors import TimedOut
 from lakeflux.testing.server import InProcessServer
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01
@@ -88,6 +91,26 @@ def test_a_query_left_open_and_a_table_deleted_meanwhile(tmp_path):
             slow.close()
         assert got == [{"n": 10, "s": float(sum(range(10))), "d": 10}]
         assert not (tmp_path / "d" / old.key).exists()
+
+
+def test_a_query_left_open_past_its_deadline_lets_go_of_its_view_when_expired(tmp_path):
+    """Its caller may be stuck sending earlier batches (a Flight client that stops reading): expiring the
+    query closes it at once when no batch is being pulled, and the next pull raises the timeout."""
+    with InProcessServer(lake(tmp_path)) as srv:
+        persister, old = one_file(srv)
+        write(srv, hours(5, 10, 100.0))
+        slow = srv.services.query.start("lake", COUNTS)
+        try:
+            persist(srv)
+            assert (tmp_path / "d" / old.key).exists()
+            assert slow.expire()
+            assert not (tmp_path / "d" / old.key).exists()
+            assert persister.retiring_roots() == frozenset()
+            with pytest.raises(TimedOut):
+                slow.next_batch()
+            assert not slow.expire()  # closed already
+        finally:
+            slow.close()
 
 
 def test_view_lock_defers_work_until_older_pins_are_released():

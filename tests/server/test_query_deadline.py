@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.flight as flight
 import pytest
 
 from lakeflux.testing.process import ServerProcess
@@ -133,3 +134,27 @@ def test_a_v1_client_that_stops_reading_is_cut_off_at_the_deadline(tmp_path):
         finally:
             client.close()
         assert not body.endswith(b"\r\n0\r\n\r\n")
+
+
+def test_a_flight_client_that_stops_reading_lets_go_of_its_view_at_the_deadline(tmp_path):
+    """gRPC cannot be cut from the server's side, but the query behind the stalled call stops and unpins."""
+    data = tmp_path / "data"
+    with ServerProcess(data, "--without-auth", "--wal-flush-interval", "10ms", "--query-timeout", "3s") as srv:
+        write(srv, 0, 10, 0.0)
+        persist(srv)
+        (old,) = table_files(data)
+        write(srv, 5, 10, 100.0)
+        client = flight.FlightClient(f"grpc+tcp://127.0.0.1:{srv.port}")
+        try:
+            ticket = flight.Ticket(json.dumps({"database": "lake", "sql_query": ENDLESS, "query_type": "sql"}).encode())
+            reader = client.do_get(ticket)
+            reader.read_chunk()  # the answer started; nothing more is read
+            persist(srv)
+            wait_for("the retired file to be deleted", lambda: not old.exists())
+            assert sql(srv, "SELECT count(*) AS n FROM cpu") == [{"n": 15}]
+            assert call(srv, "/health") == (200, b"OK")
+            with pytest.raises(flight.FlightError, match="--query-timeout"):  # reading on: what gRPC held, then
+                while True:
+                    reader.read_chunk()
+        finally:
+            client.close()
