@@ -3,6 +3,7 @@
     python benchmarks/ingest.py [--seconds 20] [--bodies mixed telegraf] [--connections 2 16] [--repeats 1]
                                 [--json out.json]
     python benchmarks/ingest.py --memory-only --rows 10000000
+    python benchmarks/ingest.py --ceilings [--bodies mixed] [--connections 2] [--repeats 3]
 
 Each connection sends 5,000-line batches and waits for each acknowledgement (204) before its next, so the
 figure is durable lines/s. Bodies (benchmarks/lpgen.py): `mixed` (cpu/mem/disk/net lines, 5% with escapes
@@ -14,6 +15,10 @@ with their default settings (file store for lakeflux); lakeflux and the peer alt
 10000000` is the full-size memory run. Under each lakeflux figure, where its writes' time went (the
 server's /metrics: per request, and per WAL commit its encode, store and apply). Wall-clock figures: on a
 shared machine they move with its load.
+
+`--ceilings` measures what bounds the durable figure, with the same client, interleaved run by run: lakeflux
+durable, lakeflux with `no_sync=true` (acknowledged once buffered: no commit to wait for) and a bare aiohttp
+server that only reads each body and answers 204 (the HTTP and client cost alone, no parse, no storage).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -34,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import InfluxDB1, peak_rss_kib, send_batches  # noqa: E402
 from lpgen import endless_batches, mixed_batches  # noqa: E402
 
-from lakeflux.testing.process import ServerProcess  # noqa: E402
+from lakeflux.testing.process import ServerProcess, free_port  # noqa: E402
 
 TARGET_RATIO = 3.0
 TARGET_RSS_MIB = 1024
@@ -59,7 +66,8 @@ class Timed:
             yield body
 
 
-def bench_lakeflux_once(batches: Iterable[bytes], connections: int, lines: int | None = None) -> dict:
+def bench_lakeflux_once(batches: Iterable[bytes], connections: int, lines: int | None = None,
+                        query: str = "") -> dict:
     """One fresh server, every batch sent; lines/s and the server's peak RSS.
 
     `batches` may be a lazy iterator (then say how many `lines` it holds, or pass a `Timed`): the memory
@@ -69,7 +77,7 @@ def bench_lakeflux_once(batches: Iterable[bytes], connections: int, lines: int |
     srv = ServerProcess(tmp / "data", "--without-auth", log_path=tmp / "server.log").start()
     try:
         try:
-            seconds = send_batches(f"{srv.url}/api/v3/write_lp?db=bench", batches, connections)
+            seconds = send_batches(f"{srv.url}/api/v3/write_lp?db=bench{query}", batches, connections)
         except Exception:
             print(srv.log(), file=sys.stderr)
             raise
@@ -190,6 +198,59 @@ def run(bodies: list[str], connections: list[int], seconds: float, repeats: int,
     return results
 
 
+BARE_SERVER = """
+import sys
+from aiohttp import web
+async def write(request):
+    await request.read()
+    return web.Response(status=204)
+app = web.Application(client_max_size=64 << 20)
+app.router.add_post("/write", write)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+"""
+
+
+def bench_bare_once(batches: Timed, connections: int) -> dict:
+    """The same client against an aiohttp server that reads each body and answers 204: nothing else."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/write", data=b"x"), timeout=1)
+                break
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the bare HTTP server did not start") from None
+                time.sleep(0.1)
+        seconds = send_batches(f"http://127.0.0.1:{port}/write", batches, connections)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {"lines": batches.lines, "seconds": seconds, "lines_per_s": batches.lines / seconds}
+
+
+def ceilings(bodies: list[str], connections: list[int], seconds: float, repeats: int) -> dict:
+    """Durable vs no_sync vs bare HTTP with the same client (module docstring), interleaved run by run."""
+    results: dict = {"seconds": seconds, "runs": []}
+    for body in bodies:
+        for c in connections:
+            runs: dict[str, list[dict]] = {"durable": [], "no_sync": [], "bare_http": []}
+            for _ in range(repeats):
+                runs["durable"].append(bench_lakeflux_once(Timed(endless_batches(body), seconds), c))
+                runs["no_sync"].append(bench_lakeflux_once(Timed(endless_batches(body), seconds), c,
+                                                           query="&no_sync=true"))
+                runs["bare_http"].append(bench_bare_once(Timed(endless_batches(body), seconds), c))
+            row = {"body": body, "connections": c, **{k: _median_run(v) for k, v in runs.items()}}
+            bare = row["bare_http"]["lines_per_s"]
+            print(f"{body:<8} {c:>2} conn: durable {row['durable']['lines_per_s']:>10,.0f}  no_sync "
+                  f"{row['no_sync']['lines_per_s']:>10,.0f}  bare HTTP {bare:>10,.0f} lines/s "
+                  f"(durable = {row['durable']['lines_per_s'] / bare:.0%} of bare HTTP)", flush=True)
+            results["runs"].append(row)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="sending time per side and run")
@@ -200,10 +261,14 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip InfluxDB 1.x")
     ap.add_argument("--memory-only", action="store_true",
                     help="only the peak-RSS run: stream --rows lines into one server (no peer)")
+    ap.add_argument("--ceilings", action="store_true",
+                    help="durable vs no_sync vs a bare HTTP server, same client (no peer)")
     ap.add_argument("--json", type=Path, help="write results here")
     args = ap.parse_args()
     if args.memory_only:
         results = bench_memory(args.rows, args.connections[0])
+    elif args.ceilings:
+        results = ceilings(args.bodies, args.connections, args.seconds, args.repeats)
     else:
         results = run(args.bodies, args.connections, args.seconds, args.repeats, not args.no_peer)
     if args.json:

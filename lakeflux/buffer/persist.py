@@ -363,7 +363,10 @@ class Persister:
         def stage(item: tuple[str, str, TableDef, list[pa.Table]]) -> _Staged | Exception:
             db, table, tdef, parts = item
             try:
-                with budget.hold(sum(p.nbytes for p in parts)):
+                # Buffer sizes, not nbytes: nbytes walks every chunk's offsets (25 µs for a 1,300-row chunk;
+                # a snapshot of 600 segments' chunks spent 3% of ingest's CPU here). A slice counts its whole
+                # buffers, which only makes the budget stricter.
+                with budget.hold(sum(p.get_total_buffer_size() for p in parts)):
                     return self._stage_table(db, table, tdef.tags, table_schema(tdef.columns), parts, upto,
                                              tdef.created_seq)
             except Exception as e:  # any failure of this table's data or keys: the others go on
