@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,10 +45,7 @@ def dedupe(table: pa.Table, tags: Sequence[str], *, clean_rows: int = 0) -> pa.T
              if (g := _duplicate_groups(table, present, times, window)) is not None]
     if not found:
         return table
-    return _merge(table, tags, found[0] if len(found) == 1 else _Groups(
-        rows=np.concatenate([g.rows for g in found]),
-        starts=np.concatenate([g.starts + offset for g, offset in zip(
-            found, np.cumsum([0] + [len(g.rows) for g in found[:-1]]), strict=True)])))
+    return _merge(table, tags, found[0] if len(found) == 1 else _Groups.joined(found))
 
 
 # Candidates are compared this many at a time (whole runs of one time, never split): the point keys cost
@@ -57,26 +54,14 @@ def dedupe(table: pa.Table, tags: Sequence[str], *, clean_rows: int = 0) -> pa.T
 WINDOW_ROWS = 1 << 19
 
 
-def _windows(times: np.ndarray, candidates: np.ndarray) -> Iterator[np.ndarray]:
-    """`candidates` (ordered by time) in consecutive slices of about WINDOW_ROWS, cut only where the time
-    changes: a point's rows all share its time, so each slice's duplicates are found on their own."""
-    start = 0
-    while len(candidates) - start > WINDOW_ROWS:
-        at = start + WINDOW_ROWS
-        cut_time = times[candidates[at - 1]]
-        step = 4096
-        while at < len(candidates):  # to the end of cut_time's run, looking ahead a growing step at a time
-            ahead = times[candidates[at:at + step]]
-            within = int(np.searchsorted(ahead, cut_time, side="right"))
-            at += within
-            if within < len(ahead):
-                break
-            step *= 2
-        if at >= len(candidates):
-            break
-        yield candidates[start:at]
-        start = at
-    yield candidates[start:]
+def _windows(times: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
+    """`candidates` (ordered by time) in consecutive slices of about WINDOW_ROWS, each ending where a run of
+    one time ends: a point's rows all share its time, so each slice's duplicates are found on their own."""
+    if len(candidates) <= WINDOW_ROWS:
+        return [candidates]
+    ordered = times[candidates]
+    ends = np.unique(np.searchsorted(ordered, ordered[WINDOW_ROWS - 1::WINDOW_ROWS], side="right"))
+    return np.split(candidates, ends[ends < len(candidates)])
 
 
 def time_values(table: pa.Table) -> np.ndarray:
@@ -137,6 +122,13 @@ class _Groups:
 
     rows: np.ndarray
     starts: np.ndarray
+
+    @staticmethod
+    def joined(parts: list[_Groups]) -> _Groups:
+        """The points of `parts` (disjoint) as one `_Groups`."""
+        offsets = np.cumsum([0] + [len(p.rows) for p in parts[:-1]])
+        return _Groups(rows=np.concatenate([p.rows for p in parts]),
+                       starts=np.concatenate([p.starts + o for p, o in zip(parts, offsets, strict=True)]))
 
 
 def _duplicate_groups(table: pa.Table, tags: list[str], times: np.ndarray,
