@@ -2,6 +2,6 @@
 
 from .tables import BufferedTables
 from .validate import CheckedWrite, check_write
-from .writebuffer import WriteBuffer, WriteStats
+from .writebuffer import Prechecked, WriteBuffer, WriteStats
 
-__all__ = ["BufferedTables", "CheckedWrite", "WriteBuffer", "WriteStats", "check_write"]
+__all__ = ["BufferedTables", "CheckedWrite", "Prechecked", "WriteBuffer", "WriteStats", "check_write"]

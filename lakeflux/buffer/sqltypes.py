@@ -43,8 +43,10 @@ def to_query_form(data: pa.Table, tags: tuple[str, ...] | list[str]) -> pa.Table
     for f, col in zip(data.schema, data.columns, strict=True):
         if f.name in tags and col.type != TAG_TYPE:
             col = col.cast(TAG_TYPE)
-        elif f.name == "time":
-            col = col.cast(TIME_TYPE)
+        elif f.name == "time" and col.type != TIME_TYPE:
+            # Int64 nanoseconds and timestamp[ns] share their buffers: a view, not a cast kernel (which costs
+            # ~40 µs of dispatch per column on every commit).
+            col = pa.chunked_array([chunk.view(TIME_TYPE) for chunk in col.chunks], TIME_TYPE)
         cols.append(col)
         fields.append(pa.field(f.name, col.type))
     return pa.Table.from_arrays(cols, schema=pa.schema(fields))

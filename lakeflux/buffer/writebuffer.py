@@ -53,6 +53,15 @@ class _Pending:
     background: bool = False  # a plugin's write-back: never makes a client's commit wait
 
 
+@dataclass(frozen=True)
+class Prechecked:
+    """A write checked against one catalog state (`WriteBuffer.precheck`)."""
+
+    state: CatalogState
+    db: str
+    checked: CheckedWrite
+
+
 @dataclass
 class _Batch:
     entries: list[_Pending] = field(default_factory=list)
@@ -331,7 +340,7 @@ class WriteBuffer:
 
     async def write(self, db: str, parsed: ParseResult, *, accept_partial: bool, no_sync: bool,
                     body: bytes | None = None, background: bool = False,
-                    arrival: Arrival | None = None) -> list[LineError]:
+                    arrival: Arrival | None = None, prechecked: Prechecked | None = None) -> list[LineError]:
         """Validate and write; returns the line errors of a partial write.
 
         Returns after the WAL segment holding the accepted rows is committed and queryable, or, with
@@ -339,7 +348,8 @@ class WriteBuffer:
         false and any line is bad, Unavailable when the buffer is full or the commit failed, Fenced
         when another server owns this node's WAL. `background` marks a plugin's write-back (see the
         module docstring); writes are committed in arrival order either way. `arrival` (from `arriving`)
-        ends when the rows join the open batch.
+        ends when the rows join the open batch. `prechecked` (from `precheck`, on another thread) is used
+        when the catalog has not changed since; otherwise the write is checked again here.
         """
         if db == INTERNAL_DB:
             raise Invalid("cannot modify internal db")
@@ -351,7 +361,7 @@ class WriteBuffer:
             raise Unavailable("server is shutting down")
         if len(self._batch.entries) >= self._max_pending_writes:
             raise Unavailable("write buffer is full; retry shortly", retry_after=self._flush_interval)
-        checked = await self._check_and_commit_schema(db, parsed, body, accept_partial)
+        checked = await self._check_and_commit_schema(db, parsed, body, accept_partial, prechecked)
         if not checked.tables:
             return checked.errors
         loop = asyncio.get_running_loop()
@@ -367,6 +377,13 @@ class WriteBuffer:
             await done
         return checked.errors
 
+    def precheck(self, db: str, parsed: ParseResult, body: bytes | None) -> Prechecked:
+        """Check a parse result against the catalog as it is now, from any thread (a parse thread, so that
+        checks of concurrent writes run side by side rather than on the event loop); `write` uses it
+        unless the catalog changed meanwhile. Pure: nothing is written."""
+        state = self.catalog.state
+        return Prechecked(state, db, check_write(state, db, parsed, body))
+
     def _table_seq(self, db: str, table: str) -> int:
         """The identity (TableDef.created_seq) of the live table rows are written to; -1 if it is gone."""
         dbdef = self.catalog.state.live_db(db)
@@ -374,8 +391,12 @@ class WriteBuffer:
         return tdef.created_seq if tdef is not None else -1
 
     async def _check_and_commit_schema(self, db: str, parsed: ParseResult, body: bytes | None,
-                                       accept_partial: bool) -> CheckedWrite:
-        checked = check_write(self.catalog.state, db, parsed, body)
+                                       accept_partial: bool, prechecked: Prechecked | None = None) -> CheckedWrite:
+        state = self.catalog.state
+        if prechecked is not None and prechecked.state is state and prechecked.db == db:
+            checked = prechecked.checked
+        else:
+            checked = check_write(state, db, parsed, body)
         if checked.errors and not accept_partial:
             first = checked.errors[0]
             raise Invalid("line protocol parsing error", data=first.to_json())

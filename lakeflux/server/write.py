@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from aiohttp import web
 
+from ..buffer import Prechecked
 from ..catalog import TableDef, check_db_name
 from ..errors import Invalid
 from ..lineprotocol import ParseResult, parse
@@ -67,11 +68,13 @@ async def _write(request: web.Request, db: str, precision: Precision, *, accept_
                 raise Invalid("the request body is empty: expected line protocol")
             dbdef = svc.catalog.state.live_db(db)
             known = _KnownColumns(dbdef.tables) if dbdef is not None else None
-            # The parse checks UTF-8 too (Invalid naming the offset), off the event loop and without the GIL.
-            parsed, request[LP_PARSE_SECONDS] = await svc.run_parse(_parse, body, precision, known)
+            # The parse checks UTF-8 too (Invalid naming the offset), off the event loop and without the GIL;
+            # the check against the catalog runs there too, so two writes' checks run side by side.
+            parsed, prechecked, request[LP_PARSE_SECONDS] = await svc.run_parse(
+                _parse, body, precision, known, lambda parsed: svc.buffer.precheck(db, parsed, body))
             request[LP_LINES] = parsed.line_count
             errors = await svc.buffer.write(db, parsed, accept_partial=accept_partial, no_sync=no_sync, body=body,
-                                            arrival=arrival)
+                                            arrival=arrival, prechecked=prechecked)
     finally:
         arrival.joined()
     if errors:
@@ -98,9 +101,10 @@ class _KnownColumns(Mapping[str, Mapping[str, ColumnKind]]):
         return len(self._tables)
 
 
-def _parse(body: bytes, precision: Precision,
-           known: Mapping[str, Mapping[str, ColumnKind]] | None) -> tuple[ParseResult, float]:
-    """The parse result and the seconds it took (for /metrics)."""
+def _parse(body: bytes, precision: Precision, known: Mapping[str, Mapping[str, ColumnKind]] | None,
+           precheck: Callable[[ParseResult], Prechecked]) -> tuple[ParseResult, Prechecked, float]:
+    """The parse result, its check against the catalog, and the seconds the parse took (for /metrics)."""
     started = time.perf_counter()
     parsed = parse(body, precision=precision, default_time_ns=time.time_ns(), known=known)
-    return parsed, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return parsed, precheck(parsed), seconds

@@ -1,3 +1,4 @@
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -28,8 +29,10 @@ def test_roundtrip_and_self_describing_metadata():
     # A plain Parquet reader sees a valid file with the metadata.
     import io
     pf = pq.ParquetFile(io.BytesIO(store.get(paths.wal_segment("n", 0))))
-    assert pf.num_row_groups == 2
-    assert b'"seq":0' in pf.schema_arrow.metadata[META_KEY]
+    assert pf.num_row_groups == 1  # both tables' rows, back to back
+    meta = orjson.loads(pf.schema_arrow.metadata[META_KEY])
+    assert (meta["version"], meta["seq"]) == (3, 0)
+    assert [(e["table"], e["first_row"], e["rows"]) for e in meta["tables"]] == [("cpu", 0, 2), ("mem", 2, 1)]
 
 
 def test_read_one_table_by_range():
@@ -107,25 +110,81 @@ def test_integers_at_their_limits_round_trip():
     assert wal.read(0).tables[0].data.equals(data)
 
 
-def test_segments_of_earlier_versions_still_read():
-    """Earlier versions wrote segments with lz4 and plain integers; the same file written that way (same
-    schema, metadata and row groups) replays and reads by table as before."""
+def _version_2(segment: Segment, compression: str = "none") -> bytes:
+    """`segment` laid out as version 2 wrote it: one row group per table, its unused slots null."""
     import io
 
-    store = MemoryStore()
-    Wal(store, "n", "w").commit(seg(4))
-    key = paths.wal_segment("n", 4)
-    current = pq.ParquetFile(io.BytesIO(store.get(key)))
-    strings = [f.name for f in current.schema_arrow if pa.types.is_string(f.type)]
+    from lakeflux.wal.segment import _slots
+
+    slot_types: dict[str, pa.DataType] = {}
+    entries = []
+    for i, t in enumerate(segment.tables):
+        slots = _slots(t.data.schema)
+        for f, slot in zip(t.data.schema, slots, strict=True):
+            slot_types.setdefault(slot, f.type)
+        entries.append({"db": t.db, "table": t.table, "row_group": i, "rows": t.data.num_rows, "tags": list(t.tags),
+                        "columns": [[f.name, slot] for f, slot in zip(t.data.schema, slots, strict=True)],
+                        "min_time": None, "max_time": None})
+    meta = {"version": 2, "seq": segment.seq, "writer_id": segment.writer_id, "min_time": None, "max_time": None,
+            "tables": entries}
+    schema = pa.schema([pa.field(n, k) for n, k in sorted(slot_types.items())], metadata={META_KEY: orjson.dumps(meta)})
     sink = io.BytesIO()
-    with pq.ParquetWriter(sink, current.schema_arrow, compression="lz4", use_dictionary=strings or False,
-                          write_statistics=False) as writer:
-        for rg in range(current.num_row_groups):
-            writer.write_table(current.read_row_group(rg), row_group_size=max(1, current.metadata.row_group(rg).num_rows))
+    with pq.ParquetWriter(sink, schema, compression=compression) as writer:
+        for t, e in zip(segment.tables, entries, strict=True):
+            column_in = {slot: name for name, slot in e["columns"]}
+            cols = [t.data.column(column_in[f.name]) if f.name in column_in else pa.nulls(t.data.num_rows, f.type)
+                    for f in schema]
+            writer.write_table(pa.Table.from_arrays(cols, schema=schema), row_group_size=max(1, t.data.num_rows))
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_segments_of_earlier_versions_still_read(compression):
+    """Version 2 wrote one row group per table (and before that, lz4 and plain integers): such segments
+    replay and read by table as before."""
+    import io
+
+    key = paths.wal_segment("n", 4)
     old = MemoryStore()
-    old.put_if_absent(key, sink.getvalue())
-    assert pq.ParquetFile(io.BytesIO(old.get(key))).metadata.row_group(0).column(0).compression == "LZ4"
+    old.put_if_absent(key, _version_2(seg(4), compression))
+    pf = pq.ParquetFile(io.BytesIO(old.get(key)))
+    assert pf.num_row_groups == 2
+    assert pf.metadata.row_group(0).column(0).compression == {"none": "UNCOMPRESSED", "lz4": "LZ4"}[compression]
     wal = Wal(old, "n", "w")
     [got] = list(wal.replay(-1))
     assert [(t.table, t.data.to_pydict()) for t in got.tables] == [(t.table, t.data.to_pydict()) for t in seg(4).tables]
     assert wal.read(4, only={("db2", "mem")}).tables[0].data.to_pydict() == {"free": [5], "time": [15]}
+    assert wal.read(4, only={("db", "cpu")}).tables[0].data.to_pydict() == seg(4).tables[0].data.to_pydict()
+
+
+def test_a_table_spanning_row_groups_reads_by_range(monkeypatch):
+    """A segment past the writer's row group limit spans row groups: a table's run is read from each of
+    them and only them."""
+    import io
+
+    import lakeflux.wal.segment as segment
+
+    tables = [WalTable("db", f"t{i}", pa.table({"v": pa.array(range(i * 10, i * 10 + 7), pa.int64()),
+                                                 "time": pa.array(range(7), pa.int64())}), ()) for i in range(4)]
+    real = pq.ParquetWriter.write_table
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", lambda self, t, row_group_size=None: real(self, t, 5))
+    store = MemoryStore()
+    wal = Wal(store, "n", "w")
+    wal.commit(Segment(seq=0, writer_id="w", tables=tables))
+    monkeypatch.undo()
+    assert pq.ParquetFile(io.BytesIO(store.get(paths.wal_segment("n", 0)))).num_row_groups == 6
+    for t in tables:
+        [got] = wal.read(0, only={("db", t.table)}).tables
+        assert got.data.equals(t.data)
+    assert [t.data.to_pydict() for t in wal.read(0).tables] == [t.data.to_pydict() for t in tables]
+    assert segment.decode(store.get(paths.wal_segment("n", 0)), "k", only=set()).tables == []
+
+
+def test_a_table_without_rows_round_trips():
+    empty = pa.table({"v": pa.array([], pa.float64()), "time": pa.array([], pa.int64())})
+    tables = [WalTable("db", "a", empty, ()), seg(0).tables[0], WalTable("db", "b", empty, ())]
+    store = MemoryStore()
+    wal = Wal(store, "n", "w")
+    wal.commit(Segment(seq=0, writer_id="w", tables=tables))
+    assert [(t.table, t.data.num_rows) for t in wal.read(0).tables] == [("a", 0), ("cpu", 2), ("b", 0)]
+    assert wal.read(0, only={("db", "b")}).tables[0].data.num_rows == 0
