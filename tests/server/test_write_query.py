@@ -51,6 +51,24 @@ def test_partial_write_reports_bad_lines_and_keeps_good(server):
     assert server.query("db1", "SELECT count(*) AS n FROM cpu") == [{"n": 2}]
 
 
+def test_a_large_body_keeps_line_numbers_and_rows(server):
+    """Errors of a large body name its physical lines (after a string over two lines too), and the good
+    rows, that string among them, are all written."""
+    lines = [f"cpu,host=h{i % 7} usage={i}.5,n={i}i {i}" for i in range(12_000)]
+    lines[100] = "cpu,host=x usage=oops 100"
+    lines[11_000] = "cpu,host=y n=1.5 11000"
+    lines[9_000] = 'cpu,host=z note="two\nlines" 9000'
+    body = "\n".join(lines)
+    assert len(body) > 300_000
+    r = server.write("db1", body)
+    assert r.status == 400, r.body
+    assert [(d["line_number"], d["original_line"]) for d in r.json()["data"]] == [
+        (101, "cpu,host=x usage=oops 100"), (11_002, "cpu,host=y n=1.5 11000")]
+    assert server.query("db1", "SELECT count(*) AS n, sum(n) AS s FROM cpu") == [
+        {"n": 11_998, "s": sum(range(12_000)) - 100 - 9_000 - 11_000}]
+    assert server.query("db1", "SELECT note FROM cpu WHERE host = 'z'") == [{"note": "two\nlines"}]
+
+
 def test_accept_partial_false_rejects_everything(server):
     r = server.write("db1", "cpu v=1 1\ncpu v=oops 2", accept_partial="false")
     assert r.status == 400
