@@ -21,6 +21,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -271,16 +272,28 @@ class FlightService(flight.FlightServerBase):
         # error after the first batch ends the batches; the C-level iterator chained after them raises it,
         # so the client gets its message and no Python frames (as error_stream does before the first).
         failure: list[Exception] = []
-        batches = self._batches(context, query, running, first, tags, started, failure,
-                                _expire_at_deadline(running, query.database))
+        expiry = _expire_at_deadline(running, query.database)
+
+        def finish(ok: bool) -> None:
+            if expiry is not None:
+                expiry.cancel()
+            running.close()
+            self._services.query_slots.give_back()
+            self._count(ok, started)
+
+        end = _Once(finish)
+        batches = self._batches(context, query, running, first, tags, failure, end)
+        # gRPC may drop a stream without asking for a batch (the client went away first): the generator never
+        # started, so its `finally` never runs. Its collection ends the query all the same.
+        weakref.finalize(batches, end, False).atexit = False
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(
             schema, itertools.chain(batches, map(codecs.strict_errors, failure))))
 
     def _batches(self, context: flight.ServerCallContext, query: TicketQuery, running: RunningQuery,
-                 batch: pa.RecordBatch | None, tags: set[str], started: float,
-                 failure: list[Exception], expiry: threading.Timer | None) -> Iterator[pa.RecordBatch]:
-        """The stream's batches (tags as dictionaries); closes the query, stops its `expiry` and gives the
-        slot back at the end. An error stops the batches and is put in `failure` for the stream to raise."""
+                 batch: pa.RecordBatch | None, tags: set[str], failure: list[Exception],
+                 end: Callable[[bool], None]) -> Iterator[pa.RecordBatch]:
+        """The stream's batches (tags as dictionaries); `end(ok)` closes the query, stops its deadline timer
+        and gives the slot back. An error stops the batches and is put in `failure` for the stream to raise."""
         ok = False
         try:
             while batch is not None:
@@ -293,11 +306,7 @@ class FlightService(flight.FlightServerBase):
                     return
             ok = True
         finally:
-            if expiry is not None:
-                expiry.cancel()
-            running.close()
-            self._services.query_slots.give_back()
-            self._count(ok, started)
+            end(ok)
 
     def _count(self, ok: bool, started: float) -> None:
         if self._metrics is not None:
@@ -384,6 +393,20 @@ class FlightService(flight.FlightServerBase):
         except Exception:
             log.exception("unexpected error running a Flight query on %s", query.database)
             raise flight.FlightInternalError("internal error") from None
+
+
+class _Once:
+    """`fn(*args)` the first time it is called, from any thread; later calls do nothing."""
+
+    def __init__(self, fn: Callable[..., None]) -> None:
+        self._fn: Callable[..., None] | None = fn
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> None:
+        with self._lock:
+            fn, self._fn = self._fn, None
+        if fn is not None:
+            fn(*args)
 
 
 def _expire_at_deadline(running: RunningQuery, database: str) -> threading.Timer | None:

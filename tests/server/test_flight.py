@@ -237,3 +237,34 @@ def test_flight_sql_plans_in_get_flight_info_and_runs_once_in_do_get(srv):
 
 def _logged_queries(srv: InProcessServer) -> list[str]:
     return srv.services.query.execute("db1", "SELECT query_text FROM system.queries").to_table().column(0).to_pylist()
+
+
+class _Context:
+    """The parts of a gRPC call context do_get uses (called directly: no client, so nothing is read)."""
+
+    def get_middleware(self, key: str) -> None:
+        return None
+
+    def is_cancelled(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("query", ["SELECT host, v FROM cpu", "SELECT 1 AS one"])
+def test_a_stream_gRPC_never_reads_gives_its_query_slot_back(srv, query):
+    """A client that goes away before gRPC asks for the first batch: the stream is dropped unread, and its
+    query slot, query and deadline timer are let go all the same."""
+    import gc
+
+    from lakeflux.server.flight import FlightService
+
+    service = FlightService(srv.services)
+    try:
+        slots = srv.services.query_slots
+        before = slots.taken
+        stream = service.do_get(_Context(), _ticket(database="db1", sql_query=query, query_type="sql"))
+        assert slots.taken == before + 1
+        del stream
+        gc.collect()
+        assert slots.taken == before
+    finally:
+        service.shutdown()
