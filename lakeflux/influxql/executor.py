@@ -35,7 +35,7 @@ class SqlEngine(Protocol):
     """What InfluxQL needs of the query engine: read-only SQL over one database (query/session.py)."""
 
     def execute(self, db: str, sql: str, params: dict[str, Any] | None = None, *,
-                log_as: tuple[str, str] | None = None) -> Any: ...
+                deadline: float | None = None, log_as: tuple[str, str] | None = None) -> Any: ...
 
     def time_bounds(self, db: str, table: str) -> tuple[int, int] | None: ...
 
@@ -57,6 +57,9 @@ class Request:
     retention_policy: str | None = None
     params: dict[str, Any] | None = None
     flat: bool = False  # answering in InfluxDB 3's table form (/api/v3/query_influxql, Flight)
+    # When the whole request must be over (monotonic seconds): its statements share it, so a text of several
+    # statements cannot run past --query-timeout by taking a fresh timeout for each. None: each statement's own.
+    deadline: float | None = None
 
 
 class InfluxQL:
@@ -110,7 +113,7 @@ class InfluxQL:
         if isinstance(stmt, A.SelectStatement):
             db = self._database(_select_database(stmt) or request.database, _select_rp(stmt) or
                                 request.retention_policy)
-            result.series = select.execute(stmt, self._context(db, now, request.text))
+            result.series = select.execute(stmt, self._context(db, now, request))
             result.group_tags = sorted({k for s in result.series for k in (s.tags or {})})
         elif isinstance(stmt, A.ShowDatabases):
             self._show_databases(result)
@@ -119,7 +122,7 @@ class InfluxQL:
         elif isinstance(stmt, A.ShowMeasurements | A.ShowTagKeys | A.ShowTagValues | A.ShowFieldKeys):
             db = self._database(stmt.database or request.database, request.retention_policy)
             dbdef = self._live(db)
-            run = self._runner(db, request.text)
+            run = self._runner(db, request)
             if isinstance(stmt, A.ShowMeasurements):
                 result.series = meta.show_measurements(stmt, dbdef, run, now)
             elif isinstance(stmt, A.ShowTagKeys):
@@ -162,15 +165,16 @@ class InfluxQL:
             raise NotFound(f"database not found: {db}")
         return dbdef
 
-    def _runner(self, db: str, text: str) -> select.SqlRunner:
-        """SQL over `db`, logged in system.queries as the InfluxQL `text` it answers."""
+    def _runner(self, db: str, request: Request) -> select.SqlRunner:
+        """SQL over `db` within the request's deadline, logged in system.queries as the InfluxQL it answers."""
         def run(sql: str, params: dict[str, object]) -> pa.Table:
-            return self._engine.execute(db, sql, params or None, log_as=("influxql", text)).to_table()  # type: ignore[no-any-return]
+            return self._engine.execute(db, sql, params or None, deadline=request.deadline,  # type: ignore[no-any-return]
+                                        log_as=("influxql", request.text)).to_table()
         return run
 
-    def _context(self, db: str, now: int, text: str) -> select.Context:
+    def _context(self, db: str, now: int, request: Request) -> select.Context:
         dbdef = self._live(db)
-        run = self._runner(db, text)
+        run = self._runner(db, request)
 
         def resolve(m: A.Measurement) -> list[select.Source]:
             if m.regex is not None:

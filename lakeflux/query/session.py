@@ -163,9 +163,9 @@ class QueryEngine:
         )
 
     def execute(self, db: str, sql: str, params: dict[str, Any] | None = None, *,
-                log_as: tuple[str, str] | None = None) -> QueryResult:
+                deadline: float | None = None, log_as: tuple[str, str] | None = None) -> QueryResult:
         """Run `sql` to the end and return every batch (see `start`). Blocking."""
-        running = self.start(db, sql, params, log_as=log_as)
+        running = self.start(db, sql, params, deadline=deadline, log_as=log_as)
         try:
             batches = list(running)
         finally:

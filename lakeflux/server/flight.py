@@ -371,7 +371,8 @@ class FlightService(flight.FlightServerBase):
         assert self._services.influxql is not None
         try:
             result = self._services.influxql.execute_one(
-                Request(query.sql, database=query.database, params=query.params, flat=True))
+                Request(query.sql, database=query.database, params=query.params, flat=True,
+                        deadline=self._services.query.deadline()))
         except InfluxQLError as e:
             raise E.Invalid(e.message) from None
         return flat_table(result)

@@ -66,8 +66,9 @@ async def v1_query(request: web.Request) -> web.StreamResponse:
     chunk_size = _int_param(params, "chunk_size", DEFAULT_CHUNK_SIZE)
     pretty = params.get("pretty", "false").lower() == "true"
     csv = request.headers.get("Accept", "").split(";")[0].strip().lower() in _CSV_TYPES
+    deadline = svc.query.deadline()  # one for every statement, and for sending the answer
     influxql_request = Request(text, database=params.get("db") or None, retention_policy=params.get("rp") or None,
-                               params=_params_from_text(params.get("params")))
+                               params=_params_from_text(params.get("params")), deadline=deadline)
     headers = {**stamp_headers(request), "X-Influxdb-Version": INFLUXDB_COMPAT_VERSION,
                "X-Influxdb-Build": f"lakeflux-{__version__}"}
     encoder = Encoder(divisor)
@@ -85,8 +86,7 @@ async def v1_query(request: web.Request) -> web.StreamResponse:
             return [v1_json(results, encoder, pretty)]
         return list(v1_json_chunks(results, encoder, chunk_size, pretty))
 
-    deadline = svc.query.deadline()  # sending the answer counts too: a client that stops reading is cut off
-    chunks = await svc.run_query(answer)
+    chunks = await svc.run_query(answer)  # sending counts too: a client that stops reading is cut off
     response = web.StreamResponse(status=200, headers={
         **headers, "Content-Type": "application/csv" if csv else "application/json"})
     if csv or not chunked:
@@ -119,7 +119,7 @@ async def query_influxql(request: web.Request) -> web.StreamResponse:
     if not text:
         raise Invalid("missing query parameter 'q'")
     fmt = negotiate(fmt_param, request.headers.get("Accept"))
-    influxql_request = Request(text, database=db or None, params=params, flat=True)
+    influxql_request = Request(text, database=db or None, params=params, flat=True, deadline=svc.query.deadline())
     influxql = _influxql(svc)
 
     def chunks(cancel: Cancel) -> Iterator[bytes]:

@@ -242,3 +242,24 @@ def test_system_queries_show_influxql_as_influxql(srv):
     assert "series" in v1(srv, db="db1", q=q).json()["results"][0]
     logged = srv.query("db1", "SELECT query_type, query_text FROM system.queries WHERE query_type = 'influxql'")
     assert {"query_type": "influxql", "query_text": q} in logged
+
+
+def test_statements_of_one_request_share_its_deadline(srv, monkeypatch):
+    """--query-timeout bounds a request of several statements as a whole: every SQL query its statements run
+    gets the one deadline taken when the request came in, not a fresh timeout each."""
+    engine = srv.services.query
+    given = []
+    real = engine.start
+
+    def start(db, sql, params=None, *, deadline=None, log_as=None):
+        given.append(deadline)
+        return real(db, sql, params, deadline=deadline, log_as=log_as)
+
+    monkeypatch.setattr(engine, "start", start)
+    r = v1(srv, db="db1", q="SELECT v FROM cpu; SELECT free FROM mem; SELECT v FROM /c.u/")
+    assert r.status == 200 and all("error" not in s for s in r.json()["results"])
+    assert len(given) >= 3 and given[0] is not None and set(given) == {given[0]}
+    given.clear()
+    assert srv.request("GET", "/api/v3/query_influxql?" + urllib.parse.urlencode(
+        {"db": "db1", "q": "SHOW TAG VALUES WITH KEY = host"})).status == 200
+    assert given and given[0] is not None and set(given) == {given[0]}
