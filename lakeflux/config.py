@@ -127,8 +127,9 @@ class Config:
     shutdown_grace_period: float = 20.0
     hard_delete_default_duration: float = 72 * 3600.0
     # `--delta-log-retention`: Delta log files (old commits and checkpoints) are deleted once older than this
-    # and than the newest checkpoint that old (Delta's `delta.logRetentionDuration`, recorded in each table).
-    delta_log_retention: float = 30 * 86_400.0
+    # and than the newest checkpoint that old (Delta's `delta.logRetentionDuration`, recorded in each table);
+    # None: never deleted.
+    delta_log_retention: float | None = 30 * 86_400.0
     # The cluster compactor (`--mode compact`): a round this often; replaced compacted files are deleted this
     # long after they left the compaction; compacted files hold at most this many rows.
     compaction_check_interval: float = 10.0

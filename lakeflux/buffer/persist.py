@@ -166,7 +166,7 @@ class Persister:
                  lock: ViewLock, *, wal_segments_to_keep: int = 300,
                  wal_floor: Callable[[], int | None] | None = None, clock: Callable[[], int] = time.time_ns,
                  compact_max_rows: int = COMPACT_MAX_ROWS, compact_max_bytes: int = COMPACT_MAX_BYTES,
-                 delta_log_retention_s: float = LOG_RETENTION_S) -> None:
+                 delta_log_retention_s: float | None = LOG_RETENTION_S) -> None:
         self.store = store
         self.node = node
         self.catalog = catalog

@@ -216,6 +216,20 @@ def _s3_settings(flags: ServeFlags, store: str) -> S3Settings:
     return settings
 
 
+# A Delta reader lists a table's log, then reads the checkpoint and commits it found: cleanup must leave them
+# to it for longer than any listing-to-reading takes, on any clock skew between the server and the store.
+MIN_LOG_RETENTION_S = 3_600.0
+
+
+def _log_retention(text: str | None) -> float | None:
+    """--delta-log-retention: a duration of at least an hour, or off (log files are never deleted)."""
+    seconds = _seconds_or_off(text or "30d", "--delta-log-retention")
+    if seconds is not None and seconds < MIN_LOG_RETENTION_S:
+        raise CliFailure(f"invalid --delta-log-retention {text!r}: must be at least 1h (a Delta reader that listed "
+                         "the log must still find what it listed), or off", code=2)
+    return seconds
+
+
 def _seconds_or_off(text: str | None, option: str, default: float | None = None) -> float | None:
     """A duration, or off/none/0 (None); `default` when not given."""
     if text is None:
@@ -372,8 +386,7 @@ def build_config(flags: ServeFlags) -> Config:
             _text(flags.hard_delete_default_duration, "HARD_DELETE_DEFAULT_DURATION", default="72h") or "72h",
             "--hard-delete-default-duration",
         ),
-        delta_log_retention=_seconds(
-            _text(flags.delta_log_retention, "DELTA_LOG_RETENTION", default="30d") or "30d", "--delta-log-retention"),
+        delta_log_retention=_log_retention(_text(flags.delta_log_retention, "DELTA_LOG_RETENTION", default="30d")),
     )
     try:
         config.host_port  # noqa: B018 - validates --http-bind now rather than when the server binds
@@ -531,8 +544,8 @@ def serve_command(
         help="Delay before a soft-deleted object is removed [default: 72h]")] = None,
     delta_log_retention: Annotated[str | None, _opt(
         "--delta-log-retention", env_name="DELTA_LOG_RETENTION",
-        help="Delta log files (old commits, checkpoints) older than this go after a newer checkpoint "
-             "[default: 30d]")] = None,
+        help="Delta log files (old commits, checkpoints) older than this go after a newer checkpoint: at "
+             "least 1h, or off to keep them all [default: 30d]")] = None,
     force_snapshot_mem_threshold: Annotated[str | None, _opt(
         "--force-snapshot-mem-threshold", env_name="FORCE_SNAPSHOT_MEM_THRESHOLD",
         help="Snapshot once buffered rows use this much memory: bytes, 256MiB or 10% [default: 256MiB]")] = None,

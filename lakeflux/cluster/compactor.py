@@ -95,7 +95,7 @@ class Compactor:
 
     def __init__(self, store: ObjectStore, cluster: str, node: str, process: str, catalog: Catalog,
                  registry: Registry, *, cleanup_wait_s: float = 600.0, row_limit: int = ROW_LIMIT,
-                 clock: Callable[[], int] = time.time_ns, delta_log_retention_s: float = LOG_RETENTION_S) -> None:
+                 clock: Callable[[], int] = time.time_ns, delta_log_retention_s: float | None = LOG_RETENTION_S) -> None:
         self.store = store
         self.cluster = cluster
         self.node = node

@@ -134,9 +134,12 @@ def _metadata(table_root: str, schema: str, created_ms: int | None,
             "partitionColumns": [], "configuration": dict(configuration), "createdTime": created_ms}
 
 
-def table_configuration(log_retention_s: float) -> dict[str, str]:
+def table_configuration(log_retention_s: float | None) -> dict[str, str]:
     """The table properties lakeflux records in a metaData action: its log retention, in Delta's interval
-    syntax (`interval 30 days`; whole seconds otherwise), which Spark and delta-rs both parse."""
+    syntax (`interval 30 days`; whole seconds otherwise), which Spark and delta-rs both parse; none when log
+    cleanup is off (None)."""
+    if log_retention_s is None:
+        return {}
     seconds = max(0, round(log_retention_s))
     text = f"interval {seconds // 86_400} days" if seconds and seconds % 86_400 == 0 else f"interval {seconds} seconds"
     return {RETENTION_KEY: text}

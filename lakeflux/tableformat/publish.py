@@ -78,7 +78,7 @@ class Publisher:
     store: ObjectStore
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     checkpoint_interval: int = CHECKPOINT_INTERVAL  # versions between checkpoints; 0: none
-    log_retention_s: float = LOG_RETENTION_S  # log files younger than this are never deleted
+    log_retention_s: float | None = LOG_RETENTION_S  # log files younger than this are never deleted; None: none are
     # The newest version of each table's log this process knows of (its own commits, or read).
     _heads: dict[str, LogHead | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -203,7 +203,7 @@ class Publisher:
             due = list(self._clean_due.items())[:CLEAN_TABLES_PER_CALL]
             for root, _ in due:
                 del self._clean_due[root]
-        if not due:
+        if not due or self.log_retention_s is None:
             return 0
         cutoff_ns = now_ns - int(self.log_retention_s * 1e9)
         if len(due) == 1:

@@ -88,10 +88,20 @@ def test_plain_aws_and_virtual_env_variables(monkeypatch: pytest.MonkeyPatch) ->
     (ServeFlags(disable_authz="write"), "invalid --disable-authz"),
     (ServeFlags(http_bind="8181"), "expected HOST:PORT"),
     (ServeFlags(query_log_size=0), "must be at least 1"),
+    (ServeFlags(delta_log_retention="30m"), "invalid --delta-log-retention '30m': must be at least 1h"),
+    (ServeFlags(delta_log_retention="soon"), "invalid --delta-log-retention"),
 ])
 def test_invalid_settings(flags: ServeFlags, message: str) -> None:
     with pytest.raises(CliFailure, match=message):
         build_config(flags)
+
+
+def test_delta_log_retention_default_off_and_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_config(ServeFlags()).delta_log_retention == 30 * 86400.0
+    assert build_config(ServeFlags(delta_log_retention="1h")).delta_log_retention == 3600.0
+    assert build_config(ServeFlags(delta_log_retention="off")).delta_log_retention is None
+    monkeypatch.setenv("LAKEFLUX_DELTA_LOG_RETENTION", "none")
+    assert build_config(ServeFlags()).delta_log_retention is None
 
 
 def test_invalid_env_values(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,6 +131,18 @@ def kept(listing: list[ObjectMeta], until: int, cutoff: int) -> list[str]:
     return sorted(m.key.removeprefix(paths.delta_log_prefix(TABLE)) for m in listing if m.key not in gone)
 
 
+def test_cleanup_off_keeps_every_log_file_and_records_no_retention(tmp_path):
+    """--delta-log-retention off: nothing is ever deleted, and the tables' metaData names no retention."""
+    table = Table(FileStore(tmp_path))
+    table.publisher.log_retention_s = None
+    table.publish(3 * CHECKPOINT_INTERVAL + 5)
+    table.age(range(35), days=400)
+    assert table.publisher.clean_logs(time.time_ns() + 400 * DAY) == 0
+    assert names(table.store) == log_names(range(35), (10, 20, 30))
+    first = [orjson.loads(line) for line in table.store.get(paths.delta_commit(TABLE, 0)).splitlines()]
+    assert next(a["metaData"] for a in first if "metaData" in a)["configuration"] == {}
+
+
 def test_the_cleanup_rule():
     old, new = 100, 200
     listing = [meta(v, "json", old) for v in range(25)] + [meta(v, "checkpoint.parquet", old) for v in (10, 20)]
