@@ -22,6 +22,7 @@ import orjson
 from ..errors import Corrupt, Fenced, NotFound
 from ..store import paths
 from ..store.base import ObjectStore
+from ..versioned import decode_versioned
 
 FORMAT_VERSION = 1
 log = logging.getLogger("lakeflux.snapshot")
@@ -92,17 +93,12 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> Manifest:
-        try:
-            d: dict[str, Any] = orjson.loads(data)
-            if d.get("version") != FORMAT_VERSION:
-                raise ValueError(f"unsupported version {d.get('version')}")
-            return cls(seq=d["seq"], wal_seq=d["wal_seq"], files=tuple(PersistedFile(**f) for f in d["files"]),
-                       retired=tuple(str(k) for k in d.get("retired", ())),
-                       added=tuple(str(k) for k in d.get("added", ())),
-                       held=tuple(HeldTable(**h) for h in d.get("held", ())),
-                       sealed=int(d.get("sealed", -1)), compaction=int(d.get("compaction", -1)))
-        except (ValueError, KeyError, TypeError) as e:
-            raise Corrupt(f"snapshot manifest {key} is unreadable: {e}") from e
+        return decode_versioned(data, FORMAT_VERSION, "snapshot manifest", key, lambda d: cls(
+            seq=d["seq"], wal_seq=d["wal_seq"], files=tuple(PersistedFile(**f) for f in d["files"]),
+            retired=tuple(str(k) for k in d.get("retired", ())),
+            added=tuple(str(k) for k in d.get("added", ())),
+            held=tuple(HeldTable(**h) for h in d.get("held", ())),
+            sealed=int(d.get("sealed", -1)), compaction=int(d.get("compaction", -1))))
 
     def files_of(self, db: str, table: str) -> list[PersistedFile]:
         return [f for f in self.files if f.db == db and f.table == table]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import orjson
 
@@ -30,6 +29,7 @@ from ..buffer.manifest import PersistedFile
 from ..errors import Corrupt, Fenced, NotFound, Unavailable
 from ..store import paths
 from ..store.base import ObjectStore
+from ..versioned import decode_versioned
 
 log = logging.getLogger("lakeflux.cluster")
 FORMAT_VERSION = 1
@@ -69,19 +69,14 @@ class CompactionManifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> CompactionManifest:
-        try:
-            d: dict[str, Any] = orjson.loads(data)
-            if d.get("version") != FORMAT_VERSION:
-                raise ValueError(f"unsupported version {d.get('version')}")
-            return cls(seq=int(d["seq"]), epoch=int(d["epoch"]), holder=str(d["holder"]), node=str(d["node"]),
-                       files=tuple(PersistedFile(**f) for f in d["files"]),
-                       absorbed={str(n): tuple(str(k) for k in keys) for n, keys in d["absorbed"].items()},
-                       seen={str(n): int(s) for n, s in d["seen"].items()},
-                       retired=tuple(Retired(**r) for r in d["retired"]),
-                       added=tuple(str(k) for k in d["added"]), removed=tuple(str(k) for k in d["removed"]),
-                       committed_ns=int(d["committed_ns"]))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise Corrupt(f"compaction manifest {key} is unreadable: {e}") from e
+        return decode_versioned(data, FORMAT_VERSION, "compaction manifest", key, lambda d: cls(
+            seq=int(d["seq"]), epoch=int(d["epoch"]), holder=str(d["holder"]), node=str(d["node"]),
+            files=tuple(PersistedFile(**f) for f in d["files"]),
+            absorbed={str(n): tuple(str(k) for k in keys) for n, keys in d["absorbed"].items()},
+            seen={str(n): int(s) for n, s in d["seen"].items()},
+            retired=tuple(Retired(**r) for r in d["retired"]),
+            added=tuple(str(k) for k in d["added"]), removed=tuple(str(k) for k in d["removed"]),
+            committed_ns=int(d["committed_ns"])))
 
     def files_of(self, db: str, table: str) -> list[PersistedFile]:
         return [f for f in self.files if f.db == db and f.table == table]

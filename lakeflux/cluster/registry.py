@@ -23,6 +23,7 @@ import pyarrow as pa
 from ..errors import Conflict, Corrupt, NotFound
 from ..store import paths
 from ..store.base import ObjectStore
+from ..versioned import decode_versioned
 
 log = logging.getLogger("lakeflux.cluster")
 FORMAT_VERSION = 1
@@ -60,14 +61,8 @@ class NodeRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> NodeRecord:
-        try:
-            d = orjson.loads(data)
-            if d.pop("version", None) != FORMAT_VERSION:
-                raise ValueError("unsupported version")
-            d["modes"] = tuple(d["modes"])
-            return cls(**d)
-        except (ValueError, TypeError, KeyError) as e:
-            raise Corrupt(f"node record {key} is unreadable: {e}") from e
+        return decode_versioned(data, FORMAT_VERSION, "node record", key,
+                                lambda d: cls(**{**d, "modes": tuple(d["modes"])}))
 
     def state(self, now_ns: int) -> str:
         """running, stopped, or unresponsive (no heartbeat for MISSED_HEARTBEATS intervals)."""

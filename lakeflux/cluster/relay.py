@@ -33,6 +33,7 @@ from ..engine.ports import CommittedSegment, SegmentInfo, SegmentTable
 from ..errors import Corrupt, Fenced, NotFound
 from ..store import paths
 from ..store.base import ObjectStore
+from ..versioned import decode_versioned
 from ..wal import Segment, Wal
 from .compaction import create_once
 from .registry import Registry
@@ -62,14 +63,8 @@ class RelayEntry:
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> RelayEntry:
-        try:
-            d = orjson.loads(data)
-            if d.pop("version", None) != FORMAT_VERSION:
-                raise ValueError("unsupported version")
-            d["source_seqs"] = tuple(d["source_seqs"])
-            return cls(**d)
-        except (ValueError, TypeError, KeyError) as e:
-            raise Corrupt(f"relay entry {key} is unreadable: {e}") from e
+        return decode_versioned(data, FORMAT_VERSION, "relay entry", key,
+                                lambda d: cls(**{**d, "source_seqs": tuple(d["source_seqs"])}))
 
 
 class Relay:
