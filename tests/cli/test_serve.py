@@ -147,6 +147,9 @@ def test_serve_refuses_bad_flags_before_starting(runner: CliRunner) -> None:
     bad = runner.invoke(app, ["serve", "--gen1-duration", "3m"])
     assert bad.exit_code == 2
     assert "invalid --gen1-duration" in bad.stderr
+    short = runner.invoke(app, ["serve", "--object-store", "memory", "--delta-log-retention", "10m"])
+    assert short.exit_code == 2
+    assert "invalid --delta-log-retention '10m': must be at least 1h" in short.stderr
 
 
 def test_serve_help_lists_env_names(runner: CliRunner) -> None:

@@ -104,3 +104,12 @@ def test_cli_persist_then_a_clean_stop_leave_the_lake_complete(tmp_path):
     duckdb = pytest.importorskip("duckdb")
     glob = f"{data}/{paths.table_prefix('node0', 'mydb', 'cpu')}date=*/*.parquet"
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(55,)]
+
+
+def test_a_server_with_delta_log_retention_off_records_no_retention(tmp_path):
+    """`serve --delta-log-retention off`: the tables' metaData names no retention (nothing cleans the log)."""
+    data = tmp_path / "data"
+    with ServerProcess(data, "--without-auth", "--delta-log-retention", "off") as srv:
+        post(srv.url, "/api/v3/write_lp?db=mydb", rows(10).encode())
+        assert lakeflux("persist", "-H", srv.url, "-d", "mydb", cwd=tmp_path).startswith("persisted: snapshot ")
+    assert DeltaReader(data_dir=data).table("mydb", "cpu").metadata().configuration == {}
